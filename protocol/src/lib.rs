@@ -1,0 +1,115 @@
+//! The authplug plugin protocol, both sides of it.
+//!
+//! A *host* (the broker, `authplug run`, your daemon) starts a *plugin* from
+//! an argv, writes the plugin's previous state to its stdin, reads a token
+//! from its stdout and the new state from file descriptor 3, shows its stderr
+//! to the user and judges success by the exit code. `PROTOCOL.md` in this
+//! crate is the normative text; every rule in it is enforced here and only
+//! here:
+//!
+//! - [`host::run`] runs a plugin once, with limits, a timeout, process-group
+//!   cleanup and concurrent I/O, and returns a typed [`host::RunError`].
+//! - [`plugin`] is the SDK for plugins written in Rust: one [`plugin::Plugin`]
+//!   impl and one call to [`plugin::main`].
+//!
+//! What this crate is not: it does not cache tokens, retry, or know what a
+//! token means (that is the broker's job), and it knows nothing of OAuth or
+//! OpenID Connect (that is the OIDC plugin's job).
+
+#![forbid(unsafe_op_in_unsafe_fn)]
+
+pub mod host;
+pub mod plugin;
+mod secret;
+
+pub use secret::{Secret, State, Token};
+
+/// Largest state a host accepts on fd 3: exactly 10 MiB is fine, one byte
+/// more is an error (rule 4).
+pub const STATE_LIMIT: usize = 10 * 1024 * 1024;
+
+/// Largest token a host accepts on stdout (rule 3).
+pub const TOKEN_LIMIT: usize = 1024 * 1024;
+
+/// The descriptor on which a plugin writes its new state (rule 4).
+pub const STATE_FD: i32 = 3;
+
+/// Set to [`PROTOCOL_VERSION`] for every plugin run (rule 1).
+pub const ENV_PROTOCOL: &str = "AUTHPLUG_PROTOCOL";
+/// Why the host runs the plugin: see [`Reason`] (rule 1).
+pub const ENV_REASON: &str = "AUTHPLUG_REASON";
+/// `1` if the plugin may open a browser or prompt, `0` if it must fail
+/// instead (rule 1).
+pub const ENV_INTERACTIVE: &str = "AUTHPLUG_INTERACTIVE";
+
+/// The protocol version this crate speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Why a host runs a plugin, passed as `AUTHPLUG_REASON`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Reason {
+    /// The host holds no state: first login.
+    Initial,
+    /// The host holds state and needs a (new) token.
+    Refresh,
+    /// A server refused the last token: do not hand it out again.
+    Rejected,
+    /// A value from a newer host; plugins should treat it like `Refresh`.
+    Unknown(String),
+}
+
+impl Reason {
+    pub fn as_str(&self) -> &str {
+        match self {
+            Reason::Initial => "initial",
+            Reason::Refresh => "refresh",
+            Reason::Rejected => "rejected",
+            Reason::Unknown(other) => other,
+        }
+    }
+
+    /// The reason a host gives when it has no more specific one.
+    pub fn for_state(state: &State) -> Reason {
+        if state.is_empty() {
+            Reason::Initial
+        } else {
+            Reason::Refresh
+        }
+    }
+}
+
+impl std::str::FromStr for Reason {
+    type Err = std::convert::Infallible;
+
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        Ok(match value {
+            "initial" => Reason::Initial,
+            "refresh" => Reason::Refresh,
+            "rejected" => Reason::Rejected,
+            other => Reason::Unknown(other.to_owned()),
+        })
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_round_trip_and_unknown_values_survive() {
+        for reason in [Reason::Initial, Reason::Refresh, Reason::Rejected] {
+            assert_eq!(reason.as_str().parse::<Reason>().ok(), Some(reason));
+        }
+        assert_eq!(
+            "step-up".parse::<Reason>().ok(),
+            Some(Reason::Unknown("step-up".into()))
+        );
+    }
+}

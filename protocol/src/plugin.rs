@@ -1,0 +1,197 @@
+//! The plugin side: an SDK for plugins written in Rust.
+//!
+//! A plugin is one [`Plugin`] impl and one call to [`main`]:
+//!
+//! ```no_run
+//! use authplug_protocol::plugin::{self, Plugin, Request, Response};
+//!
+//! struct Static;
+//!
+//! impl Plugin for Static {
+//!     fn run(&mut self, request: Request) -> Result<Response, plugin::Error> {
+//!         // Keep whatever state we had; hand out a fixed token.
+//!         Ok(Response::new("my-token", request.state))
+//!     }
+//! }
+//!
+//! fn main() {
+//!     plugin::main(Static)
+//! }
+//! ```
+//!
+//! [`main`] marks fd 3 close-on-exec before anything else (rule 9), so a
+//! browser or helper the plugin launches never inherits it. A plugin that
+//! starts threads or processes before calling [`main`] (an async runtime,
+//! say) must call [`protect_state_fd`] first.
+
+use std::fs::File;
+use std::io::{self, IsTerminal, Read, Write};
+use std::os::fd::FromRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::secret::SecretBuf;
+use crate::{
+    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, STATE_FD, STATE_LIMIT,
+};
+
+/// Any error a plugin reports; [`main`] prints it and its causes on stderr.
+pub type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// What the host asked for.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Request {
+    /// What the last successful run wrote on fd 3; empty the first time.
+    pub state: State,
+    /// Why the host runs us. Hosts that do not set `AUTHPLUG_REASON` (epithet)
+    /// get `initial` for empty state and `refresh` otherwise.
+    pub reason: Reason,
+    /// Whether we may open a browser or prompt. Hosts that do not say are
+    /// taken to allow it.
+    pub interactive: bool,
+    /// `AUTHPLUG_PROTOCOL`, if the host set it.
+    pub protocol_version: Option<u32>,
+}
+
+impl Request {
+    /// Builds a request from this process's environment and the given state.
+    pub fn from_env(state: State) -> Request {
+        let var = |name: &str| std::env::var(name).ok();
+        let reason = match var(ENV_REASON) {
+            Some(value) if !value.is_empty() => value.parse().unwrap_or(Reason::Refresh),
+            _ => Reason::for_state(&state),
+        };
+        Request {
+            reason,
+            interactive: var(ENV_INTERACTIVE).as_deref() != Some("0"),
+            protocol_version: var(ENV_PROTOCOL).and_then(|v| v.trim().parse().ok()),
+            state,
+        }
+    }
+}
+
+/// What the plugin hands back.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Response {
+    pub token: Token,
+    /// The complete new state; empty clears it.
+    pub state: State,
+}
+
+impl Response {
+    pub fn new(token: impl Into<Token>, state: impl Into<State>) -> Self {
+        Response {
+            token: token.into(),
+            state: state.into(),
+        }
+    }
+}
+
+/// A credential plugin.
+pub trait Plugin {
+    /// Produce a token (and the state to keep) or fail with a message for
+    /// the user. On failure the host keeps the previous state.
+    fn run(&mut self, request: Request) -> Result<Response, Error>;
+}
+
+/// Runs a plugin under the protocol and exits: 0 on success, 1 on failure
+/// with the error and its causes on stderr.
+pub fn main(mut plugin: impl Plugin) -> ! {
+    protect_state_fd();
+    let result = read_request()
+        .map_err(Error::from)
+        .and_then(|request| plugin.run(request))
+        .and_then(|response| write_response(&response).map_err(Error::from));
+    match result {
+        Ok(()) => std::process::exit(0),
+        Err(error) => {
+            let mut message = format!("error: {error}");
+            let mut source = error.source();
+            while let Some(cause) = source {
+                message.push_str(&format!("\n  caused by: {cause}"));
+                source = cause.source();
+            }
+            eprintln!("{message}");
+            std::process::exit(1)
+        }
+    }
+}
+
+/// Marks fd 3 close-on-exec if it is open, and says whether it is. Safe to
+/// call more than once; call it before starting threads or processes.
+pub fn protect_state_fd() -> bool {
+    // SAFETY: fcntl on a descriptor number touches no memory; a closed
+    // descriptor just yields EBADF.
+    unsafe {
+        let flags = libc::fcntl(STATE_FD, libc::F_GETFD);
+        if flags < 0 {
+            return false;
+        }
+        libc::fcntl(STATE_FD, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+    }
+    true
+}
+
+/// Reads the request: the state from stdin (to EOF, at most the protocol's
+/// limit) and the environment. A terminal on stdin means nobody is sending
+/// state (the plugin was started by hand), so the state is empty.
+pub fn read_request() -> io::Result<Request> {
+    let stdin = io::stdin();
+    if stdin.is_terminal() {
+        return Ok(Request::from_env(State::default()));
+    }
+    let mut buf = SecretBuf::new(STATE_LIMIT);
+    let mut chunk = zeroize::Zeroizing::new(vec![0u8; 64 * 1024]);
+    let mut stdin = stdin.lock();
+    loop {
+        let n = match stdin.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if buf.len() + n > STATE_LIMIT {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("the state on stdin is larger than the protocol's {STATE_LIMIT}-byte limit"),
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Ok(Request::from_env(State::new(buf.into_vec())))
+}
+
+static STATE_FD_TAKEN: AtomicBool = AtomicBool::new(false);
+
+/// Writes the new state on fd 3 (and closes it), then the token and a
+/// newline on stdout.
+///
+/// Without fd 3 (the plugin was started by hand) a non-empty state cannot be
+/// kept: that is said on stderr, and the token is still printed.
+pub fn write_response(response: &Response) -> io::Result<()> {
+    write_state(&response.state)?;
+    let mut stdout = io::stdout().lock();
+    stdout.write_all(response.token.as_bytes())?;
+    stdout.write_all(b"\n")?;
+    stdout.flush()
+}
+
+fn write_state(state: &State) -> io::Result<()> {
+    let open = protect_state_fd();
+    if !open || STATE_FD_TAKEN.swap(true, Ordering::SeqCst) {
+        if !state.is_empty() {
+            eprintln!(
+                "warning: no state descriptor (fd 3) is open, so the new state was not kept; \
+                 run this plugin through a host such as `authplug run`"
+            );
+        }
+        return Ok(());
+    }
+    // SAFETY: fd 3 is open (checked above) and, by the flag, this is the
+    // only place that ever takes ownership of it.
+    let mut fd3 = unsafe { File::from_raw_fd(STATE_FD) };
+    fd3.write_all(state.as_bytes())?;
+    // Dropping closes fd 3: the host sees EOF and knows the state is whole.
+    Ok(())
+}
