@@ -323,7 +323,11 @@ pub async fn run(
         // Wait for the plugin to exit; its output usually closes first.
         let (status, early) = tokio::select! {
             status = child.wait() => (status?, None),
-            outputs = &mut outputs => (child.wait().await?, Some(outputs?)),
+            outputs = &mut outputs => {
+                // An over-limit error must not wait for the plugin to exit.
+                let done = outputs?;
+                (child.wait().await?, Some(done))
+            }
         };
         let (token, new_state, (), ()) = match early {
             Some(done) => done,
