@@ -1,0 +1,584 @@
+//! The [`Broker`] handle: one plugin command, its token and state in memory,
+//! one run at a time shared by every caller.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use authplug_protocol::host::{self, PluginCommand, RunError, RunOptions, StderrSink};
+use authplug_protocol::{Reason, State, Token};
+use tokio::sync::{broadcast, watch};
+
+use crate::jwt;
+
+/// How a [`Broker`] runs its plugin and judges its tokens. Start from
+/// `BrokerOptions::default()` and set fields.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BrokerOptions {
+    /// Timeout, kill grace, extra environment and so on for each run. The
+    /// broker sets `reason`, `interactive` and `stderr_sink` itself.
+    pub run: RunOptions,
+    /// A JWT counts as expired this long before its `exp`, so the plugin is
+    /// re-run (reason `refresh`) before a server would refuse it.
+    pub skew: Duration,
+    /// After a failed interactive run, further interactive runs are refused
+    /// this long unless a caller forces one.
+    pub interactive_cooldown: Duration,
+    /// How often [`Broker::with_token`] and [`Broker::send`] get a new token
+    /// and retry after "unauthorized".
+    pub unauthorized_retries: u32,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            run: RunOptions::default(),
+            skew: Duration::from_secs(60),
+            interactive_cooldown: Duration::from_secs(60),
+            unauthorized_retries: 1,
+        }
+    }
+}
+
+/// How one caller wants its token.
+#[derive(Clone)]
+pub struct TokenRequest {
+    /// May a run started for this caller open a browser or prompt
+    /// (`AUTHPLUG_INTERACTIVE=1`)? Callers joining a run already under way
+    /// get that run's result, whichever way it was started.
+    pub interactive: bool,
+    /// Start an interactive run even during the cool-down after a failed one.
+    pub force: bool,
+    /// Receives the plugin's stderr lines while this caller waits for a run,
+    /// starting with the lines the run printed before the caller joined.
+    /// Called with the broker's lock held: it must not block.
+    pub on_stderr: Option<StderrSink>,
+}
+
+impl Default for TokenRequest {
+    fn default() -> Self {
+        TokenRequest {
+            interactive: true,
+            force: false,
+            on_stderr: None,
+        }
+    }
+}
+
+impl TokenRequest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
+        self
+    }
+
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    pub fn on_stderr(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_stderr = Some(Arc::new(sink));
+        self
+    }
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("interactive", &self.interactive)
+            .field("force", &self.force)
+            .field("on_stderr", &self.on_stderr.as_ref().map(|_| "Fn(&str)"))
+            .finish()
+    }
+}
+
+/// Why [`Broker::token`] has no token to give. Cheap to clone: every caller
+/// waiting on one run gets the same error.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrokerError {
+    /// The plugin run failed; the stored state is unchanged.
+    #[error("{0}")]
+    Run(Arc<RunError>),
+    /// A run after a rejection handed out the rejected token again.
+    #[error("the plugin returned the very token the server just rejected, so retrying cannot help: its login is probably revoked or its server-side session broken (check the plugin's configuration, or log out and in again)")]
+    SameTokenAfterReject,
+    /// An interactive run failed recently; no new one was started.
+    #[error("not starting another interactive login for {}s: the last one failed ({last_error}); wait, or force one (`authplug token --force`, `TokenRequest::force`)", remaining.as_secs().max(1))]
+    CoolingDown {
+        remaining: Duration,
+        last_error: String,
+    },
+    /// The run's task ended without a result (a panic in an embedding
+    /// daemon's stderr callback, or the runtime shutting down).
+    #[error("the plugin run was stopped before it finished; try again")]
+    Aborted,
+}
+
+/// What the broker holds, without secrets: for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    pub has_token: bool,
+    /// The cached token's `exp`, if it is a JWT with one.
+    pub expires_at: Option<SystemTime>,
+    /// When the broker re-runs the plugin ahead of `expires_at`.
+    pub refresh_at: Option<SystemTime>,
+    pub has_state: bool,
+    /// A run is under way.
+    pub running: bool,
+    /// Callers waiting on that run.
+    pub waiters: usize,
+    /// The last token was rejected and no new one has been obtained yet.
+    pub rejected: bool,
+    /// Runs finished (successful or not) since the broker was made.
+    pub runs: u64,
+    pub last_run: Option<RunRecord>,
+    /// The message of the last failed run, until a run succeeds.
+    pub last_error: Option<String>,
+    /// Interactive runs are refused until then (unless forced).
+    pub cooldown_until: Option<SystemTime>,
+}
+
+/// One finished run, for [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunRecord {
+    pub finished_at: SystemTime,
+    pub reason: String,
+    pub interactive: bool,
+    pub ok: bool,
+    pub elapsed: Duration,
+}
+
+/// Gets tokens from one plugin, keeping its token and state in memory only.
+///
+/// Cheap to clone; all clones share the same cache, state and run. See the
+/// crate documentation for an example.
+#[derive(Clone)]
+pub struct Broker {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Broker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Broker")
+            .field("command", &self.inner.command)
+            .field("status", &self.status())
+            .finish()
+    }
+}
+
+struct Inner {
+    command: PluginCommand,
+    options: BrokerOptions,
+    shared: Mutex<Shared>,
+    stderr: broadcast::Sender<String>,
+}
+
+#[derive(Default)]
+struct Shared {
+    cached: Option<Cached>,
+    state: State,
+    /// The last rejected token, until a run returns a different one; while
+    /// set, runs get reason `rejected`.
+    rejected: Option<Token>,
+    flight: Option<Flight>,
+    next_flight_id: u64,
+    cooldown_until: Option<(Instant, SystemTime)>,
+    runs: u64,
+    last_run: Option<RunRecord>,
+    last_error: Option<String>,
+}
+
+struct Cached {
+    token: Token,
+    expires_at: Option<SystemTime>,
+    refresh_at: Option<SystemTime>,
+}
+
+impl Cached {
+    fn new(token: Token, skew: Duration, now: SystemTime) -> Cached {
+        let expires_at = jwt::expiry(token.as_bytes());
+        let refresh_at = expires_at.map(|exp| refresh_time(exp, skew, now));
+        Cached {
+            token,
+            expires_at,
+            refresh_at,
+        }
+    }
+
+    fn is_fresh(&self, now: SystemTime) -> bool {
+        self.refresh_at.is_none_or(|at| now < at)
+    }
+}
+
+/// `skew` before `exp`; but a token that arrives already inside the skew
+/// window is kept for half its remaining life, or every call would run the
+/// plugin again.
+fn refresh_time(exp: SystemTime, skew: Duration, now: SystemTime) -> SystemTime {
+    let ahead = exp.checked_sub(skew).unwrap_or(SystemTime::UNIX_EPOCH);
+    if ahead > now {
+        ahead
+    } else {
+        let remaining = exp.duration_since(now).unwrap_or_default();
+        now + remaining / 2
+    }
+}
+
+/// Lines of the current run kept for callers that join it late (the login
+/// URL is usually printed first).
+const REPLAY_LINES: usize = 64;
+
+struct Flight {
+    id: u64,
+    result: watch::Receiver<Option<Result<Token, BrokerError>>>,
+    waiters: usize,
+    task: tokio::task::AbortHandle,
+    lines: VecDeque<String>,
+    listeners: Vec<(u64, StderrSink)>,
+    next_listener: u64,
+}
+
+/// Held by each caller waiting on a run; the last one to go cancels it.
+struct Waiter {
+    inner: Arc<Inner>,
+    flight_id: u64,
+    listener: Option<u64>,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut shared = self.inner.lock();
+        let Some(flight) = shared.flight.as_mut() else {
+            return;
+        };
+        if flight.id != self.flight_id {
+            return;
+        }
+        if let Some(listener) = self.listener {
+            flight.listeners.retain(|(id, _)| *id != listener);
+        }
+        flight.waiters -= 1;
+        if flight.waiters == 0 {
+            // Dropping the run's future kills the plugin's process group.
+            flight.task.abort();
+            shared.flight = None;
+            tracing::info!(command = %self.inner.command, "every caller went away; plugin run cancelled");
+        }
+    }
+}
+
+impl Broker {
+    pub fn new(command: PluginCommand, options: BrokerOptions) -> Broker {
+        let (stderr, _) = broadcast::channel(256);
+        Broker {
+            inner: Arc::new(Inner {
+                command,
+                options,
+                shared: Mutex::new(Shared::default()),
+                stderr,
+            }),
+        }
+    }
+
+    /// A broker that starts from state kept elsewhere (say, restored by the
+    /// embedding program from its own secure storage).
+    pub fn with_state(command: PluginCommand, options: BrokerOptions, state: State) -> Broker {
+        let broker = Broker::new(command, options);
+        broker.inner.lock().state = state;
+        broker
+    }
+
+    pub fn command(&self) -> &PluginCommand {
+        &self.inner.command
+    }
+
+    pub fn options(&self) -> &BrokerOptions {
+        &self.inner.options
+    }
+
+    /// The cached token, or a new one from a plugin run (interactive).
+    pub async fn token(&self) -> Result<Token, BrokerError> {
+        self.token_with(TokenRequest::default()).await
+    }
+
+    /// Like [`Broker::token`], with per-call choices.
+    ///
+    /// Callers that arrive while a run is under way wait for it and get its
+    /// result. If every waiting caller is dropped, the run is cancelled and
+    /// the plugin's process group killed.
+    pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
+        let (waiter, mut result) = {
+            let mut shared = self.inner.lock();
+            if let Some(cached) = &shared.cached {
+                if cached.is_fresh(SystemTime::now()) {
+                    return Ok(cached.token.clone());
+                }
+            }
+            if shared.flight.is_none() {
+                if request.interactive && !request.force {
+                    if let Some((until, _)) = shared.cooldown_until {
+                        let now = Instant::now();
+                        if now < until {
+                            return Err(BrokerError::CoolingDown {
+                                remaining: until - now,
+                                last_error: shared.last_error.clone().unwrap_or_default(),
+                            });
+                        }
+                    }
+                }
+                self.start_flight(&mut shared, request.interactive);
+            }
+            let Some(flight) = shared.flight.as_mut() else {
+                unreachable!("a flight was just started");
+            };
+            flight.waiters += 1;
+            let listener = request.on_stderr.map(|sink| {
+                for line in &flight.lines {
+                    sink(line);
+                }
+                let id = flight.next_listener;
+                flight.next_listener += 1;
+                flight.listeners.push((id, sink));
+                id
+            });
+            let waiter = Waiter {
+                inner: self.inner.clone(),
+                flight_id: flight.id,
+                listener,
+            };
+            (waiter, flight.result.clone())
+        };
+        let outcome = match result.wait_for(Option::is_some).await {
+            Ok(done) => done.clone().unwrap_or(Err(BrokerError::Aborted)),
+            // The task ended without sending: it panicked or the runtime is
+            // shutting down.
+            Err(_) => Err(BrokerError::Aborted),
+        };
+        drop(waiter);
+        outcome
+    }
+
+    /// Reports that a server refused `token` (say, HTTP 401). Clears the
+    /// cached token only if it is still `token` (compare-and-clear), so many
+    /// callers reporting the same stale token cause one re-run, with reason
+    /// `rejected`. Returns whether this call cleared it. The next
+    /// [`Broker::token`] runs the plugin.
+    pub fn reject(&self, token: &Token) -> bool {
+        let mut shared = self.inner.lock();
+        let matches = shared
+            .cached
+            .as_ref()
+            .is_some_and(|cached| cached.token == *token);
+        if matches {
+            if let Some(cached) = shared.cached.take() {
+                shared.rejected = Some(cached.token);
+            }
+            tracing::info!(command = %self.inner.command, "token rejected; the next request re-runs the plugin");
+        }
+        matches
+    }
+
+    /// Forgets the cached token (not the state): the next call runs the
+    /// plugin with reason `refresh`.
+    pub fn invalidate(&self) {
+        self.inner.lock().cached = None;
+    }
+
+    /// The plugin's stderr lines from every run, as they arrive. A slow
+    /// receiver misses lines (see [`broadcast::error::RecvError::Lagged`]).
+    pub fn stderr_lines(&self) -> broadcast::Receiver<String> {
+        self.inner.stderr.subscribe()
+    }
+
+    /// What the broker holds, without secrets.
+    pub fn status(&self) -> Status {
+        let shared = self.inner.lock();
+        let now = Instant::now();
+        Status {
+            has_token: shared.cached.is_some(),
+            expires_at: shared.cached.as_ref().and_then(|c| c.expires_at),
+            refresh_at: shared.cached.as_ref().and_then(|c| c.refresh_at),
+            has_state: !shared.state.is_empty(),
+            running: shared.flight.is_some(),
+            waiters: shared.flight.as_ref().map_or(0, |f| f.waiters),
+            rejected: shared.rejected.is_some(),
+            runs: shared.runs,
+            last_run: shared.last_run.clone(),
+            last_error: shared.last_error.clone(),
+            cooldown_until: shared
+                .cooldown_until
+                .filter(|(until, _)| *until > now)
+                .map(|(_, at)| at),
+        }
+    }
+
+    fn start_flight(&self, shared: &mut Shared, interactive: bool) {
+        let id = shared.next_flight_id;
+        shared.next_flight_id += 1;
+        let reason = if shared.rejected.is_some() {
+            Reason::Rejected
+        } else {
+            Reason::for_state(&shared.state)
+        };
+        let (sender, receiver) = watch::channel(None);
+        let task = tokio::spawn(run_flight(
+            self.inner.clone(),
+            id,
+            shared.state.clone(),
+            reason,
+            interactive,
+            sender,
+        ));
+        shared.flight = Some(Flight {
+            id,
+            result: receiver,
+            waiters: 0,
+            task: task.abort_handle(),
+            lines: VecDeque::new(),
+            listeners: Vec::new(),
+            next_listener: 0,
+        });
+    }
+}
+
+impl Inner {
+    fn lock(&self) -> MutexGuard<'_, Shared> {
+        // Every update under this lock is a few assignments that cannot
+        // panic half-way, so a poisoned lock still holds consistent data.
+        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn on_stderr_line(&self, flight_id: u64, line: &str) {
+        let mut shared = self.lock();
+        if let Some(flight) = shared.flight.as_mut().filter(|f| f.id == flight_id) {
+            if flight.lines.len() == REPLAY_LINES {
+                flight.lines.pop_front();
+            }
+            flight.lines.push_back(line.to_owned());
+            for (_, sink) in &flight.listeners {
+                sink(line);
+            }
+        }
+        let _ = self.stderr.send(line.to_owned());
+    }
+}
+
+async fn run_flight(
+    inner: Arc<Inner>,
+    id: u64,
+    state: State,
+    reason: Reason,
+    interactive: bool,
+    result: watch::Sender<Option<Result<Token, BrokerError>>>,
+) {
+    let mut options = inner.options.run.clone();
+    options.reason = Some(reason.clone());
+    options.interactive = interactive;
+    let sink_owner = Arc::downgrade(&inner);
+    options.stderr_sink = Some(Arc::new(move |line: &str| {
+        if let Some(inner) = sink_owner.upgrade() {
+            inner.on_stderr_line(id, line);
+        }
+    }));
+    tracing::info!(command = %inner.command, %reason, interactive, "running plugin");
+    let outcome = host::run(&inner.command, &state, &options).await;
+    drop(state);
+
+    // From here on there is no await: once the plugin has succeeded its new
+    // state is kept even if every caller has just gone away, since the old
+    // state may no longer be valid (a rotated refresh token).
+    let now = SystemTime::now();
+    let mut shared = inner.lock();
+    let (record_ok, elapsed, answer) = match outcome {
+        Ok(output) => {
+            let elapsed = output.elapsed;
+            if shared.rejected.as_ref() == Some(&output.token) {
+                (false, elapsed, Err(BrokerError::SameTokenAfterReject))
+            } else {
+                shared.state = output.state;
+                shared.rejected = None;
+                let cached = Cached::new(output.token, inner.options.skew, now);
+                let token = cached.token.clone();
+                shared.cached = Some(cached);
+                (true, elapsed, Ok(token))
+            }
+        }
+        Err(error) => (
+            false,
+            Duration::ZERO,
+            Err(BrokerError::Run(Arc::new(error))),
+        ),
+    };
+    match &answer {
+        Ok(_) => {
+            shared.last_error = None;
+            shared.cooldown_until = None;
+            tracing::info!(command = %inner.command, elapsed_ms = elapsed.as_millis() as u64, "plugin run succeeded");
+        }
+        Err(error) => {
+            shared.last_error = Some(error.to_string());
+            if interactive {
+                let cooldown = inner.options.interactive_cooldown;
+                shared.cooldown_until = Some((Instant::now() + cooldown, now + cooldown));
+            }
+            tracing::warn!(command = %inner.command, %error, "plugin run failed; state kept as it was");
+        }
+    }
+    shared.runs += 1;
+    shared.last_run = Some(RunRecord {
+        finished_at: now,
+        reason: reason.to_string(),
+        interactive,
+        ok: record_ok,
+        elapsed,
+    });
+    if shared.flight.as_ref().is_some_and(|f| f.id == id) {
+        shared.flight = None;
+    }
+    drop(shared);
+    result.send_replace(Some(answer));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_time_is_skew_before_exp_but_never_immediate() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let skew = Duration::from_secs(60);
+        let exp = now + Duration::from_secs(3600);
+        assert_eq!(refresh_time(exp, skew, now), exp - skew);
+        // Already inside the skew window: half the remaining life.
+        let short = now + Duration::from_secs(40);
+        assert_eq!(refresh_time(short, skew, now), now + Duration::from_secs(20));
+        // Already expired: due now.
+        let past = now - Duration::from_secs(5);
+        assert_eq!(refresh_time(past, skew, now), now);
+    }
+
+    #[test]
+    fn status_and_debug_show_no_secret() {
+        let broker = Broker::with_state(
+            PluginCommand::new("true"),
+            BrokerOptions::default(),
+            State::from("refresh-secret-42"),
+        );
+        broker.inner.lock().cached = Some(Cached::new(
+            Token::from("opaque-secret-17"),
+            Duration::from_secs(60),
+            SystemTime::now(),
+        ));
+        let shown = format!("{broker:?}");
+        assert!(!shown.contains("secret-42") && !shown.contains("secret-17"), "{shown}");
+        assert!(shown.contains("has_token: true"), "{shown}");
+    }
+}

@@ -1,0 +1,57 @@
+//! Run an operation with a token, and on "unauthorized" reject that token,
+//! get a new one and try again.
+
+use std::future::Future;
+
+use authplug_protocol::Token;
+
+use crate::{Broker, BrokerError};
+
+/// How an operation run by [`Broker::with_token`] failed.
+#[derive(Debug)]
+pub enum Failure<E> {
+    /// The server refused the token (HTTP 401 and the like): worth a new one.
+    Unauthorized(E),
+    /// Anything else: returned at once.
+    Other(E),
+}
+
+/// Why [`Broker::with_token`] gave up.
+#[derive(Debug, thiserror::Error)]
+pub enum WithTokenError<E> {
+    #[error("could not get a token: {0}")]
+    Token(#[source] BrokerError),
+    /// Still unauthorized after every retry.
+    #[error("the server refused a fresh token too")]
+    Unauthorized(E),
+    #[error("the operation failed")]
+    Other(E),
+}
+
+impl Broker {
+    /// Runs `operation` with the current token. When it reports
+    /// [`Failure::Unauthorized`], the token is rejected (compare-and-clear,
+    /// see [`Broker::reject`]), a new one obtained and the operation run
+    /// again, up to [`BrokerOptions::unauthorized_retries`](crate::BrokerOptions) times.
+    pub async fn with_token<T, E, F, Fut>(&self, mut operation: F) -> Result<T, WithTokenError<E>>
+    where
+        F: FnMut(Token) -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+    {
+        let mut retries_left = self.options().unauthorized_retries;
+        loop {
+            let token = self.token().await.map_err(WithTokenError::Token)?;
+            match operation(token.clone()).await {
+                Ok(value) => return Ok(value),
+                Err(Failure::Other(error)) => return Err(WithTokenError::Other(error)),
+                Err(Failure::Unauthorized(error)) => {
+                    self.reject(&token);
+                    if retries_left == 0 {
+                        return Err(WithTokenError::Unauthorized(error));
+                    }
+                    retries_left -= 1;
+                }
+            }
+        }
+    }
+}
