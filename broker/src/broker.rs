@@ -453,7 +453,9 @@ impl Inner {
     fn lock(&self) -> MutexGuard<'_, Shared> {
         // Every update under this lock is a few assignments that cannot
         // panic half-way, so a poisoned lock still holds consistent data.
-        self.shared.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn on_stderr_line(&self, flight_id: u64, line: &str) {
@@ -559,7 +561,10 @@ mod tests {
         assert_eq!(refresh_time(exp, skew, now), exp - skew);
         // Already inside the skew window: half the remaining life.
         let short = now + Duration::from_secs(40);
-        assert_eq!(refresh_time(short, skew, now), now + Duration::from_secs(20));
+        assert_eq!(
+            refresh_time(short, skew, now),
+            now + Duration::from_secs(20)
+        );
         // Already expired: due now.
         let past = now - Duration::from_secs(5);
         assert_eq!(refresh_time(past, skew, now), now);
@@ -578,7 +583,10 @@ mod tests {
             SystemTime::now(),
         ));
         let shown = format!("{broker:?}");
-        assert!(!shown.contains("secret-42") && !shown.contains("secret-17"), "{shown}");
+        assert!(
+            !shown.contains("secret-42") && !shown.contains("secret-17"),
+            "{shown}"
+        );
         assert!(shown.contains("has_token: true"), "{shown}");
     }
 }

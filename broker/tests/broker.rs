@@ -1,0 +1,458 @@
+//! The broker library against real plugin processes (small sh scripts that
+//! count their own runs in a file).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use authplug_broker::{
+    Broker, BrokerError, BrokerOptions, Failure, PluginCommand, Token, TokenRequest, WithTokenError,
+};
+
+struct Plugin {
+    dir: tempfile::TempDir,
+}
+
+impl Plugin {
+    /// Writes `body` as an executable sh script; `$DIR` in it is a scratch
+    /// directory, and each run appends `$AUTHPLUG_REASON $AUTHPLUG_INTERACTIVE`
+    /// to `$DIR/runs` before the body.
+    fn new(body: &str) -> Plugin {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let script = format!(
+            "#!/bin/sh\nDIR='{}'\necho \"$AUTHPLUG_REASON $AUTHPLUG_INTERACTIVE\" >> \"$DIR/runs\"\n{body}\n",
+            dir.path().display()
+        );
+        let path = dir.path().join("plugin.sh");
+        std::fs::write(&path, script).expect("write plugin");
+        make_executable(&path);
+        Plugin { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn command(&self) -> PluginCommand {
+        PluginCommand::new(self.path("plugin.sh"))
+    }
+
+    fn broker(&self, options: BrokerOptions) -> Broker {
+        Broker::new(self.command(), options)
+    }
+
+    /// One line per run: `reason interactive`.
+    fn runs(&self) -> Vec<String> {
+        std::fs::read_to_string(self.path("runs"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn make_executable(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
+fn options() -> BrokerOptions {
+    let mut options = BrokerOptions::default();
+    options.run.timeout = Duration::from_secs(20);
+    options.run.kill_grace = Duration::from_millis(200);
+    options.run.drain_window = Duration::from_millis(200);
+    options
+}
+
+fn text(token: &Token) -> String {
+    token.to_str().expect("utf-8 token").to_owned()
+}
+
+/// A plugin whose token is `tok-N`, N its state plus one; it keeps N as its
+/// state.
+const COUNTING: &str = r#"
+state=$(cat)
+[ -n "$state" ] || state=0
+next=$((state + 1))
+printf '%s' "$next" >&3
+echo "tok-$next"
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_callers_share_one_run() {
+    let plugin = Plugin::new("sleep 0.5\necho tok-shared");
+    let broker = plugin.broker(options());
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let broker = broker.clone();
+        callers.spawn(async move { broker.token().await });
+    }
+    let mut tokens = 0;
+    while let Some(result) = callers.join_next().await {
+        let token = result.expect("caller task").expect("token");
+        assert_eq!(text(&token), "tok-shared");
+        tokens += 1;
+    }
+    assert_eq!(tokens, 1000);
+    assert_eq!(plugin.runs(), ["initial 1"]);
+    // Cached from now on.
+    broker.token().await.expect("cached token");
+    assert_eq!(plugin.runs().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_401_storm_on_the_same_token_causes_one_rerun() {
+    let plugin = Plugin::new(&format!("sleep 0.2\n{COUNTING}"));
+    let broker = plugin.broker(options());
+    let stale = broker.token().await.expect("first token");
+    assert_eq!(text(&stale), "tok-1");
+
+    let cleared = Arc::new(AtomicUsize::new(0));
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (broker, stale, cleared) = (broker.clone(), stale.clone(), cleared.clone());
+        callers.spawn(async move {
+            if broker.reject(&stale) {
+                cleared.fetch_add(1, Ordering::SeqCst);
+            }
+            broker.token().await
+        });
+    }
+    while let Some(result) = callers.join_next().await {
+        let token = result.expect("caller task").expect("token");
+        assert_eq!(text(&token), "tok-2");
+    }
+    assert_eq!(cleared.load(Ordering::SeqCst), 1);
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
+}
+
+#[tokio::test]
+async fn the_same_token_after_a_reject_is_an_error_not_a_loop() {
+    let plugin = Plugin::new("echo always-the-same");
+    let broker = plugin.broker(options());
+    let token = broker.token().await.expect("first token");
+    assert!(broker.reject(&token));
+    let error = broker.token().await.expect_err("same token again");
+    assert!(
+        matches!(error, BrokerError::SameTokenAfterReject),
+        "{error}"
+    );
+    assert!(error.to_string().contains("rejected"), "{error}");
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
+    let status = broker.status();
+    assert!(!status.has_token && status.rejected && status.last_error.is_some());
+}
+
+#[tokio::test]
+async fn each_run_gets_the_state_the_previous_run_wrote() {
+    let plugin = Plugin::new(&format!(
+        "{COUNTING}\necho \"stdin=$state\" >> \"$DIR/stdin\""
+    ));
+    let broker = plugin.broker(options());
+    let first = broker.token().await.expect("token 1");
+    assert_eq!(text(&first), "tok-1");
+    broker.reject(&first);
+    assert_eq!(text(&broker.token().await.expect("token 2")), "tok-2");
+    broker.invalidate();
+    assert_eq!(text(&broker.token().await.expect("token 3")), "tok-3");
+    let stdin = std::fs::read_to_string(plugin.path("stdin")).expect("stdin log");
+    assert_eq!(stdin, "stdin=0\nstdin=1\nstdin=2\n");
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1", "refresh 1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_keeps_the_state_and_reaches_every_waiter() {
+    let plugin = Plugin::new(&format!(
+        r#"if [ -e "$DIR/fail" ]; then
+  cat >/dev/null
+  printf 'garbage' >&3
+  echo "the identity provider is down (503)" >&2
+  sleep 0.3
+  exit 3
+fi
+{COUNTING}"#
+    ));
+    let broker = plugin.broker(options());
+    assert_eq!(text(&broker.token().await.expect("token 1")), "tok-1");
+
+    std::fs::write(plugin.path("fail"), "").expect("fail flag");
+    broker.invalidate();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..10 {
+        let broker = broker.clone();
+        callers.spawn(async move {
+            broker
+                .token_with(TokenRequest::new().interactive(false))
+                .await
+        });
+    }
+    while let Some(result) = callers.join_next().await {
+        let error = result.expect("caller task").expect_err("failing run");
+        let message = error.to_string();
+        assert!(message.contains("exit code 3"), "{message}");
+        assert!(
+            message.contains("the identity provider is down (503)"),
+            "{message}"
+        );
+    }
+    assert_eq!(plugin.runs().len(), 2, "one failed run for ten callers");
+    assert!(broker.status().has_state);
+
+    std::fs::remove_file(plugin.path("fail")).expect("clear flag");
+    // The state is still 1 (not "garbage"), so the token is tok-2.
+    assert_eq!(text(&broker.token().await.expect("token 2")), "tok-2");
+    assert_eq!(broker.status().last_error, None);
+}
+
+fn is_running(pid: i32) -> bool {
+    // A zombie is dead for our purposes: it runs nothing and holds nothing.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_every_caller_goes_away_the_run_and_its_group_are_killed() {
+    let plugin = Plugin::new(
+        r#"if [ -e "$DIR/quick" ]; then echo tok-quick; exit 0; fi
+echo $$ > "$DIR/pids"
+sleep 30 &
+echo $! >> "$DIR/pids"
+wait"#,
+    );
+    let broker = plugin.broker(options());
+    let gone = tokio::time::timeout(Duration::from_millis(700), broker.token()).await;
+    assert!(
+        gone.is_err(),
+        "the plugin sleeps; the caller gives up first"
+    );
+
+    let pids: Vec<i32> = std::fs::read_to_string(plugin.path("pids"))
+        .expect("the plugin wrote its pids")
+        .split_whitespace()
+        .map(|pid| pid.parse().expect("pid"))
+        .collect();
+    assert_eq!(pids.len(), 2);
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while pids.iter().any(|&pid| is_running(pid)) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "plugin group still running: {pids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(!broker.status().running);
+
+    // A later call starts a fresh run.
+    std::fs::write(plugin.path("quick"), "").expect("quick flag");
+    assert_eq!(text(&broker.token().await.expect("fresh run")), "tok-quick");
+    assert_eq!(plugin.runs().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_goes_on_while_any_caller_still_waits() {
+    let plugin = Plugin::new("sleep 0.8\necho tok-patient");
+    let broker = plugin.broker(options());
+    let patient = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    let impatient = tokio::time::timeout(Duration::from_millis(200), broker.token()).await;
+    assert!(impatient.is_err());
+    let token = patient.await.expect("task").expect("token");
+    assert_eq!(text(&token), "tok-patient");
+    assert_eq!(plugin.runs().len(), 1);
+}
+
+/// A JWT (unsigned: the broker never checks signatures) whose `exp` is
+/// `$1` seconds from now.
+const JWT_PLUGIN: &str = r#"
+exp=$(( $(date +%s) + $(cat "$DIR/lifetime") ))
+payload=$(printf '{"sub":"me","exp":%d,"n":"%s"}' "$exp" "$(wc -l < "$DIR/runs")" | base64 | tr '+/' '-_' | tr -d '=\n')
+echo "eyJhbGciOiJSUzI1NiJ9.$payload.c2lnbmF0dXJl"
+"#;
+
+#[tokio::test]
+async fn a_jwt_is_refreshed_skew_seconds_before_exp() {
+    let plugin = Plugin::new(JWT_PLUGIN);
+    std::fs::write(plugin.path("lifetime"), "62").expect("lifetime");
+    let mut options = options();
+    options.skew = Duration::from_secs(60);
+    let broker = plugin.broker(options);
+
+    let first = broker.token().await.expect("first");
+    let status = broker.status();
+    let (expires_at, refresh_at) = (
+        status.expires_at.expect("exp"),
+        status.refresh_at.expect("refresh"),
+    );
+    assert_eq!(
+        expires_at.duration_since(refresh_at).ok(),
+        Some(Duration::from_secs(60))
+    );
+    assert_eq!(broker.token().await.expect("cached"), first);
+    assert_eq!(plugin.runs(), ["initial 1"]);
+
+    let wait = refresh_at
+        .duration_since(SystemTime::now())
+        .unwrap_or_default();
+    tokio::time::sleep(wait + Duration::from_millis(100)).await;
+    let second = broker.token().await.expect("refreshed");
+    assert_ne!(second, first);
+    // The plugin writes no state, so the reason falls back to `initial`;
+    // what matters is that the broker ran it ahead of `exp`.
+    assert_eq!(plugin.runs().len(), 2);
+    assert!(SystemTime::now() < expires_at);
+}
+
+#[tokio::test]
+async fn a_token_issued_inside_the_skew_window_is_still_cached_for_a_while() {
+    let plugin = Plugin::new(JWT_PLUGIN);
+    std::fs::write(plugin.path("lifetime"), "20").expect("lifetime");
+    let broker = plugin.broker(options());
+    let first = broker.token().await.expect("first");
+    assert_eq!(broker.token().await.expect("cached"), first);
+    assert_eq!(plugin.runs().len(), 1);
+}
+
+#[tokio::test]
+async fn an_opaque_token_is_kept_until_rejected() {
+    let plugin = Plugin::new(COUNTING);
+    let mut options = options();
+    options.skew = Duration::from_secs(1_000_000_000);
+    let broker = plugin.broker(options);
+    let first = broker.token().await.expect("first");
+    assert_eq!(broker.status().expires_at, None);
+    assert_eq!(broker.token().await.expect("cached"), first);
+    broker.reject(&first);
+    assert_eq!(text(&broker.token().await.expect("second")), "tok-2");
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
+}
+
+#[tokio::test]
+async fn a_failed_interactive_run_starts_a_cooldown_unless_forced() {
+    let plugin = Plugin::new(
+        r#"if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then
+  echo "login cancelled in the browser" >&2
+  exit 1
+fi
+echo "a login is needed, but this run may not open a browser" >&2
+exit 2"#,
+    );
+    let broker = plugin.broker(options());
+    let first = broker.token().await.expect_err("cancelled login");
+    assert!(matches!(first, BrokerError::Run(_)), "{first}");
+
+    let refused = broker.token().await.expect_err("cool-down");
+    match &refused {
+        BrokerError::CoolingDown {
+            remaining,
+            last_error,
+        } => {
+            assert!(*remaining > Duration::from_secs(50), "{remaining:?}");
+            assert!(
+                last_error.contains("login cancelled in the browser"),
+                "{last_error}"
+            );
+        }
+        other => panic!("expected a cool-down, got {other}"),
+    }
+    assert!(refused.to_string().contains("force"), "{refused}");
+    assert!(broker.status().cooldown_until.is_some());
+    assert_eq!(plugin.runs(), ["initial 1"], "no second interactive run");
+
+    // Non-interactive runs go on (they cannot open a browser anyway)...
+    let quiet = broker
+        .token_with(TokenRequest::new().interactive(false))
+        .await
+        .expect_err("non-interactive");
+    assert!(
+        quiet.to_string().contains("may not open a browser"),
+        "{quiet}"
+    );
+    // ...and a forced interactive run is allowed.
+    broker
+        .token_with(TokenRequest::new().force(true))
+        .await
+        .expect_err("forced run fails again");
+    assert_eq!(plugin.runs(), ["initial 1", "initial 0", "initial 1"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_see_the_plugins_stderr_live_including_lines_printed_before_they_joined() {
+    let plugin = Plugin::new(
+        "echo 'open https://login.example/device?code=XYZ' >&2\nsleep 0.6\necho 'still waiting' >&2\necho tok-after-login",
+    );
+    let broker = plugin.broker(options());
+    let mut everything = broker.stderr_lines();
+    let early_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let late_lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let early = tokio::spawn({
+        let (broker, lines) = (broker.clone(), early_lines.clone());
+        async move {
+            let request = TokenRequest::new().on_stderr(move |line| {
+                lines.lock().expect("lines").push(line.to_owned());
+            });
+            broker.token_with(request).await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let request = TokenRequest::new().on_stderr({
+        let lines = late_lines.clone();
+        move |line| lines.lock().expect("lines").push(line.to_owned())
+    });
+    let token = broker.token_with(request).await.expect("late waiter");
+    assert_eq!(text(&token), "tok-after-login");
+    early.await.expect("task").expect("early waiter");
+    let expected = [
+        "open https://login.example/device?code=XYZ",
+        "still waiting",
+    ];
+    assert_eq!(*early_lines.lock().expect("lines"), expected);
+    assert_eq!(*late_lines.lock().expect("lines"), expected);
+    assert_eq!(everything.recv().await.expect("broadcast"), expected[0]);
+    assert_eq!(plugin.runs().len(), 1);
+}
+
+#[tokio::test]
+async fn with_token_rejects_and_retries_on_unauthorized_as_configured() {
+    let plugin = Plugin::new(COUNTING);
+    let broker = plugin.broker(options());
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let result = broker
+        .with_token(|token| {
+            let seen = seen.clone();
+            async move {
+                let token = text(&token);
+                seen.lock().expect("seen").push(token.clone());
+                if token == "tok-1" {
+                    Err(Failure::Unauthorized("401"))
+                } else {
+                    Ok(token)
+                }
+            }
+        })
+        .await
+        .expect("retried with a new token");
+    assert_eq!(result, "tok-2");
+    assert_eq!(*seen.lock().expect("seen"), ["tok-1", "tok-2"]);
+
+    let mut no_retries = options();
+    no_retries.unauthorized_retries = 0;
+    let strict = Plugin::new(COUNTING);
+    let broker = strict.broker(no_retries);
+    let error = broker
+        .with_token(|_token| async { Err::<(), _>(Failure::Unauthorized("401")) })
+        .await
+        .expect_err("no retries");
+    assert!(matches!(error, WithTokenError::Unauthorized("401")));
+    assert_eq!(strict.runs().len(), 1);
+    assert!(
+        broker.status().rejected,
+        "the refused token was still rejected"
+    );
+}
