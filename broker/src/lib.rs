@@ -40,6 +40,7 @@
 //! Connect (that is the plugins' job). It never verifies a token's signature;
 //! it reads a JWT's `exp` only to decide when to ask the plugin again.
 
+pub mod agent;
 mod broker;
 #[cfg(feature = "http")]
 mod http;

@@ -1,0 +1,205 @@
+//! The agent's client: blocking, so the CLI starts fast and needs no
+//! runtime.
+
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::paths;
+use super::wire::{Op, Request, Response, MAX_LINE, WIRE_VERSION};
+
+/// Why a request to the agent failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(
+        "no agent is running on {0} (start one with `authplug agent`, or drop --no-autostart)"
+    )]
+    NotRunning(PathBuf),
+    #[error("could not start the agent: {0}")]
+    Autostart(String),
+    #[error("talking to the agent on {path} failed: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("the agent's answer is not valid ({0}); is the agent the same authplug version? Restart it with `authplug stop`")]
+    Protocol(String),
+    /// The agent answered with an error.
+    #[error("{0}")]
+    Agent(String),
+}
+
+/// A connection to the agent.
+pub struct Client {
+    path: PathBuf,
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Client {
+    /// Connects to a running agent.
+    pub fn connect(socket: &Path) -> Result<Client, ClientError> {
+        let stream = UnixStream::connect(socket).map_err(|source| {
+            if matches!(
+                source.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
+            ) {
+                ClientError::NotRunning(socket.to_owned())
+            } else {
+                ClientError::Io {
+                    path: socket.to_owned(),
+                    source,
+                }
+            }
+        })?;
+        let writer = stream.try_clone().map_err(|source| ClientError::Io {
+            path: socket.to_owned(),
+            source,
+        })?;
+        Ok(Client {
+            path: socket.to_owned(),
+            reader: BufReader::new(stream),
+            writer,
+        })
+    }
+
+    /// Connects, starting an agent in the background first if none runs.
+    /// `agent_args` are passed to `authplug agent` (say `--config FILE`).
+    pub fn connect_or_start(
+        socket: &Path,
+        agent_args: &[std::ffi::OsString],
+    ) -> Result<Client, ClientError> {
+        match Client::connect(socket) {
+            Err(ClientError::NotRunning(_)) => {}
+            other => return other,
+        }
+        start_agent(socket, agent_args)?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match Client::connect(socket) {
+                Err(ClientError::NotRunning(_)) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(ClientError::NotRunning(_)) => {
+                    return Err(ClientError::Autostart(format!(
+                        "it did not open {} within 10 s; see its log {}",
+                        socket.display(),
+                        paths::log_file(socket).display()
+                    )))
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Sends one request; progress lines go to `on_stderr`; returns the
+    /// final answer, or its error as [`ClientError::Agent`].
+    pub fn request(
+        &mut self,
+        op: Op,
+        mut on_stderr: impl FnMut(&str),
+    ) -> Result<Response, ClientError> {
+        let request = Request {
+            v: WIRE_VERSION,
+            op,
+        };
+        let mut bytes = Zeroizing::new(
+            serde_json::to_vec(&request).map_err(|e| ClientError::Protocol(e.to_string()))?,
+        );
+        drop(request);
+        bytes.push(b'\n');
+        self.writer
+            .write_all(&bytes)
+            .map_err(|source| self.io(source))?;
+        let mut line = Zeroizing::new(Vec::new());
+        loop {
+            line.clear();
+            let read = (&mut self.reader)
+                .take(MAX_LINE as u64)
+                .read_until(b'\n', &mut line)
+                .map_err(|source| self.io(source))?;
+            if read == 0 {
+                return Err(ClientError::Protocol(
+                    "it closed the connection without an answer".into(),
+                ));
+            }
+            if !line.ends_with(b"\n") && read as u64 == MAX_LINE as u64 {
+                return Err(ClientError::Protocol("answer line too long".into()));
+            }
+            let response: Response =
+                serde_json::from_slice(&line).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            if !response.is_final() {
+                if let Some(text) = &response.stderr {
+                    on_stderr(text);
+                }
+                continue;
+            }
+            if response.ok == Some(true) {
+                return Ok(response);
+            }
+            return Err(ClientError::Agent(response.error.clone().unwrap_or_else(
+                || "the agent reported an error without a message".into(),
+            )));
+        }
+    }
+
+    fn io(&self, source: io::Error) -> ClientError {
+        ClientError::Io {
+            path: self.path.clone(),
+            source,
+        }
+    }
+}
+
+/// Starts `authplug agent --socket SOCKET` detached: its own session, stdin
+/// from /dev/null, output appended to the log file beside the socket.
+fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), ClientError> {
+    let fail = |what: &str, error: io::Error| ClientError::Autostart(format!("{what}: {error}"));
+    let dir = socket
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    paths::private_dir(dir).map_err(|e| fail("cannot create the socket's directory", e))?;
+    let log_path = paths::log_file(socket);
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| fail(&format!("cannot open the log {}", log_path.display()), e))?;
+    let log_err = log
+        .try_clone()
+        .map_err(|e| fail("cannot open the log", e))?;
+    let exe = std::env::current_exe().map_err(|e| fail("cannot find the authplug binary", e))?;
+    let mut command = Command::new(exe);
+    command
+        .arg("agent")
+        .arg("--socket")
+        .arg(socket)
+        .args(agent_args)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err);
+    detach(&mut command);
+    command
+        .spawn()
+        .map_err(|e| fail("cannot run authplug agent", e))?;
+    tracing::info!(socket = %socket.display(), log = %log_path.display(), "started an agent in the background");
+    Ok(())
+}
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::process::CommandExt;
+
+fn detach(command: &mut Command) {
+    // SAFETY: setsid is async-signal-safe and touches no memory; it gives
+    // the agent its own session, so the terminal's hangup and Ctrl-C do not
+    // reach it.
+    unsafe {
+        command.pre_exec(|| {
+            nix::unistd::setsid().map_err(io::Error::from)?;
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,280 @@
+//! Profiles: the TOML config file and `--profile NAME=COMMANDLINE` flags.
+//!
+//! ```toml
+//! default_profile = "work"
+//!
+//! [profiles.work]
+//! command = "authplug-oidc --issuer https://id.example.com --client-id cli"
+//! timeout = 300      # seconds for one plugin run (default 300)
+//! skew = 60          # refresh a JWT this many seconds before exp (default 60)
+//! cooldown = 60      # seconds without interactive runs after one failed (default 60)
+//! env = { AUTHPLUG_OIDC_CLIENT_SECRET = "..." }  # extra environment for the plugin
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::{Broker, BrokerOptions, PluginCommand};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub default_profile: Option<String>,
+    #[serde(default)]
+    pub profiles: BTreeMap<String, ProfileConfig>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// The plugin's command line, split by shell-word rules (no shell runs).
+    pub command: String,
+    pub timeout: Option<f64>,
+    pub skew: Option<f64>,
+    pub cooldown: Option<f64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// A config that cannot be used, with what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("profile `{name}`: {message}")]
+    Profile { name: String, message: String },
+    #[error("`--profile {0}` must look like NAME=COMMANDLINE, e.g. --profile work='authplug-oidc --issuer https://id.example.com --client-id cli'")]
+    Flag(String),
+    #[error("default_profile `{0}` is not one of the profiles")]
+    UnknownDefault(String),
+}
+
+/// The agent's profiles, each with its broker.
+#[derive(Debug, Default)]
+pub struct Profiles {
+    profiles: BTreeMap<String, Broker>,
+    default: Option<String>,
+}
+
+impl ConfigFile {
+    /// Reads `path`. A missing file is an empty config unless `required`.
+    pub fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
+                return Ok(ConfigFile::default())
+            }
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: error.to_string(),
+        })
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ConfigError> {
+    let valid = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ConfigError::Profile {
+            name: name.to_owned(),
+            message: "a profile name is 1 to 64 letters, digits, '-', '_' or '.'".into(),
+        })
+    }
+}
+
+fn seconds(
+    name: &str,
+    field: &str,
+    value: Option<f64>,
+    default: Duration,
+) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(secs) => Duration::try_from_secs_f64(secs).map_err(|_| ConfigError::Profile {
+            name: name.to_owned(),
+            message: format!("{field} must be a non-negative number of seconds, not {secs}"),
+        }),
+    }
+}
+
+impl ProfileConfig {
+    pub fn broker(&self, name: &str) -> Result<Broker, ConfigError> {
+        let command =
+            PluginCommand::parse(&self.command).map_err(|error| ConfigError::Profile {
+                name: name.to_owned(),
+                message: error.to_string(),
+            })?;
+        let mut options = BrokerOptions::default();
+        options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout)?;
+        options.skew = seconds(name, "skew", self.skew, options.skew)?;
+        options.interactive_cooldown = seconds(
+            name,
+            "cooldown",
+            self.cooldown,
+            options.interactive_cooldown,
+        )?;
+        options.run.env = self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        Ok(Broker::new(command, options))
+    }
+}
+
+impl Profiles {
+    /// The config file's profiles, then the flags (`NAME=COMMANDLINE`, which
+    /// replace a file profile of the same name).
+    pub fn build(file: &ConfigFile, flags: &[String]) -> Result<Profiles, ConfigError> {
+        let mut profiles = BTreeMap::new();
+        for (name, config) in &file.profiles {
+            check_name(name)?;
+            profiles.insert(name.clone(), config.broker(name)?);
+        }
+        for flag in flags {
+            let (name, command) = flag
+                .split_once('=')
+                .ok_or_else(|| ConfigError::Flag(flag.clone()))?;
+            check_name(name)?;
+            let config = ProfileConfig {
+                command: command.to_owned(),
+                timeout: None,
+                skew: None,
+                cooldown: None,
+                env: BTreeMap::new(),
+            };
+            profiles.insert(name.to_owned(), config.broker(name)?);
+        }
+        if let Some(default) = &file.default_profile {
+            if !profiles.contains_key(default) {
+                return Err(ConfigError::UnknownDefault(default.clone()));
+            }
+        }
+        Ok(Profiles {
+            profiles,
+            default: file.default_profile.clone(),
+        })
+    }
+
+    pub fn insert(&mut self, name: &str, broker: Broker) {
+        self.profiles.insert(name.to_owned(), broker);
+    }
+
+    /// The default profile: `default_profile`, else the only profile, else
+    /// one named `default`.
+    pub fn default_name(&self) -> Option<&str> {
+        if let Some(name) = &self.default {
+            return Some(name);
+        }
+        if self.profiles.len() == 1 {
+            return self.profiles.keys().next().map(String::as_str);
+        }
+        self.profiles.contains_key("default").then_some("default")
+    }
+
+    /// The named profile, or the default one; the error says what exists.
+    pub fn get(&self, name: Option<&str>) -> Result<(&str, &Broker), String> {
+        let known = || {
+            if self.profiles.is_empty() {
+                "no profiles are configured: add one to the config file or start the agent with --profile NAME=COMMANDLINE".to_owned()
+            } else {
+                format!(
+                    "known profiles: {}",
+                    self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
+                )
+            }
+        };
+        let name = match name.or_else(|| self.default_name()) {
+            Some(name) => name,
+            None => {
+                return Err(format!(
+                    "no profile given and no default profile; name one with --profile ({})",
+                    known()
+                ))
+            }
+        };
+        self.profiles
+            .get_key_value(name)
+            .map(|(name, broker)| (name.as_str(), broker))
+            .ok_or_else(|| format!("no profile named `{name}` ({})", known()))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Broker)> {
+        self.profiles
+            .iter()
+            .map(|(name, broker)| (name.as_str(), broker))
+    }
+
+    pub fn len(&self) -> usize {
+        self.profiles.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.profiles.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_example() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+default_profile = "work"
+[profiles.work]
+command = "authplug-oidc --issuer https://id.example.com --client-id cli"
+timeout = 300
+skew = 60
+cooldown = 60
+env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s" }
+[profiles.ci]
+command = "sh -c 'echo token'"
+"#,
+        )
+        .expect("example config");
+        let profiles = Profiles::build(&file, &["extra=echo hi".into()]).expect("profiles");
+        assert_eq!(profiles.len(), 3);
+        assert_eq!(profiles.default_name(), Some("work"));
+        let (_, broker) = profiles.get(Some("ci")).expect("ci");
+        assert_eq!(broker.command().arguments().len(), 2);
+        assert!(profiles
+            .get(Some("nope"))
+            .unwrap_err()
+            .contains("ci, extra, work"));
+    }
+
+    #[test]
+    fn bad_configs_say_what_to_fix() {
+        let unknown_field =
+            toml::from_str::<ConfigFile>("[profiles.a]\ncommand = \"x\"\ntimout = 3\n");
+        assert!(unknown_field.unwrap_err().to_string().contains("timout"));
+        let empty = ConfigFile::default();
+        assert!(matches!(
+            Profiles::build(&empty, &["noequals".into()]),
+            Err(ConfigError::Flag(_))
+        ));
+        assert!(Profiles::build(&empty, &["bad name=x".into()]).is_err());
+        assert!(Profiles::build(&empty, &["a=".into()]).is_err());
+        let negative: ConfigFile =
+            toml::from_str("[profiles.a]\ncommand = \"x\"\nskew = -1\n").expect("parses");
+        assert!(Profiles::build(&negative, &[]).is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! The socket protocol, version 1.
+//!
+//! Requests (one JSON object per line, at most [`MAX_LINE`] bytes):
+//!
+//! ```text
+//! {"v":1,"op":"token","profile":"work","interactive":true,"force":false}
+//! {"v":1,"op":"reject","profile":"work","token":"eyJ..."}
+//! {"v":1,"op":"status"}
+//! {"v":1,"op":"stop"}
+//! ```
+//!
+//! `profile` may be left out for the default profile. Answers: progress
+//! lines `{"v":1,"stderr":"line"}` while a plugin runs, then one final line:
+//! `{"v":1,"ok":true,"token":"..."}`, `{"v":1,"ok":true,"cleared":true}`,
+//! `{"v":1,"ok":true,"profiles":[...]}`, `{"v":1,"ok":true}`, or
+//! `{"v":1,"ok":false,"error":"what happened and what to do"}`.
+
+use serde::{Deserialize, Serialize};
+
+/// The protocol version this crate speaks.
+pub const WIRE_VERSION: u32 = 1;
+
+/// Longest request or response line, newline included: room for the
+/// largest token the protocol allows, JSON-escaped.
+pub const MAX_LINE: usize = 2 * authplug_protocol::TOKEN_LIMIT + 64 * 1024;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Request {
+    pub v: u32,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    Token {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+        #[serde(default = "yes")]
+        interactive: bool,
+        #[serde(default)]
+        force: bool,
+    },
+    Reject {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        profile: Option<String>,
+        token: String,
+    },
+    Status,
+    Stop,
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Op::Token {
+                profile,
+                interactive,
+                force,
+            } => f
+                .debug_struct("Token")
+                .field("profile", profile)
+                .field("interactive", interactive)
+                .field("force", force)
+                .finish(),
+            Op::Reject { profile, .. } => f
+                .debug_struct("Reject")
+                .field("profile", profile)
+                .field("token", &"REDACTED")
+                .finish(),
+            Op::Status => f.write_str("Status"),
+            Op::Stop => f.write_str("Stop"),
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// One answer line. A line without `ok` is progress; the line with `ok`
+/// ends the answer.
+#[derive(Serialize, Deserialize)]
+pub struct Response {
+    pub v: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ok: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cleared: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profiles: Option<Vec<ProfileStatus>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl std::fmt::Debug for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Response")
+            .field("v", &self.v)
+            .field("ok", &self.ok)
+            .field("stderr", &self.stderr)
+            .field("token", &self.token.as_ref().map(|_| "REDACTED"))
+            .field("cleared", &self.cleared)
+            .field("profiles", &self.profiles)
+            .field("error", &self.error)
+            .finish()
+    }
+}
+
+impl Drop for Response {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.as_mut() {
+            zeroize::Zeroize::zeroize(token);
+        }
+    }
+}
+
+impl Response {
+    /// Version set, everything else empty. (`Response` wipes its token on
+    /// drop, which rules out struct-update syntax.)
+    pub fn empty() -> Response {
+        Response {
+            v: WIRE_VERSION,
+            ok: None,
+            stderr: None,
+            token: None,
+            cleared: None,
+            profiles: None,
+            error: None,
+        }
+    }
+
+    pub fn progress(line: &str) -> Response {
+        let mut response = Response::empty();
+        response.stderr = Some(line.to_owned());
+        response
+    }
+
+    pub fn ok() -> Response {
+        let mut response = Response::empty();
+        response.ok = Some(true);
+        response
+    }
+
+    pub fn error(message: impl Into<String>) -> Response {
+        let mut response = Response::ok();
+        response.ok = Some(false);
+        response.error = Some(message.into());
+        response
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.ok.is_some()
+    }
+}
+
+/// A profile's [`Status`](crate::Status) on the wire: times in seconds
+/// since the Unix epoch, no secrets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProfileStatus {
+    pub name: String,
+    pub default: bool,
+    pub has_token: bool,
+    pub expires_at: Option<u64>,
+    pub refresh_at: Option<u64>,
+    pub has_state: bool,
+    pub running: bool,
+    pub waiters: usize,
+    pub rejected: bool,
+    pub runs: u64,
+    pub last_run: Option<LastRun>,
+    pub last_error: Option<String>,
+    pub cooldown_until: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LastRun {
+    pub finished_at: u64,
+    pub reason: String,
+    pub interactive: bool,
+    pub ok: bool,
+    pub elapsed_ms: u64,
+}
+
+pub(crate) fn unix_seconds(time: std::time::SystemTime) -> u64 {
+    time.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+impl ProfileStatus {
+    pub fn new(name: &str, default: bool, status: &crate::Status) -> ProfileStatus {
+        ProfileStatus {
+            name: name.to_owned(),
+            default,
+            has_token: status.has_token,
+            expires_at: status.expires_at.map(unix_seconds),
+            refresh_at: status.refresh_at.map(unix_seconds),
+            has_state: status.has_state,
+            running: status.running,
+            waiters: status.waiters,
+            rejected: status.rejected,
+            runs: status.runs,
+            last_run: status.last_run.as_ref().map(|run| LastRun {
+                finished_at: unix_seconds(run.finished_at),
+                reason: run.reason.clone(),
+                interactive: run.interactive,
+                ok: run.ok,
+                elapsed_ms: run.elapsed.as_millis() as u64,
+            }),
+            last_error: status.last_error.clone(),
+            cooldown_until: status.cooldown_until.map(unix_seconds),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_parse_with_defaults_and_debug_hides_the_token() {
+        let request: Request =
+            serde_json::from_str(r#"{"v":1,"op":"token"}"#).expect("token request");
+        assert!(matches!(
+            request.op,
+            Op::Token {
+                profile: None,
+                interactive: true,
+                force: false
+            }
+        ));
+        let reject: Request =
+            serde_json::from_str(r#"{"v":1,"op":"reject","profile":"p","token":"sekrit"}"#)
+                .expect("reject request");
+        assert!(!format!("{reject:?}").contains("sekrit"));
+        assert!(serde_json::from_str::<Request>(r#"{"v":1,"op":"launch"}"#).is_err());
+        let mut response = Response::ok();
+        response.token = Some("sekrit".into());
+        assert!(!format!("{response:?}").contains("sekrit"));
+    }
+}
