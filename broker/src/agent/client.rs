@@ -109,15 +109,31 @@ impl Client {
         );
         drop(request);
         bytes.push(b'\n');
-        self.writer
-            .write_all(&bytes)
-            .map_err(|source| self.io(source))?;
+        let sent = self.writer.write_all(&bytes);
         let mut line = Zeroizing::new(Vec::new());
+        if let Err(source) = sent {
+            // An agent that refuses us answers and hangs up before reading:
+            // show its reason rather than the broken pipe.
+            return match self.read_answer(&mut line, &mut on_stderr) {
+                Ok(answer) => answer,
+                Err(_) => Err(self.io(source)),
+            };
+        }
+        self.read_answer(&mut line, &mut on_stderr)?
+    }
+
+    /// Reads lines until the final one. The outer `Result` is the transport,
+    /// the inner one the agent's answer.
+    fn read_answer(
+        &mut self,
+        line: &mut Vec<u8>,
+        on_stderr: &mut impl FnMut(&str),
+    ) -> Result<Result<Response, ClientError>, ClientError> {
         loop {
             line.clear();
             let read = (&mut self.reader)
                 .take(MAX_LINE as u64)
-                .read_until(b'\n', &mut line)
+                .read_until(b'\n', line)
                 .map_err(|source| self.io(source))?;
             if read == 0 {
                 return Err(ClientError::Protocol(
@@ -128,7 +144,7 @@ impl Client {
                 return Err(ClientError::Protocol("answer line too long".into()));
             }
             let response: Response =
-                serde_json::from_slice(&line).map_err(|e| ClientError::Protocol(e.to_string()))?;
+                serde_json::from_slice(line).map_err(|e| ClientError::Protocol(e.to_string()))?;
             if !response.is_final() {
                 if let Some(text) = &response.stderr {
                     on_stderr(text);
@@ -136,10 +152,13 @@ impl Client {
                 continue;
             }
             if response.ok == Some(true) {
-                return Ok(response);
+                return Ok(Ok(response));
             }
-            return Err(ClientError::Agent(response.error.clone().unwrap_or_else(
-                || "the agent reported an error without a message".into(),
+            return Ok(Err(ClientError::Agent(
+                response
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| "the agent reported an error without a message".into()),
             )));
         }
     }

@@ -1,0 +1,59 @@
+//! `authplug reject`: report a token a server refused (read from stdin).
+
+use std::io::Read;
+use std::process::ExitCode;
+
+use authplug_broker::agent::client::Client;
+use authplug_broker::agent::wire::Op;
+use zeroize::Zeroizing;
+
+use super::socket::{fail, SocketArg};
+
+/// Report that a server refused a token (read from stdin); the next
+/// `authplug token` runs the plugin again
+#[derive(Debug, clap::Args)]
+pub struct RejectArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// The profile [default: the agent's default profile]
+    #[arg(long, short = 'p')]
+    pub profile: Option<String>,
+}
+
+pub fn run(args: RejectArgs) -> ExitCode {
+    let socket = match args.socket.path() {
+        Ok(socket) => socket,
+        Err(message) => return fail(message),
+    };
+    let mut input = Zeroizing::new(String::new());
+    let limit = authplug_broker::agent::wire::MAX_LINE as u64;
+    if let Err(error) = std::io::stdin().lock().take(limit).read_to_string(&mut input) {
+        return fail(format!("cannot read the rejected token from stdin: {error}"));
+    }
+    // As `authplug token` printed it: one trailing newline.
+    let token = input.strip_suffix('\n').unwrap_or(&input);
+    let token = token.strip_suffix('\r').unwrap_or(token);
+    if token.is_empty() {
+        return fail("no token on stdin: pipe in the token the server refused, e.g. `authplug token | authplug reject`");
+    }
+    // No agent means no cached token to clear.
+    let mut client = match Client::connect(&socket) {
+        Ok(client) => client,
+        Err(error) => return fail(error),
+    };
+    let op = Op::Reject {
+        profile: args.profile,
+        token: token.to_owned(),
+    };
+    match client.request(op, |_| {}) {
+        Ok(response) => {
+            if response.cleared == Some(true) {
+                tracing::info!("token cleared; the next `authplug token` runs the plugin");
+            } else {
+                tracing::info!("that token is no longer cached; nothing to clear");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(error),
+    }
+}

@@ -1,0 +1,97 @@
+//! `authplug status`: every profile's state, without secrets.
+
+use std::process::ExitCode;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use authplug_broker::agent::client::Client;
+use authplug_broker::agent::wire::{Op, ProfileStatus};
+
+use super::socket::{fail, SocketArg};
+
+/// Show every profile's state (no secrets)
+#[derive(Debug, clap::Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// Print JSON instead of text
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: StatusArgs) -> ExitCode {
+    let socket = match args.socket.path() {
+        Ok(socket) => socket,
+        Err(message) => return fail(message),
+    };
+    let result = Client::connect(&socket).and_then(|mut client| client.request(Op::Status, |_| {}));
+    let profiles = match result {
+        Ok(mut response) => response.profiles.take().unwrap_or_default(),
+        Err(error) => return fail(error),
+    };
+    if args.json {
+        match serde_json::to_string_pretty(&profiles) {
+            Ok(json) => println!("{json}"),
+            Err(error) => return fail(error),
+        }
+    } else {
+        println!("agent on {}", socket.display());
+        if profiles.is_empty() {
+            println!("  no profiles configured");
+        }
+        for profile in &profiles {
+            print!("{}", describe(profile, now()));
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+fn relative(at: u64, now: u64) -> String {
+    if at > now {
+        format!("in {}s", at - now)
+    } else {
+        format!("{}s ago", now - at)
+    }
+}
+
+fn describe(profile: &ProfileStatus, now: u64) -> String {
+    let mut text = format!(
+        "{}{}\n",
+        profile.name,
+        if profile.default { " (default)" } else { "" }
+    );
+    let token = match (profile.has_token, profile.expires_at) {
+        (false, _) if profile.rejected => "rejected, a new one is fetched on the next request".to_owned(),
+        (false, _) => "none".to_owned(),
+        (true, Some(exp)) => format!("cached, expires {}", relative(exp, now)),
+        (true, None) => "cached (opaque, kept until rejected)".to_owned(),
+    };
+    text += &format!("  token: {token}\n");
+    text += &format!("  plugin state: {}\n", if profile.has_state { "held in memory" } else { "none" });
+    if profile.running {
+        text += &format!("  running now, {} waiting\n", profile.waiters);
+    }
+    if let Some(run) = &profile.last_run {
+        text += &format!(
+            "  last run: {} ({}{}), {}, {} ms; {} runs in all\n",
+            relative(run.finished_at, now),
+            run.reason,
+            if run.interactive { ", interactive" } else { "" },
+            if run.ok { "ok" } else { "failed" },
+            run.elapsed_ms,
+            profile.runs
+        );
+    }
+    if let Some(error) = &profile.last_error {
+        text += &format!("  last error: {}\n", error.replace('\n', "\n    "));
+    }
+    if let Some(until) = profile.cooldown_until {
+        text += &format!("  interactive logins paused until {} (use `authplug token --force`)\n", relative(until, now));
+    }
+    text
+}

@@ -1,0 +1,639 @@
+//! The `authplug` agent and CLI as real processes on real unix sockets.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use authplug_broker::agent::wire::MAX_LINE;
+
+fn authplug() -> Command {
+    // AUTHPLUG_TEST_BIN points the tests at another build of the binary.
+    let binary = std::env::var_os("AUTHPLUG_TEST_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_authplug")));
+    let mut command = Command::new(binary);
+    command
+        .env_remove("AUTHPLUG_SOCKET")
+        .env_remove("AUTHPLUG_CONFIG")
+        .env_remove("RUST_LOG");
+    command
+}
+
+/// A scratch directory with a plugin script that logs each run's reason to
+/// `runs` and runs `body`.
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new() -> Scratch {
+        Scratch {
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn plugin(&self, name: &str, body: &str) -> PathBuf {
+        let path = self.path(name);
+        let script = format!(
+            "#!/bin/sh\nDIR='{}'\necho \"$AUTHPLUG_REASON\" >> \"$DIR/{name}.runs\"\n{body}\n",
+            self.dir.path().display()
+        );
+        std::fs::write(&path, script).expect("write plugin");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    }
+
+    fn runs(&self, name: &str) -> Vec<String> {
+        std::fs::read_to_string(self.path(&format!("{name}.runs")))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.path("run/agent.sock")
+    }
+}
+
+const COUNTING: &str = r#"state=$(cat)
+next=$(( ${state:-0} + 1 ))
+printf '%s' "$next" >&3
+echo "tok-$next""#;
+
+/// An agent started by the test, stopped when dropped.
+struct Agent {
+    child: Child,
+    socket: PathBuf,
+}
+
+impl Agent {
+    fn start(socket: &Path, profiles: &[(&str, &Path)]) -> Agent {
+        let mut command = authplug();
+        command
+            .arg("agent")
+            .arg("--socket")
+            .arg(socket)
+            .arg("--config")
+            .arg("/dev/null")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (name, plugin) in profiles {
+            command
+                .arg("--profile")
+                .arg(format!("{name}={}", plugin.display()));
+        }
+        let child = command.spawn().expect("start agent");
+        wait_for_socket(socket);
+        Agent {
+            child,
+            socket: socket.to_owned(),
+        }
+    }
+
+    fn connect(&self) -> Connection {
+        Connection::open(&self.socket)
+    }
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_socket(socket: &Path) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UnixStream::connect(socket).is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "agent did not listen on {}",
+            socket.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw socket client, for sending what the CLI never would.
+struct Connection {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl Connection {
+    fn open(socket: &Path) -> Connection {
+        let stream = UnixStream::connect(socket).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        Connection {
+            writer: stream.try_clone().expect("clone"),
+            reader: BufReader::new(stream),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.writer.write_all(bytes).expect("send");
+    }
+
+    fn answer(&mut self) -> serde_json::Value {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("read answer");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("answer {line:?}: {e}"))
+    }
+
+    /// Skips progress lines.
+    fn final_answer(&mut self) -> serde_json::Value {
+        loop {
+            let answer = self.answer();
+            if answer.get("ok").is_some() {
+                return answer;
+            }
+        }
+    }
+}
+
+fn token_cli(socket: &Path, extra: &[&str]) -> Output {
+    authplug()
+        .arg("token")
+        .arg("--socket")
+        .arg(socket)
+        .args(extra)
+        .output()
+        .expect("run authplug token")
+}
+
+fn stdout(output: &Output) -> String {
+    assert!(
+        output.status.success(),
+        "authplug failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout.clone()).expect("utf-8")
+}
+
+fn reject_cli(socket: &Path, token: &str) -> Output {
+    let mut child = authplug()
+        .arg("reject")
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run authplug reject");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(token.as_bytes())
+        .expect("write token");
+    child.wait_with_output().expect("reject")
+}
+
+#[test]
+fn token_and_reject_through_the_cli_with_one_run_for_many_callers() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", &format!("sleep 0.5\n{COUNTING}"));
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin)]);
+
+    // Twenty processes at once on an empty cache: one plugin run.
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let socket = agent.socket.clone();
+            std::thread::spawn(move || token_cli(&socket, &["--no-autostart"]))
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(stdout(&caller.join().expect("thread")), "tok-1\n");
+    }
+    assert_eq!(scratch.runs("main"), ["initial"]);
+
+    // A storm of rejects of the same token: one re-run.
+    let rejecters: Vec<_> = (0..10)
+        .map(|_| {
+            let socket = agent.socket.clone();
+            std::thread::spawn(move || reject_cli(&socket, "tok-1\n"))
+        })
+        .collect();
+    for rejecter in rejecters {
+        let output = rejecter.join().expect("thread");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
+
+    let empty = reject_cli(&agent.socket, "");
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no token on stdin"));
+}
+
+#[test]
+fn the_waiting_cli_shows_the_plugins_stderr_live() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "login",
+        "echo 'To log in, visit https://login.example/device?code=WXYZ' >&2\nwhile [ ! -e \"$DIR/approved\" ]; do sleep 0.05; done\necho tok-login",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("login", &plugin)]);
+    let mut child = authplug()
+        .args(["token", "--no-autostart", "--profile", "login", "--socket"])
+        .arg(&agent.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("authplug token");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("stderr line");
+    assert_eq!(
+        line,
+        "To log in, visit https://login.example/device?code=WXYZ\n"
+    );
+    // Shown while the login is still pending.
+    assert!(child.try_wait().expect("try_wait").is_none());
+    std::fs::write(scratch.path("approved"), "").expect("approve");
+    let mut token = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut token)
+        .expect("token");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(token, "tok-login\n");
+}
+
+#[test]
+fn errors_reach_the_cli_with_the_plugins_message_and_profiles_are_named() {
+    let scratch = Scratch::new();
+    let failing = scratch.plugin("failing", "echo 'the IdP said: invalid_client' >&2\nexit 4");
+    let good = scratch.plugin("good", "echo tok-good");
+    let agent = Agent::start(&scratch.socket(), &[("failing", &failing), ("good", &good)]);
+
+    let output = token_cli(
+        &agent.socket,
+        &["--profile", "failing", "--non-interactive"],
+    );
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("exit code 4") && message.contains("invalid_client"),
+        "{message}"
+    );
+    assert!(output.stdout.is_empty());
+
+    let output = token_cli(&agent.socket, &[]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("no default profile") && message.contains("failing, good"),
+        "{message}"
+    );
+
+    let output = token_cli(&agent.socket, &["--profile", "nope"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no profile named `nope`"));
+    assert_eq!(
+        stdout(&token_cli(&agent.socket, &["-p", "good"])),
+        "tok-good\n"
+    );
+
+    let status = authplug()
+        .args(["status", "--json", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("status");
+    let profiles: serde_json::Value = serde_json::from_str(&stdout(&status)).expect("json");
+    assert_eq!(profiles[0]["name"], "failing");
+    assert_eq!(profiles[0]["has_token"], false);
+    assert!(profiles[0]["last_error"]
+        .as_str()
+        .expect("error")
+        .contains("invalid_client"));
+    assert_eq!(profiles[1]["has_token"], true);
+    let text = String::from_utf8(status.stdout).expect("utf-8");
+    assert!(!text.contains("tok-good"), "status shows no token");
+}
+
+#[test]
+fn the_agent_survives_garbage_overlong_lines_and_abrupt_disconnects() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", COUNTING);
+    let slow = scratch.plugin(
+        "slow",
+        "echo $$ > \"$DIR/slow.pid\"\nsleep 30\necho tok-slow",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin), ("slow", &slow)]);
+
+    let mut connection = agent.connect();
+    connection.send(b"this is not json\n");
+    let answer = connection.answer();
+    assert_eq!(answer["ok"], false);
+    assert!(answer["error"]
+        .as_str()
+        .expect("error")
+        .contains("malformed request"));
+    connection.send(b"{\"v\":99,\"op\":\"token\"}\n");
+    assert!(connection.answer()["error"]
+        .as_str()
+        .expect("error")
+        .contains("version 1"));
+    connection.send(b"{\"v\":1,\"op\":\"launch-missiles\"}\n");
+    assert_eq!(connection.answer()["ok"], false);
+    connection.send(&[0xff, 0xfe, b'\n']);
+    assert_eq!(connection.answer()["ok"], false);
+    // Same connection, still served.
+    connection.send(b"{\"v\":1,\"op\":\"token\",\"profile\":\"main\"}\n");
+    assert_eq!(connection.final_answer()["token"], "tok-1");
+
+    // Over the line limit: an error, then the connection is closed.
+    let mut overlong = agent.connect();
+    let chunk = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    while sent <= MAX_LINE {
+        if overlong.writer.write_all(&chunk).is_err() {
+            break; // the agent closed already
+        }
+        sent += chunk.len();
+    }
+    let answer = overlong.answer();
+    assert!(answer["error"]
+        .as_str()
+        .expect("error")
+        .contains("longer than"));
+
+    // Gone mid-line, gone before the answer, gone while a run is under way.
+    agent.connect().send(b"{\"v\":1,\"op\":\"tok");
+    agent
+        .connect()
+        .send(b"{\"v\":1,\"op\":\"token\",\"profile\":\"main\"}\n");
+    let mut waiting = agent.connect();
+    waiting.send(b"{\"v\":1,\"op\":\"token\",\"profile\":\"slow\"}\n");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !scratch.path("slow.pid").exists() {
+        assert!(Instant::now() < deadline, "slow plugin never started");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    drop(waiting);
+    let pid: i32 = std::fs::read_to_string(scratch.path("slow.pid"))
+        .expect("pid")
+        .trim()
+        .parse()
+        .expect("pid number");
+    // Its only waiter left, so the run is cancelled and the plugin killed.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_running(pid) {
+        assert!(Instant::now() < deadline, "slow plugin still running");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Still serving, and the cache survived it all.
+    let mut fresh = agent.connect();
+    fresh.send(b"{\"v\":1,\"op\":\"token\",\"profile\":\"main\"}\n");
+    assert_eq!(fresh.final_answer()["token"], "tok-1");
+    assert_eq!(scratch.runs("main"), ["initial"]);
+}
+
+fn is_running(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn the_agent_refuses_a_client_of_another_uid() {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("skipped: needs root to connect as another uid");
+        return;
+    }
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", "echo tok-secret");
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin)]);
+    let dir = scratch.socket().parent().expect("dir").to_owned();
+    let mode = std::fs::metadata(&dir).expect("dir").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700);
+    let mode = std::fs::metadata(&agent.socket)
+        .expect("socket")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+
+    use std::os::unix::process::CommandExt;
+    let as_nobody = |socket: &Path| {
+        authplug()
+            .args(["token", "--no-autostart", "--socket"])
+            .arg(socket)
+            .uid(65534)
+            .gid(65534)
+            .output()
+            .expect("run as nobody")
+    };
+    // The private directory alone keeps the other user out...
+    let output = as_nobody(&agent.socket);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+
+    // ...and if someone opens it up, the peer-credential check still does.
+    for path in [scratch.dir.path(), dir.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    std::fs::set_permissions(&agent.socket, std::fs::Permissions::from_mode(0o666)).expect("chmod");
+    let output = as_nobody(&agent.socket);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty(), "no token for another uid");
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("refused") && message.contains("uid 65534"),
+        "{message}"
+    );
+    assert_eq!(
+        scratch.runs("main"),
+        Vec::<String>::new(),
+        "the plugin never ran"
+    );
+
+    // Our own uid is still served.
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-secret\n");
+}
+
+#[test]
+fn token_starts_an_agent_from_a_clean_runtime_dir() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", COUNTING);
+    let runtime = scratch.path("xdg-runtime");
+    std::fs::create_dir(&runtime).expect("runtime dir");
+    let config_home = scratch.path("xdg-config");
+    std::fs::create_dir_all(config_home.join("authplug")).expect("config dir");
+    std::fs::write(
+        config_home.join("authplug/config.toml"),
+        format!(
+            "default_profile = \"main\"\n[profiles.main]\ncommand = \"'{}'\"\ntimeout = 30\n",
+            plugin.display()
+        ),
+    )
+    .expect("config");
+    let with_env = |command: &mut Command| {
+        command
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("XDG_CONFIG_HOME", &config_home);
+    };
+
+    let mut no_autostart = authplug();
+    with_env(no_autostart.args(["token", "--no-autostart"]));
+    let output = no_autostart.output().expect("token");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no agent is running"));
+
+    let mut token = authplug();
+    with_env(token.arg("token"));
+    let output = token.output().expect("token");
+    let socket = runtime.join("authplug/agent.sock");
+    let _stop_at_the_end = StopAgent(socket.clone());
+    assert_eq!(stdout(&output), "tok-1\n");
+    let mode = std::fs::metadata(runtime.join("authplug"))
+        .expect("dir")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700);
+    assert!(runtime.join("authplug/agent.log").exists());
+
+    // The detached agent keeps the token for the next process.
+    let mut again = authplug();
+    with_env(again.arg("token"));
+    assert_eq!(stdout(&again.output().expect("token")), "tok-1\n");
+    assert_eq!(scratch.runs("main"), ["initial"]);
+
+    // Two agents on one socket: the second refuses.
+    let second = authplug()
+        .args(["agent", "--config", "/dev/null", "--socket"])
+        .arg(&socket)
+        .output()
+        .expect("second agent");
+    assert!(!second.status.success());
+    assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
+
+    let mut stop = authplug();
+    with_env(stop.arg("stop"));
+    assert!(stop.status().expect("stop").success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while socket.exists() {
+        assert!(Instant::now() < deadline, "agent did not remove its socket");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let log = std::fs::read_to_string(runtime.join("authplug/agent.log")).expect("log");
+    assert!(!log.contains("tok-1"), "the log holds no token: {log}");
+}
+
+/// Stops a background agent even when the test fails half-way.
+struct StopAgent(PathBuf);
+
+impl Drop for StopAgent {
+    fn drop(&mut self) {
+        let _ = authplug()
+            .args(["stop", "--socket"])
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// The end-to-end case: a resource server that accepts only the newest
+/// token, a client that uses `authplug token` and reports 401s with
+/// `authplug reject`.
+#[test]
+fn a_resource_server_401_is_healed_through_token_and_reject() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("api", COUNTING);
+    let agent = Agent::start(&scratch.socket(), &[("api", &plugin)]);
+    let newest = Arc::new(Mutex::new(String::from("tok-1")));
+    let server = ResourceServer::start(newest.clone());
+
+    let call = |socket: &Path| -> (u16, String) {
+        let token = stdout(&token_cli(socket, &[]));
+        let token = token.trim_end().to_owned();
+        (server.get(&token), token)
+    };
+    let (status, token) = call(&agent.socket);
+    assert_eq!((status, token.as_str()), (200, "tok-1"));
+
+    // The server revokes tok-1.
+    *newest.lock().expect("newest") = "tok-2".into();
+    let (status, stale) = call(&agent.socket);
+    assert_eq!(status, 401);
+    assert!(reject_cli(&agent.socket, &format!("{stale}\n"))
+        .status
+        .success());
+    let (status, token) = call(&agent.socket);
+    assert_eq!((status, token.as_str()), (200, "tok-2"));
+    assert_eq!(scratch.runs("api"), ["initial", "rejected"]);
+}
+
+/// A small HTTP server on its own thread and runtime (these tests are
+/// blocking, like the CLI).
+struct ResourceServer {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ResourceServer {
+    fn start(newest: Arc<Mutex<String>>) -> ResourceServer {
+        use axum::http::{HeaderMap, StatusCode};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().route(
+            "/me",
+            axum::routing::get(move |headers: HeaderMap| {
+                let newest = newest.clone();
+                async move {
+                    let expected = format!("Bearer {}", newest.lock().expect("newest").as_str());
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some(given) if given == expected => StatusCode::OK,
+                        _ => StatusCode::UNAUTHORIZED,
+                    }
+                }
+            }),
+        );
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        ResourceServer { url, runtime }
+    }
+
+    fn get(&self, token: &str) -> u16 {
+        let url = format!("{}/me", self.url);
+        self.runtime.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+    }
+}
