@@ -1,0 +1,196 @@
+//! `authplug check`: a conformance checker for plugin authors.
+//!
+//! It runs the plugin twice through the real host (so every limit and rule
+//! of protocol/PROTOCOL.md is enforced exactly as in production): first with
+//! empty state, then with the state the first run returned, and prints what
+//! it verified in words a person can read.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use authplug_protocol::host::{self, PluginCommand, RunOptions, RunOutput};
+use authplug_protocol::{Reason, State, STATE_LIMIT, TOKEN_LIMIT};
+
+use super::fail;
+
+const EXAMPLES: &str = "\
+Examples:
+  authplug check -- plugins/examples/shell/env-token.sh
+  authplug check --non-interactive -- python3 plugins/examples/python/refresh.py --token-endpoint http://127.0.0.1:8080/token";
+
+/// Check that a plugin follows the protocol: two runs, a readable report
+///
+/// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state
+/// run 1 returned (AUTHPLUG_REASON=refresh). Exits 0 only if both conform.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct CheckArgs {
+    /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Stop the plugin after this many seconds in each run
+    #[arg(long, value_name = "SECS", env = "AUTHPLUG_TIMEOUT", default_value_t = 300.0)]
+    pub timeout: f64,
+    /// The plugin program and its arguments (run directly, not via a shell)
+    #[arg(required = true, last = true, value_name = "PLUGIN [ARGS...]")]
+    pub plugin: Vec<OsString>,
+}
+
+pub fn run(args: CheckArgs) -> ExitCode {
+    let command = match PluginCommand::from_argv(args.plugin) {
+        Ok(command) => command,
+        Err(error) => return fail(error),
+    };
+    let timeout = match super::run::seconds(args.timeout) {
+        Ok(timeout) => timeout,
+        Err(message) => return fail(message),
+    };
+    let runtime = match super::runtime() {
+        Ok(runtime) => runtime,
+        Err(message) => return fail(message),
+    };
+    let mut report = Report::default();
+    println!("Checking plugin: {command}");
+    println!(
+        "(interactive: {}, timeout: {:.0}s per run)",
+        if args.non_interactive { "no" } else { "yes" },
+        timeout.as_secs_f64()
+    );
+
+    let mut options = RunOptions::default();
+    options.interactive = !args.non_interactive;
+    options.timeout = timeout;
+    options.stderr_tail_lines = 0;
+    options.stderr_sink = Some(Arc::new(|line: &str| println!("  | {line}")));
+
+    println!("\nRun 1: empty state on stdin, AUTHPLUG_REASON=initial");
+    options.reason = Some(Reason::Initial);
+    let first = runtime.block_on(host::run(&command, &State::default(), &options));
+    let Some(first) = report.judge_run(first) else {
+        return report.finish();
+    };
+    let given = first.state;
+
+    println!(
+        "\nRun 2: the {} bytes of state from run 1 on stdin, AUTHPLUG_REASON=refresh",
+        given.len()
+    );
+    options.reason = Some(Reason::Refresh);
+    let second = runtime.block_on(host::run(&command, &given, &options));
+    let Some(second) = report.judge_run(second) else {
+        return report.finish();
+    };
+    report.second_run_state(&first.token, &second.token, &given, &second.state);
+    report.finish()
+}
+
+/// The token and state of a run, kept for comparing runs 1 and 2.
+struct Outcome {
+    token: authplug_protocol::Token,
+    state: State,
+}
+
+#[derive(Default)]
+struct Report {
+    failures: usize,
+}
+
+impl Report {
+    fn pass(&mut self, what: impl AsRef<str>) {
+        println!("  ok    {}", what.as_ref());
+    }
+
+    fn note(&mut self, what: impl AsRef<str>) {
+        println!("  note  {}", what.as_ref());
+    }
+
+    fn fail(&mut self, what: impl AsRef<str>) {
+        self.failures += 1;
+        println!("  FAIL  {}", what.as_ref());
+    }
+
+    fn judge_run(&mut self, result: Result<RunOutput, host::RunError>) -> Option<Outcome> {
+        let output = match result {
+            Ok(output) => output,
+            Err(error) => {
+                self.fail(error.to_string());
+                return None;
+            }
+        };
+        self.pass(format!(
+            "exit code 0 after {:.2}s",
+            output.elapsed.as_secs_f64()
+        ));
+        self.pass(format!(
+            "token on stdout: {} bytes, not empty, under the {TOKEN_LIMIT}-byte limit{}",
+            output.token.len(),
+            if output.token.to_str().is_ok() {
+                ""
+            } else {
+                " (not UTF-8: fine for the protocol, but most hosts expect text)"
+            }
+        ));
+        if output.token.as_bytes().iter().any(|b| b.is_ascii_whitespace()) {
+            self.note("the token contains whitespace or a second line; HTTP headers will not accept it");
+        }
+        if output.state.is_empty() {
+            self.pass("fd 3 not used: no state kept (a host clears what it held)");
+        } else {
+            self.pass(format!(
+                "state on fd 3: {} bytes, under the {STATE_LIMIT}-byte limit",
+                output.state.len()
+            ));
+        }
+        Some(Outcome {
+            token: output.token,
+            state: output.state,
+        })
+    }
+
+    fn second_run_state(
+        &mut self,
+        first_token: &authplug_protocol::Token,
+        second_token: &authplug_protocol::Token,
+        given: &State,
+        returned: &State,
+    ) {
+        let mut line = String::new();
+        if given.is_empty() {
+            line.push_str("the plugin keeps no state, so run 2 had nothing to use");
+        } else {
+            let _ = write!(
+                line,
+                "run 2 was given {} bytes of state and succeeded with it; it ",
+                given.len()
+            );
+            line.push_str(if returned.is_empty() {
+                "returned no state (the host will clear what it held)"
+            } else if returned == given {
+                "returned the same state"
+            } else {
+                "returned a new state"
+            });
+        }
+        self.pass(line);
+        self.note(if first_token == second_token {
+            "run 2 printed the same token as run 1"
+        } else {
+            "run 2 printed a different token from run 1"
+        });
+    }
+
+    fn finish(self) -> ExitCode {
+        if self.failures == 0 {
+            println!("\nThe plugin conforms to the authplug protocol.");
+            ExitCode::SUCCESS
+        } else {
+            println!(
+                "\nThe plugin does NOT conform: {} problem(s) above. See protocol/PROTOCOL.md.",
+                self.failures
+            );
+            ExitCode::FAILURE
+        }
+    }
+}

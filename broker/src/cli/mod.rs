@@ -1,0 +1,31 @@
+//! The subcommands of `authplug`, one module each, and what they share.
+
+pub mod check;
+pub mod run;
+
+use std::process::ExitCode;
+
+/// Diagnostics go to stderr, filtered by `RUST_LOG` (default: warnings).
+/// Tokens and state are never logged, whatever the level.
+pub fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A current-thread runtime for subcommands that run one plugin.
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| format!("cannot start the async runtime: {error}"))
+}
+
+/// Prints `authplug: message` on stderr and returns failure.
+pub fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("authplug: {message}");
+    ExitCode::FAILURE
+}

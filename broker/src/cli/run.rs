@@ -1,0 +1,152 @@
+//! `authplug run`: run a plugin once, by hand or from a script.
+
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authplug_protocol::host::{self, PluginCommand, RunOptions};
+use authplug_protocol::{Reason, State, STATE_LIMIT};
+use zeroize::Zeroizing;
+
+use super::fail;
+
+const EXAMPLES: &str = "\
+Examples:
+  # print a token; the state is thrown away
+  authplug run -- plugins/examples/shell/env-token.sh
+
+  # keep the state between runs in a file (debugging only: it is a secret)
+  authplug run --state-in st --state-out st -- python3 plugins/examples/python/refresh.py";
+
+/// Run a plugin once and print its token on stdout
+///
+/// The plugin's stderr is shown as it arrives. The exit code is 0 only if
+/// the plugin succeeded under the protocol (protocol/PROTOCOL.md).
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct RunArgs {
+    /// Stop the plugin (its whole process group) after this many seconds
+    #[arg(long, value_name = "SECS", env = "AUTHPLUG_TIMEOUT", default_value_t = 300.0)]
+    pub timeout: f64,
+    /// AUTHPLUG_REASON for the plugin: initial, refresh or rejected
+    /// [default: initial without state, refresh with]
+    #[arg(long, value_name = "R")]
+    pub reason: Option<Reason>,
+    /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
+    #[arg(long)]
+    pub non_interactive: bool,
+    /// Read the previous state from FILE (for debugging and scripts)
+    #[arg(long, value_name = "FILE")]
+    pub state_in: Option<PathBuf>,
+    /// Write the new state to FILE, mode 0600, replaced atomically, only on
+    /// success (for debugging and scripts)
+    #[arg(long, value_name = "FILE")]
+    pub state_out: Option<PathBuf>,
+    /// The plugin program and its arguments (run directly, not via a shell)
+    #[arg(required = true, last = true, value_name = "PLUGIN [ARGS...]")]
+    pub plugin: Vec<OsString>,
+}
+
+pub fn run(args: RunArgs) -> ExitCode {
+    match run_once(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(message),
+    }
+}
+
+fn run_once(args: RunArgs) -> Result<(), String> {
+    let command = PluginCommand::from_argv(args.plugin).map_err(|e| e.to_string())?;
+    let timeout = seconds(args.timeout)?;
+    let state = match &args.state_in {
+        Some(path) => read_state(path)?,
+        None => State::default(),
+    };
+    let mut options = RunOptions::default();
+    options.reason = args.reason;
+    options.interactive = !args.non_interactive;
+    options.timeout = timeout;
+    // The lines reach the terminal live, so the error need not repeat them.
+    options.stderr_tail_lines = 0;
+    options.stderr_sink = Some(Arc::new(|line: &str| eprintln!("{line}")));
+
+    let output = super::runtime()?
+        .block_on(host::run(&command, &state, &options))
+        .map_err(|error| format!("{error}"))?;
+
+    if let Some(path) = &args.state_out {
+        write_private_atomically(path, output.state.as_bytes())
+            .map_err(|e| format!("cannot write the new state to {}: {e}", path.display()))?;
+    }
+    let mut line = Zeroizing::new(Vec::with_capacity(output.token.len() + 1));
+    line.extend_from_slice(output.token.as_bytes());
+    line.push(b'\n');
+    let mut stdout = io::stdout().lock();
+    stdout
+        .write_all(&line)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| format!("cannot write the token to stdout: {e}"))
+}
+
+pub(super) fn seconds(value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("--timeout must be a positive number of seconds, not {value}"))
+}
+
+/// A missing file is empty state (first run); anything over the protocol's
+/// limit is refused before a plugin sees it.
+fn read_state(path: &Path) -> Result<State, String> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(e) => return Err(format!("cannot read the state from {}: {e}", path.display())),
+    };
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(STATE_LIMIT as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read the state from {}: {e}", path.display()))?;
+    if bytes.len() > STATE_LIMIT {
+        return Err(format!(
+            "{} is larger than the protocol's state limit of {STATE_LIMIT} bytes",
+            path.display()
+        ));
+    }
+    Ok(State::new(std::mem::take(&mut *bytes)))
+}
+
+/// Writes a sibling temporary file created with mode 0600, syncs it and
+/// renames it over `path`, so a reader sees the old state or the new one,
+/// never a mix, and nobody else ever can read it.
+fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| io::Error::other("the path names no file"))?;
+    let mut temp_name = OsString::from(".");
+    temp_name.push(name);
+    temp_name.push(format!(".{}.tmp", std::process::id()));
+    let temp = dir.join(temp_name);
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
