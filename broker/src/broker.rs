@@ -215,7 +215,7 @@ impl Cached {
     }
 
     fn is_fresh(&self, now: SystemTime) -> bool {
-        self.refresh_at.is_none_or(|at| now < at)
+        self.refresh_at.map_or(true, |at| now < at)
     }
 }
 

@@ -30,7 +30,7 @@ pub fn expiry(token: &[u8]) -> Option<SystemTime> {
     );
     let claims: Claims = serde_json::from_slice(&decoded).ok()?;
     let exp = claims.exp?;
-    if !exp.is_finite() || exp < 0.0 || exp > 1.0e12 {
+    if !exp.is_finite() || !(0.0..=1.0e12).contains(&exp) {
         return None;
     }
     Some(SystemTime::UNIX_EPOCH + Duration::from_secs_f64(exp))

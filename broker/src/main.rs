@@ -17,18 +17,32 @@ mod cli;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// More diagnostics on stderr (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     Run(cli::run::RunArgs),
     Check(cli::check::CheckArgs),
+    Agent(cli::agent::AgentArgs),
+    Token(cli::token::TokenArgs),
+    Reject(cli::reject::RejectArgs),
+    Status(cli::status::StatusArgs),
+    Stop(cli::stop::StopArgs),
 }
 
 fn main() -> ExitCode {
-    cli::init_logging();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    cli::init_logging(cli.verbose);
+    match cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Check(args) => cli::check::run(args),
+        Command::Agent(args) => cli::agent::run(args),
+        Command::Token(args) => cli::token::run(args),
+        Command::Reject(args) => cli::reject::run(args),
+        Command::Status(args) => cli::status::run(args),
+        Command::Stop(args) => cli::stop::run(args),
     }
 }

@@ -6,7 +6,8 @@ use std::process::ExitCode;
 use authplug_broker::agent::config::{ConfigFile, Profiles};
 use authplug_broker::agent::{paths, server};
 
-use super::socket::{fail, SocketArg};
+use super::fail;
+use super::socket::SocketArg;
 
 /// Keep plugin tokens in memory and serve them on a unix socket
 #[derive(Debug, clap::Args)]
@@ -42,7 +43,10 @@ pub fn run(args: AgentArgs) -> ExitCode {
     if profiles.is_empty() {
         tracing::warn!(config = %config_path.display(), "no profiles configured; every token request will fail until the agent is restarted with some");
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };

@@ -1,17 +1,30 @@
 //! The subcommands of `authplug`, one module each, and what they share.
 
+pub mod agent;
 pub mod check;
+pub mod reject;
 pub mod run;
+pub mod socket;
+pub mod status;
+pub mod stop;
+pub mod token;
 
 use std::process::ExitCode;
 
-/// Diagnostics go to stderr, filtered by `RUST_LOG` (default: warnings).
-/// Tokens and state are never logged, whatever the level.
-pub fn init_logging() {
+/// Diagnostics go to stderr, filtered by `RUST_LOG` (default: warnings;
+/// `-v` info, `-vv` debug). Colours only on a terminal, so an agent's log
+/// file stays plain. Tokens and state are never logged, whatever the level.
+pub fn init_logging(verbose: u8) {
+    let level = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }

@@ -7,7 +7,8 @@ use authplug_broker::agent::client::Client;
 use authplug_broker::agent::wire::Op;
 use zeroize::Zeroizing;
 
-use super::socket::{fail, SocketArg};
+use super::fail;
+use super::socket::SocketArg;
 
 /// Report that a server refused a token (read from stdin); the next
 /// `authplug token` runs the plugin again
@@ -27,8 +28,14 @@ pub fn run(args: RejectArgs) -> ExitCode {
     };
     let mut input = Zeroizing::new(String::new());
     let limit = authplug_broker::agent::wire::MAX_LINE as u64;
-    if let Err(error) = std::io::stdin().lock().take(limit).read_to_string(&mut input) {
-        return fail(format!("cannot read the rejected token from stdin: {error}"));
+    if let Err(error) = std::io::stdin()
+        .lock()
+        .take(limit)
+        .read_to_string(&mut input)
+    {
+        return fail(format!(
+            "cannot read the rejected token from stdin: {error}"
+        ));
     }
     // As `authplug token` printed it: one trailing newline.
     let token = input.strip_suffix('\n').unwrap_or(&input);

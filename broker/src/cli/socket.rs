@@ -1,7 +1,6 @@
-//! What the agent subcommands share: the socket path and error printing.
+//! `--socket`, shared by the agent subcommands.
 
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 use authplug_broker::agent::paths;
 
@@ -21,10 +20,4 @@ impl SocketArg {
             None => paths::default_socket().map_err(|e| e.to_string()),
         }
     }
-}
-
-/// Prints `authplug: message` and returns failure.
-pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("authplug: {message}");
-    ExitCode::FAILURE
 }

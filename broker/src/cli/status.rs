@@ -6,7 +6,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use authplug_broker::agent::client::Client;
 use authplug_broker::agent::wire::{Op, ProfileStatus};
 
-use super::socket::{fail, SocketArg};
+use super::fail;
+use super::socket::SocketArg;
 
 /// Show every profile's state (no secrets)
 #[derive(Debug, clap::Args)]
@@ -66,13 +67,22 @@ fn describe(profile: &ProfileStatus, now: u64) -> String {
         if profile.default { " (default)" } else { "" }
     );
     let token = match (profile.has_token, profile.expires_at) {
-        (false, _) if profile.rejected => "rejected, a new one is fetched on the next request".to_owned(),
+        (false, _) if profile.rejected => {
+            "rejected, a new one is fetched on the next request".to_owned()
+        }
         (false, _) => "none".to_owned(),
         (true, Some(exp)) => format!("cached, expires {}", relative(exp, now)),
         (true, None) => "cached (opaque, kept until rejected)".to_owned(),
     };
     text += &format!("  token: {token}\n");
-    text += &format!("  plugin state: {}\n", if profile.has_state { "held in memory" } else { "none" });
+    text += &format!(
+        "  plugin state: {}\n",
+        if profile.has_state {
+            "held in memory"
+        } else {
+            "none"
+        }
+    );
     if profile.running {
         text += &format!("  running now, {} waiting\n", profile.waiters);
     }
@@ -91,7 +101,10 @@ fn describe(profile: &ProfileStatus, now: u64) -> String {
         text += &format!("  last error: {}\n", error.replace('\n', "\n    "));
     }
     if let Some(until) = profile.cooldown_until {
-        text += &format!("  interactive logins paused until {} (use `authplug token --force`)\n", relative(until, now));
+        text += &format!(
+            "  interactive logins paused until {} (use `authplug token --force`)\n",
+            relative(until, now)
+        );
     }
     text
 }

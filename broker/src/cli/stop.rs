@@ -5,7 +5,8 @@ use std::process::ExitCode;
 use authplug_broker::agent::client::{Client, ClientError};
 use authplug_broker::agent::wire::Op;
 
-use super::socket::{fail, SocketArg};
+use super::fail;
+use super::socket::SocketArg;
 
 /// Stop the agent; it forgets every token and state it held
 #[derive(Debug, clap::Args)]

@@ -9,7 +9,8 @@ use authplug_broker::agent::client::Client;
 use authplug_broker::agent::wire::Op;
 use zeroize::Zeroize;
 
-use super::socket::{fail, SocketArg};
+use super::fail;
+use super::socket::SocketArg;
 
 /// Print a profile's token (starting the agent if none runs)
 #[derive(Debug, clap::Args)]
