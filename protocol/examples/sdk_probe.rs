@@ -1,0 +1,59 @@
+//! A plugin built on the SDK, used by the protocol's rule 9 tests.
+//!
+//! Its token reports what it saw: whether a child it starts inherits fd 3,
+//! the reason, whether it may interact, and the size of the state it got.
+//! Its new state is the old one plus `+`. With `--spawn-early` it starts the
+//! child before the SDK protects fd 3: the control case.
+
+use std::process::{Command, Stdio};
+
+use authplug_protocol::plugin::{self, Plugin, Request, Response};
+use authplug_protocol::State;
+
+/// Starts `sh` and asks whether it has a descriptor 3.
+fn child_sees_fd_3() -> Result<String, plugin::Error> {
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("if [ -e /proc/$$/fd/3 ]; then echo inherited; else echo clean; fi")
+        .stdin(Stdio::null())
+        .stderr(Stdio::inherit())
+        .output()?;
+    Ok(String::from_utf8(output.stdout)?.trim().to_owned())
+}
+
+struct Probe {
+    early_answer: Option<String>,
+}
+
+impl Plugin for Probe {
+    fn run(&mut self, request: Request) -> Result<Response, plugin::Error> {
+        let child = match self.early_answer.take() {
+            Some(answer) => answer,
+            None => child_sees_fd_3()?,
+        };
+        let token = format!(
+            "child-fd3={child} reason={} interactive={} state={}",
+            request.reason,
+            u8::from(request.interactive),
+            request.state.len()
+        );
+        let mut state = request.state.as_bytes().to_vec();
+        state.push(b'+');
+        Ok(Response::new(token, State::new(state)))
+    }
+}
+
+fn main() {
+    let early_answer = if std::env::args().any(|arg| arg == "--spawn-early") {
+        match child_sees_fd_3() {
+            Ok(answer) => Some(answer),
+            Err(error) => {
+                eprintln!("error: {error}");
+                std::process::exit(1)
+            }
+        }
+    } else {
+        None
+    };
+    plugin::main(Probe { early_answer })
+}

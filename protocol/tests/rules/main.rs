@@ -1,0 +1,15 @@
+//! One test module per numbered rule of protocol/PROTOCOL.md, each running
+//! real plugin processes (small `sh` scripts written here, and the SDK probe
+//! in `examples/sdk_probe.rs`). One test binary keeps linking cheap.
+
+mod support;
+
+mod rule1_start;
+mod rule2_stdin;
+mod rule3_stdout;
+mod rule4_state;
+mod rule5_stderr;
+mod rule6_exit;
+mod rule7_time;
+mod rule8_leaks;
+mod rule9_isolation;

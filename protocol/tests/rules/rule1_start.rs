@@ -1,0 +1,90 @@
+//! Rule 1: start from an argv, never a shell; the environment.
+
+use authplug_protocol::host::{run, PluginCommand, RunError};
+use authplug_protocol::{Reason, State};
+
+use crate::support::{quick, run_sh, sh, Scratch};
+
+#[tokio::test]
+async fn the_argv_reaches_the_plugin_word_for_word_without_a_shell() {
+    // `printf` gets every word as is: no globbing, no `$` expansion, no `;`.
+    let command =
+        PluginCommand::parse(r#"printf "%s|" 'two words' '$HOME' '*' "a;b" back\ slash"#).unwrap();
+    let output = run(&command, &State::default(), &quick()).await.unwrap();
+    assert_eq!(
+        output.token.as_bytes(),
+        b"two words|$HOME|*|a;b|back slash|"
+    );
+}
+
+#[test]
+fn command_lines_are_split_by_shell_word_rules() {
+    let command = PluginCommand::parse(r#"plugin --name "a b" 'c d' e\ f"#).unwrap();
+    assert_eq!(command.program(), "plugin");
+    let args: Vec<_> = command
+        .arguments()
+        .iter()
+        .map(|a| a.to_str().unwrap())
+        .collect();
+    assert_eq!(args, ["--name", "a b", "c d", "e f"]);
+    let unbalanced = PluginCommand::parse("plugin 'oops").unwrap_err();
+    assert!(unbalanced.to_string().contains("quotes"), "{unbalanced}");
+    let empty = PluginCommand::parse("   ").unwrap_err();
+    assert!(empty.to_string().contains("empty"), "{empty}");
+}
+
+#[tokio::test]
+async fn the_protocol_variables_arrive() {
+    let script = r#"printf '%s/%s/%s/%s/%s' "$AUTHPLUG_PROTOCOL" "$AUTHPLUG_REASON" "$AUTHPLUG_INTERACTIVE" "$EXTRA" "$HOST_VAR""#;
+    std::env::set_var("HOST_VAR", "from-host");
+    let mut options = quick();
+    options.env.push(("EXTRA".into(), "added".into()));
+
+    let first = run(&sh(script), &State::default(), &options).await.unwrap();
+    assert_eq!(first.token.as_bytes(), b"1/initial/1/added/from-host");
+
+    let refresh = run(&sh(script), &State::from("s"), &options).await.unwrap();
+    assert_eq!(refresh.token.as_bytes(), b"1/refresh/1/added/from-host");
+
+    options.reason = Some(Reason::Rejected);
+    options.interactive = false;
+    let rejected = run(&sh(script), &State::from("s"), &options).await.unwrap();
+    assert_eq!(rejected.token.as_bytes(), b"1/rejected/0/added/from-host");
+}
+
+#[tokio::test]
+async fn a_missing_binary_is_a_clear_spawn_error() {
+    let command = PluginCommand::new("/nonexistent/authplug-plugin");
+    let error = run(&command, &State::default(), &quick())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RunError::Spawn { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(
+        message.contains("/nonexistent/authplug-plugin"),
+        "{message}"
+    );
+    assert!(message.contains("is it installed"), "{message}");
+}
+
+#[tokio::test]
+async fn a_file_that_is_not_executable_is_a_clear_spawn_error() {
+    let scratch = Scratch::new();
+    let path = scratch.path("plugin.sh");
+    std::fs::write(&path, "#!/bin/sh\necho token\n").unwrap();
+    let error = run(&PluginCommand::new(&path), &State::default(), &quick())
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RunError::Spawn { .. }), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("chmod +x"), "{message}");
+}
+
+#[tokio::test]
+async fn epithet_style_plugins_that_ignore_everything_still_work() {
+    // Reads nothing, uses no variable, writes no state.
+    let output = run_sh("echo static-token", &State::from("old"))
+        .await
+        .unwrap();
+    assert_eq!(output.token.as_bytes(), b"static-token");
+}

@@ -1,0 +1,109 @@
+//! Rule 4: the new state on fd 3; kept exactly on success, untouched on
+//! failure, cleared when nothing is written; at most 10 MiB.
+
+use std::time::{Duration, Instant};
+
+use authplug_protocol::host::{run, RunError};
+use authplug_protocol::{State, STATE_LIMIT};
+
+use crate::support::{quick, run_sh, wait_until_gone, Scratch};
+
+/// Counts its runs in its state: `n` in, `n+1` out.
+const COUNTER: &str = r#"n=$(cat); n=${n:-0}; printf '%s' $((n + 1)) >&3; echo "token-$n""#;
+
+#[tokio::test]
+async fn the_state_round_trips_across_two_runs() {
+    let first = run_sh(COUNTER, &State::default()).await.unwrap();
+    assert_eq!(first.token.as_bytes(), b"token-0");
+    assert_eq!(first.state.as_bytes(), b"1");
+    let second = run_sh(COUNTER, &first.state).await.unwrap();
+    assert_eq!(second.token.as_bytes(), b"token-1");
+    assert_eq!(second.state.as_bytes(), b"2");
+}
+
+#[tokio::test]
+async fn the_state_is_kept_byte_for_byte_including_newlines_and_nul() {
+    let script = r#"printf 'a\000b\n\r\n\n' >&3; echo t"#;
+    let output = run_sh(script, &State::default()).await.unwrap();
+    assert_eq!(output.state.as_bytes(), b"a\0b\n\r\n\n");
+}
+
+#[tokio::test]
+async fn a_failure_keeps_the_callers_state() {
+    let held = State::from("precious");
+    // Writes a new state, then fails: the new state must be discarded.
+    let error = run_sh(
+        "cat >/dev/null; printf 'garbage' >&3; echo tok; exit 7",
+        &held,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 7, .. }),
+        "{error:?}"
+    );
+    assert_eq!(held.as_bytes(), b"precious");
+    // The caller hands the same state to the next run, which sees it whole.
+    let next = run_sh("s=$(cat); echo \"got-$s\"", &held).await.unwrap();
+    assert_eq!(next.token.as_bytes(), b"got-precious");
+}
+
+#[tokio::test]
+async fn nothing_on_fd_3_clears_the_state() {
+    let output = run_sh("cat >/dev/null; echo tok", &State::from("old"))
+        .await
+        .unwrap();
+    assert!(output.state.is_empty());
+    // Closing fd 3 without writing is the same.
+    let output = run_sh("exec 3>&-; echo tok", &State::from("old"))
+        .await
+        .unwrap();
+    assert!(output.state.is_empty());
+}
+
+#[tokio::test]
+async fn exactly_10_mib_of_state_is_accepted() {
+    let script = format!("head -c {STATE_LIMIT} /dev/zero | tr '\\0' s >&3; echo tok");
+    let output = run_sh(&script, &State::default()).await.unwrap();
+    assert_eq!(output.state.len(), STATE_LIMIT);
+    assert!(output.state.as_bytes().iter().all(|&b| b == b's'));
+}
+
+#[tokio::test]
+async fn one_byte_over_10_mib_fails_at_once_while_the_plugin_keeps_writing() {
+    let scratch = Scratch::new();
+    // Tries to write 20 MiB, then would leave a marker and linger.
+    let command = scratch.sh(&format!(
+        "echo $$ > \"$D/pid\"; head -c {} /dev/zero >&3; touch \"$D/marker\"; sleep 60; echo tok",
+        2 * STATE_LIMIT
+    ));
+    let mut options = quick();
+    options.timeout = Duration::from_secs(60);
+    let started = Instant::now();
+    let error = run(&command, &State::from("held"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RunError::StateTooLarge { limit, .. } if limit == STATE_LIMIT),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("10485760"),
+        "the error names the limit: {message}"
+    );
+    // Not a speed assertion: the plugin would otherwise run for a minute.
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(wait_until_gone(scratch.read_pid("pid"), Duration::from_secs(5)).await);
+    assert!(
+        !scratch.path("marker").exists(),
+        "the plugin was not stopped"
+    );
+}
+
+#[tokio::test]
+async fn one_byte_over_10_mib_fails_even_when_the_plugin_then_exits() {
+    let script = format!("head -c {} /dev/zero >&3; echo tok", STATE_LIMIT + 1);
+    let error = run_sh(&script, &State::default()).await.unwrap_err();
+    assert!(matches!(error, RunError::StateTooLarge { .. }), "{error:?}");
+}

@@ -1,0 +1,102 @@
+//! Rule 9: fd 3 is the only extra descriptor a plugin inherits, and the SDK
+//! keeps it from the plugin's own children.
+
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Command, Stdio};
+
+use authplug_protocol::host::run;
+use authplug_protocol::State;
+
+use crate::support::{quick, run_sh, sdk_probe};
+
+/// A descriptor without close-on-exec, as a careless embedding program
+/// might hold.
+fn inheritable_descriptor() -> OwnedFd {
+    let file = std::fs::File::open("/dev/null").unwrap();
+    let fd: OwnedFd = file.into();
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::empty()),
+    )
+    .unwrap();
+    fd
+}
+
+const LIST_OWN_FDS: &str = "ls /proc/$$/fd";
+
+#[tokio::test]
+async fn the_plugin_gets_only_descriptors_0_to_3() {
+    let extra = inheritable_descriptor();
+    let extra_name = extra.as_raw_fd().to_string();
+    // Control: an ordinary spawn does pass the descriptor on.
+    let plain = Command::new("sh")
+        .arg("-c")
+        .arg(LIST_OWN_FDS)
+        .output()
+        .unwrap();
+    let plain = String::from_utf8(plain.stdout).unwrap();
+    assert!(
+        plain.lines().any(|fd| fd == extra_name),
+        "control failed: {plain}"
+    );
+
+    let output = run_sh(LIST_OWN_FDS, &State::default()).await.unwrap();
+    let listed: Vec<&str> = output.token.to_str().unwrap().lines().collect();
+    assert_eq!(listed, ["0", "1", "2", "3"]);
+    drop(extra);
+}
+
+#[tokio::test]
+async fn the_sdk_keeps_fd_3_from_the_plugins_children() {
+    let output = run(&sdk_probe(), &State::from("abc"), &quick())
+        .await
+        .unwrap();
+    assert_eq!(
+        output.token.to_str().unwrap(),
+        "child-fd3=clean reason=refresh interactive=1 state=3"
+    );
+    assert_eq!(output.state.as_bytes(), b"abc+");
+}
+
+#[tokio::test]
+async fn without_the_sdk_a_child_would_inherit_fd_3() {
+    // Control for the test above: the probe spawns its child before the SDK
+    // protects fd 3.
+    let output = run(
+        &sdk_probe().arg("--spawn-early"),
+        &State::default(),
+        &quick(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        output
+            .token
+            .to_str()
+            .unwrap()
+            .starts_with("child-fd3=inherited "),
+        "{:?}",
+        output.token.to_str()
+    );
+}
+
+#[test]
+fn an_sdk_plugin_run_by_hand_without_fd_3_still_prints_its_token() {
+    // No host: fd 3 is closed, the variables are missing, stdin is empty.
+    let probe = sdk_probe();
+    let output = Command::new(probe.program())
+        .env_remove("AUTHPLUG_INTERACTIVE")
+        .env_remove("AUTHPLUG_REASON")
+        .env_remove("AUTHPLUG_PROTOCOL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "child-fd3=clean reason=initial interactive=1 state=0\n"
+    );
+    // It had a state ("+") to keep and nowhere to put it: it says so.
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("no state descriptor (fd 3)"), "{stderr}");
+}
