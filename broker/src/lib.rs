@@ -10,25 +10,30 @@
 //! its `exp`, and backs off after a failed interactive login.
 //!
 //! ```no_run
-//! use authplug_broker::{Broker, BrokerOptions, PluginCommand};
+//! use authplug_broker::{Broker, BrokerOptions, PluginCommand, Token};
 //!
-//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
-//! let command = PluginCommand::parse("authplug-oidc --issuer https://id.example.com --client-id cli")?;
-//! let broker = Broker::new(command, BrokerOptions::default());
+//! async fn call_api(url: &str) -> Result<(), Box<dyn std::error::Error>> {
+//!     let command = PluginCommand::parse("authplug-oidc --issuer https://id.example.com --client-id cli")?;
+//!     let broker = Broker::new(command, BrokerOptions::default()); // clone it freely
 //!
-//! // Either take the token yourself and report a 401 with `reject`...
-//! let token = broker.token().await?;
-//! # let server_said_401 = false;
-//! if server_said_401 {
-//!     broker.reject(&token);
-//!     let _fresh = broker.token().await?; // runs the plugin with AUTHPLUG_REASON=rejected
+//!     // The HTTP helper adds `Authorization: Bearer <token>`; on a 401 it rejects
+//!     // the token, runs the plugin again and retries once.
+//!     let response = broker.send(reqwest::Client::new().get(url)).await?;
+//!     println!("{}", response.status());
+//!
+//!     // Or by hand: report a refused token with `reject` (compare-and-clear),
+//!     // and the next `token()` runs the plugin with AUTHPLUG_REASON=rejected.
+//!     let token = broker.token().await?;
+//!     if refused_by_server(&token) {
+//!         broker.reject(&token);
+//!         let _fresh = broker.token().await?;
+//!     }
+//!     Ok(())
 //! }
 //!
-//! // ...or let the HTTP helper add the Bearer header and retry once on 401.
-//! let client = reqwest::Client::new();
-//! let response = broker.send(client.get("https://api.example.com/me")).await?;
-//! println!("{}", response.status());
-//! # Ok(()) }
+//! fn refused_by_server(_token: &Token) -> bool {
+//!     false
+//! }
 //! ```
 //!
 //! The `authplug` binary built from this crate runs brokers in an agent
