@@ -1,0 +1,136 @@
+#!/usr/bin/env python3
+"""An authplug plugin in Python (standard library only).
+
+It keeps an OAuth 2.0 refresh token in its JSON state and trades it at a
+token endpoint (the refresh_token grant, RFC 6749 section 6) for an access
+token, which it prints. If the server rotates refresh tokens, the new one is
+what it keeps. The first run has no state: it starts from a refresh token
+given in $EXAMPLE_REFRESH_TOKEN (a real plugin would log in with a browser
+here, when AUTHPLUG_INTERACTIVE is 1).
+
+    refresh_token.py --token-endpoint URL --client-id ID
+
+Both options can also come from $EXAMPLE_TOKEN_ENDPOINT and $EXAMPLE_CLIENT_ID.
+On any failure it exits non-zero, and the host keeps the previous state.
+"""
+
+import argparse
+import json
+import os
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+STATE_FD = 3
+
+
+def fail(message):
+    print(f"refresh_token.py: {message}", file=sys.stderr)
+    sys.exit(1)
+
+
+def protect_state_fd():
+    """Rule 9: no program we start may inherit fd 3. Returns whether it is open."""
+    try:
+        os.set_inheritable(STATE_FD, False)
+        return True
+    except OSError:
+        return False
+
+
+def read_state():
+    raw = sys.stdin.buffer.read()
+    if not raw:
+        return {}
+    try:
+        state = json.loads(raw)
+    except ValueError:
+        fail("the state is not JSON; it was not written by this plugin")
+    if not isinstance(state, dict):
+        fail("the state is not a JSON object; it was not written by this plugin")
+    return state
+
+
+def trade(endpoint, client_id, refresh_token, timeout):
+    form = urllib.parse.urlencode(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": client_id,
+        }
+    ).encode()
+    request = urllib.request.Request(
+        endpoint,
+        data=form,
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+        },
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(1024 * 1024)
+    except urllib.error.HTTPError as error:
+        # RFC 6749 section 5.2: the reason is in a JSON error body.
+        try:
+            detail = json.loads(error.read(64 * 1024))
+            reason = detail.get("error", "unknown error")
+            if detail.get("error_description"):
+                reason += f": {detail['error_description']}"
+        except ValueError:
+            reason = "no JSON error body"
+        hint = ""
+        if isinstance(reason, str) and reason.startswith("invalid_grant"):
+            hint = " (the refresh token is expired or revoked: log in again, e.g. set EXAMPLE_REFRESH_TOKEN and clear the state)"
+        fail(f"the token endpoint refused the refresh token: HTTP {error.code}, {reason}{hint}")
+    except (urllib.error.URLError, OSError) as error:
+        fail(f"cannot reach the token endpoint {endpoint}: {error}")
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        fail("the token endpoint answered with something that is not JSON")
+    access_token = answer.get("access_token") if isinstance(answer, dict) else None
+    if not isinstance(access_token, str) or not access_token or any(c.isspace() for c in access_token):
+        fail("the token endpoint's answer has no usable access_token")
+    rotated = answer.get("refresh_token")
+    if rotated is not None and (not isinstance(rotated, str) or not rotated):
+        fail("the token endpoint's answer has an invalid refresh_token")
+    return access_token, rotated or refresh_token
+
+
+def main():
+    has_state_fd = protect_state_fd()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--token-endpoint", default=os.environ.get("EXAMPLE_TOKEN_ENDPOINT"))
+    parser.add_argument("--client-id", default=os.environ.get("EXAMPLE_CLIENT_ID"))
+    parser.add_argument("--timeout", type=float, default=30.0, help="HTTP timeout in seconds")
+    args = parser.parse_args()
+    if not args.token_endpoint:
+        fail("no token endpoint: pass --token-endpoint URL or set EXAMPLE_TOKEN_ENDPOINT")
+    if not args.client_id:
+        fail("no client id: pass --client-id ID or set EXAMPLE_CLIENT_ID")
+
+    state = read_state()
+    refresh_token = state.get("refresh_token")
+    if not refresh_token:
+        refresh_token = os.environ.get("EXAMPLE_REFRESH_TOKEN")
+        if not refresh_token:
+            fail("no refresh token yet: set EXAMPLE_REFRESH_TOKEN for the first run")
+    if os.environ.get("AUTHPLUG_REASON") == "rejected":
+        print("refresh_token.py: the last token was rejected; getting a new one", file=sys.stderr)
+
+    access_token, refresh_token = trade(args.token_endpoint, args.client_id, refresh_token, args.timeout)
+
+    new_state = json.dumps({"refresh_token": refresh_token}).encode()
+    if has_state_fd:
+        with os.fdopen(STATE_FD, "wb") as state_out:
+            state_out.write(new_state)
+    else:
+        print("refresh_token.py: no fd 3 (not started by a host), so the new refresh token is lost", file=sys.stderr)
+    sys.stdout.write(access_token + "\n")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
