@@ -30,8 +30,8 @@ use zeroize::Zeroizing;
 
 use crate::secret::SecretBuf;
 use crate::{
-    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, PROTOCOL_VERSION,
-    STATE_FD, STATE_LIMIT, TOKEN_LIMIT,
+    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, PROTOCOL_VERSION, STATE_FD,
+    STATE_LIMIT, TOKEN_LIMIT,
 };
 
 /// A plugin's argv: the program and its arguments. Never run through a shell
@@ -174,7 +174,10 @@ impl fmt::Debug for RunOptions {
             .field("kill_grace", &self.kill_grace)
             .field("drain_window", &self.drain_window)
             .field("env", &self.env)
-            .field("stderr_sink", &self.stderr_sink.as_ref().map(|_| "Fn(&str)"))
+            .field(
+                "stderr_sink",
+                &self.stderr_sink.as_ref().map(|_| "Fn(&str)"),
+            )
             .field("stderr_tail_lines", &self.stderr_tail_lines)
             .finish()
     }
@@ -206,13 +209,26 @@ pub enum RunError {
         #[source]
         source: io::Error,
     },
-    #[error("plugin timed out after {} and was stopped{}", seconds(after), tail(stderr_tail))]
-    TimedOut { after: Duration, stderr_tail: String },
+    #[error(
+        "plugin timed out after {} and was stopped{}",
+        seconds(after),
+        tail(stderr_tail)
+    )]
+    TimedOut {
+        after: Duration,
+        stderr_tail: String,
+    },
     #[error("plugin wrote more than {limit} bytes of state on fd 3 (the protocol's limit) and was stopped{}", tail(stderr_tail))]
     StateTooLarge { limit: usize, stderr_tail: String },
-    #[error("plugin wrote more than {limit} bytes on stdout (the token limit) and was stopped{}", tail(stderr_tail))]
+    #[error(
+        "plugin wrote more than {limit} bytes on stdout (the token limit) and was stopped{}",
+        tail(stderr_tail)
+    )]
     TokenTooLarge { limit: usize, stderr_tail: String },
-    #[error("plugin exited successfully but printed no token on stdout{}", tail(stderr_tail))]
+    #[error(
+        "plugin exited successfully but printed no token on stdout{}",
+        tail(stderr_tail)
+    )]
     EmptyToken { stderr_tail: String },
     #[error("plugin failed with exit code {code}{}", tail(stderr_tail))]
     Exited { code: i32, stderr_tail: String },
@@ -283,8 +299,8 @@ pub async fn run(
     options: &RunOptions,
 ) -> Result<RunOutput, RunError> {
     let started = Instant::now();
-    let (state_pipe, state_pipe_for_plugin) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|errno| RunError::Spawn {
+    let (state_pipe, state_pipe_for_plugin) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|errno| RunError::Spawn {
             program: command.program.to_string_lossy().into_owned(),
             source: io::Error::from(errno),
         })?;
@@ -623,7 +639,9 @@ impl StderrTail {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // The tail holds plain text; a panic elsewhere cannot leave it invalid.
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// The plugin's process group, stopped when the run fails or is cancelled

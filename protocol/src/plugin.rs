@@ -154,7 +154,9 @@ pub fn read_request() -> io::Result<Request> {
         if buf.len() + n > STATE_LIMIT {
             return Err(io::Error::new(
                 io::ErrorKind::InvalidData,
-                format!("the state on stdin is larger than the protocol's {STATE_LIMIT}-byte limit"),
+                format!(
+                    "the state on stdin is larger than the protocol's {STATE_LIMIT}-byte limit"
+                ),
             ));
         }
         buf.extend_from_slice(&chunk[..n]);

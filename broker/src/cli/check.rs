@@ -31,7 +31,12 @@ pub struct CheckArgs {
     #[arg(long)]
     pub non_interactive: bool,
     /// Stop the plugin after this many seconds in each run
-    #[arg(long, value_name = "SECS", env = "AUTHPLUG_TIMEOUT", default_value_t = 300.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "AUTHPLUG_TIMEOUT",
+        default_value_t = 300.0
+    )]
     pub timeout: f64,
     /// The plugin program and its arguments (run directly, not via a shell)
     #[arg(required = true, last = true, value_name = "PLUGIN [ARGS...]")]
@@ -132,8 +137,15 @@ impl Report {
                 " (not UTF-8: fine for the protocol, but most hosts expect text)"
             }
         ));
-        if output.token.as_bytes().iter().any(|b| b.is_ascii_whitespace()) {
-            self.note("the token contains whitespace or a second line; HTTP headers will not accept it");
+        if output
+            .token
+            .as_bytes()
+            .iter()
+            .any(|b| b.is_ascii_whitespace())
+        {
+            self.note(
+                "the token contains whitespace or a second line; HTTP headers will not accept it",
+            );
         }
         if output.state.is_empty() {
             self.pass("fd 3 not used: no state kept (a host clears what it held)");

@@ -31,7 +31,12 @@ Examples:
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
     /// Stop the plugin (its whole process group) after this many seconds
-    #[arg(long, value_name = "SECS", env = "AUTHPLUG_TIMEOUT", default_value_t = 300.0)]
+    #[arg(
+        long,
+        value_name = "SECS",
+        env = "AUTHPLUG_TIMEOUT",
+        default_value_t = 300.0
+    )]
     pub timeout: f64,
     /// AUTHPLUG_REASON for the plugin: initial, refresh or rejected
     /// [default: initial without state, refresh with]
@@ -105,7 +110,12 @@ fn read_state(path: &Path) -> Result<State, String> {
     let file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-        Err(e) => return Err(format!("cannot read the state from {}: {e}", path.display())),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the state from {}: {e}",
+                path.display()
+            ))
+        }
     };
     let mut bytes = Zeroizing::new(Vec::new());
     file.take(STATE_LIMIT as u64 + 1)
