@@ -305,6 +305,9 @@ impl Broker {
     }
 
     /// The cached token, or a new one from a plugin run (interactive).
+    ///
+    /// Runs are spawned on the current Tokio runtime: call this inside one
+    /// (it panics otherwise, as `tokio::spawn` does).
     pub async fn token(&self) -> Result<Token, BrokerError> {
         self.token_with(TokenRequest::default()).await
     }
@@ -312,8 +315,9 @@ impl Broker {
     /// Like [`Broker::token`], with per-call choices.
     ///
     /// Callers that arrive while a run is under way wait for it and get its
-    /// result. If every waiting caller is dropped, the run is cancelled and
-    /// the plugin's process group killed.
+    /// result, whether it was started interactive or not. If every waiting
+    /// caller is dropped, the run is cancelled and the plugin's process group
+    /// killed (a cancelled run starts no cool-down).
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
         let (waiter, mut result) = {
             let mut shared = self.inner.lock();

@@ -205,6 +205,14 @@ fi
     assert_eq!(broker.status().last_error, None);
 }
 
+async fn wait_until(mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 fn is_running(pid: i32) -> bool {
     // A zombie is dead for our purposes: it runs nothing and holds nothing.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
@@ -225,18 +233,29 @@ echo $! >> "$DIR/pids"
 wait"#,
     );
     let broker = plugin.broker(options());
-    let gone = tokio::time::timeout(Duration::from_millis(700), broker.token()).await;
-    assert!(
-        gone.is_err(),
-        "the plugin sleeps; the caller gives up first"
-    );
-
-    let pids: Vec<i32> = std::fs::read_to_string(plugin.path("pids"))
-        .expect("the plugin wrote its pids")
-        .split_whitespace()
-        .map(|pid| pid.parse().expect("pid"))
-        .collect();
-    assert_eq!(pids.len(), 2);
+    let caller = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    // Wait until the plugin and its child run, then the only caller leaves.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let pids: Vec<i32> = loop {
+        let pids: Vec<i32> = std::fs::read_to_string(plugin.path("pids"))
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter_map(|pid| pid.parse().ok())
+            .collect();
+        if pids.len() == 2 {
+            break pids;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the plugin never started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    caller.abort();
+    assert!(caller.await.is_err_and(|e| e.is_cancelled()));
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while pids.iter().any(|&pid| is_running(pid)) {
         assert!(
@@ -255,14 +274,17 @@ wait"#,
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_goes_on_while_any_caller_still_waits() {
-    let plugin = Plugin::new("sleep 0.8\necho tok-patient");
+    let plugin = Plugin::new("while [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\necho tok-patient");
     let broker = plugin.broker(options());
     let patient = tokio::spawn({
         let broker = broker.clone();
         async move { broker.token().await }
     });
-    let impatient = tokio::time::timeout(Duration::from_millis(200), broker.token()).await;
+    wait_until(|| broker.status().waiters == 1).await;
+    let impatient = tokio::time::timeout(Duration::from_millis(100), broker.token()).await;
     assert!(impatient.is_err());
+    assert_eq!(broker.status().waiters, 1);
+    std::fs::write(plugin.path("go"), "").expect("go");
     let token = patient.await.expect("task").expect("token");
     assert_eq!(text(&token), "tok-patient");
     assert_eq!(plugin.runs().len(), 1);
@@ -385,7 +407,7 @@ exit 2"#,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn waiters_see_the_plugins_stderr_live_including_lines_printed_before_they_joined() {
     let plugin = Plugin::new(
-        "echo 'open https://login.example/device?code=XYZ' >&2\nsleep 0.6\necho 'still waiting' >&2\necho tok-after-login",
+        "echo 'open https://login.example/device?code=XYZ' >&2\nwhile [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\necho 'still waiting' >&2\necho tok-after-login",
     );
     let broker = plugin.broker(options());
     let mut everything = broker.stderr_lines();
@@ -400,12 +422,18 @@ async fn waiters_see_the_plugins_stderr_live_including_lines_printed_before_they
             broker.token_with(request).await
         }
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_until(|| !early_lines.lock().expect("lines").is_empty()).await;
     let request = TokenRequest::new().on_stderr({
         let lines = late_lines.clone();
         move |line| lines.lock().expect("lines").push(line.to_owned())
     });
-    let token = broker.token_with(request).await.expect("late waiter");
+    let late = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token_with(request).await }
+    });
+    wait_until(|| broker.status().waiters == 2).await;
+    std::fs::write(plugin.path("go"), "").expect("go");
+    let token = late.await.expect("task").expect("late waiter");
     assert_eq!(text(&token), "tok-after-login");
     early.await.expect("task").expect("early waiter");
     let expected = [
