@@ -14,9 +14,13 @@ use crate::jwt;
 
 /// How a [`Broker`] runs its plugin and judges its tokens. Start from
 /// `BrokerOptions::default()` and set fields.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct BrokerOptions {
+    /// Names the broker in logs and `Debug` output (the agent uses the
+    /// profile name); default: the plugin program's file name. The full
+    /// command line is never logged, since it may hold a client secret.
+    pub label: Option<String>,
     /// Timeout, kill grace, extra environment and so on for each run. The
     /// broker sets `reason`, `interactive` and `stderr_sink` itself.
     pub run: RunOptions,
@@ -34,11 +38,28 @@ pub struct BrokerOptions {
 impl Default for BrokerOptions {
     fn default() -> Self {
         BrokerOptions {
+            label: None,
             run: RunOptions::default(),
             skew: Duration::from_secs(60),
             interactive_cooldown: Duration::from_secs(60),
             unauthorized_retries: 1,
         }
+    }
+}
+
+impl fmt::Debug for BrokerOptions {
+    /// Leaves out the values of `run.env`, which may hold secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env_names: Vec<_> = self.run.env.iter().map(|(name, _)| name).collect();
+        f.debug_struct("BrokerOptions")
+            .field("label", &self.label)
+            .field("timeout", &self.run.timeout)
+            .field("kill_grace", &self.run.kill_grace)
+            .field("env_names", &env_names)
+            .field("skew", &self.skew)
+            .field("interactive_cooldown", &self.interactive_cooldown)
+            .field("unauthorized_retries", &self.unauthorized_retries)
+            .finish_non_exhaustive()
     }
 }
 
@@ -169,7 +190,7 @@ pub struct Broker {
 impl fmt::Debug for Broker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Broker")
-            .field("command", &self.inner.command)
+            .field("label", &self.inner.label)
             .field("status", &self.status())
             .finish()
     }
@@ -177,6 +198,7 @@ impl fmt::Debug for Broker {
 
 struct Inner {
     command: PluginCommand,
+    label: String,
     options: BrokerOptions,
     shared: Mutex<Shared>,
     stderr: broadcast::Sender<String>,
@@ -270,7 +292,7 @@ impl Drop for Waiter {
             // Dropping the run's future kills the plugin's process group.
             flight.task.abort();
             shared.flight = None;
-            tracing::info!(command = %self.inner.command, "every caller went away; plugin run cancelled");
+            tracing::info!(plugin = %self.inner.label, "every caller went away; plugin run cancelled");
         }
     }
 }
@@ -278,9 +300,17 @@ impl Drop for Waiter {
 impl Broker {
     pub fn new(command: PluginCommand, options: BrokerOptions) -> Broker {
         let (stderr, _) = broadcast::channel(256);
+        let label = options.label.clone().unwrap_or_else(|| {
+            std::path::Path::new(command.program())
+                .file_name()
+                .unwrap_or(command.program())
+                .to_string_lossy()
+                .into_owned()
+        });
         Broker {
             inner: Arc::new(Inner {
                 command,
+                label,
                 options,
                 shared: Mutex::new(Shared::default()),
                 stderr,
@@ -385,7 +415,7 @@ impl Broker {
             if let Some(cached) = shared.cached.take() {
                 shared.rejected = Some(cached.token);
             }
-            tracing::info!(command = %self.inner.command, "token rejected; the next request re-runs the plugin");
+            tracing::info!(plugin = %self.inner.label, "token rejected; the next request re-runs the plugin");
         }
         matches
     }
@@ -494,7 +524,7 @@ async fn run_flight(
             inner.on_stderr_line(id, line);
         }
     }));
-    tracing::info!(command = %inner.command, %reason, interactive, "running plugin");
+    tracing::info!(plugin = %inner.label, %reason, interactive, "running plugin");
     let outcome = host::run(&inner.command, &state, &options).await;
     drop(state);
 
@@ -527,7 +557,7 @@ async fn run_flight(
         Ok(_) => {
             shared.last_error = None;
             shared.cooldown_until = None;
-            tracing::info!(command = %inner.command, elapsed_ms = elapsed.as_millis() as u64, "plugin run succeeded");
+            tracing::info!(plugin = %inner.label, elapsed_ms = elapsed.as_millis() as u64, "plugin run succeeded");
         }
         Err(error) => {
             shared.last_error = Some(error.to_string());
@@ -535,7 +565,7 @@ async fn run_flight(
                 let cooldown = inner.options.interactive_cooldown;
                 shared.cooldown_until = Some((Instant::now() + cooldown, now + cooldown));
             }
-            tracing::warn!(command = %inner.command, %error, "plugin run failed; state kept as it was");
+            tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
         }
     }
     shared.runs += 1;
@@ -592,5 +622,12 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("has_token: true"), "{shown}");
+        let mut options = BrokerOptions::default();
+        options.run.env = vec![("CLIENT_SECRET".into(), "hunter2".into())];
+        let shown = format!("{options:?}");
+        assert!(
+            shown.contains("CLIENT_SECRET") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 }

@@ -124,7 +124,10 @@ impl ProfileConfig {
                 name: name.to_owned(),
                 message: error.to_string(),
             })?;
-        let mut options = BrokerOptions::default();
+        let mut options = BrokerOptions {
+            label: Some(name.to_owned()),
+            ..BrokerOptions::default()
+        };
         options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout)?;
         options.skew = seconds(name, "skew", self.skew, options.skew)?;
         options.interactive_cooldown = seconds(
