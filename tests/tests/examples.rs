@@ -1,0 +1,458 @@
+//! The example plugins in plugins/examples/, each run through the real host
+//! (`authplug_protocol::host::run`) and through `authplug check`. The Python
+//! plugin trades its refresh token at a real HTTP token endpoint served here
+//! on 127.0.0.1 (the refresh_token grant, with rotation).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Arc, Mutex, Once};
+use std::time::Duration;
+
+use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
+use authplug_protocol::State;
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .to_path_buf()
+}
+
+fn example(relative: &str) -> PathBuf {
+    workspace().join("plugins/examples").join(relative)
+}
+
+/// A binary of another workspace package. `cargo test --workspace` builds
+/// them all; a narrower run builds what is missing here.
+fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    let _one_build_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    if !binary.exists() {
+        let status = std::process::Command::new(env!("CARGO"))
+            .args(["build", "--quiet", "-p", package, "--bin", name])
+            .arg("--target-dir")
+            .arg(profile_dir.parent().expect("target/"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building {name} failed");
+    }
+    binary
+}
+
+fn authplug() -> PathBuf {
+    workspace_binary("authplug-broker", "authplug")
+}
+
+fn rust_example() -> PathBuf {
+    workspace_binary("authplug-example-plugin", "authplug-example-plugin")
+}
+
+fn options(env: &[(&str, &str)]) -> RunOptions {
+    let mut options = RunOptions::default();
+    options.timeout = Duration::from_secs(30);
+    options.kill_grace = Duration::from_millis(300);
+    options.drain_window = Duration::from_millis(300);
+    options.interactive = false;
+    options.env = env
+        .iter()
+        .map(|(key, value)| ((*key).into(), (*value).into()))
+        .collect();
+    options
+}
+
+/// Runs `authplug ARGS` with extra environment.
+async fn authplug_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
+    static ENSURE: Once = Once::new();
+    let binary = authplug();
+    ENSURE.call_once(|| assert!(binary.exists()));
+    tokio::process::Command::new(binary)
+        .args(args)
+        .env_remove("EXAMPLE_TOKEN")
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("authplug runs")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// `authplug check` passed, and said what it checked.
+fn assert_conforms(output: &Output) {
+    let report = text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "check failed:\n{report}\n{}",
+        text(&output.stderr)
+    );
+    for expected in [
+        "Run 1: empty state",
+        "Run 2:",
+        "ok    exit code 0",
+        "ok    token on stdout",
+        "conforms to the authplug protocol",
+    ] {
+        assert!(
+            report.contains(expected),
+            "missing {expected:?} in:\n{report}"
+        );
+    }
+    assert!(!report.contains("FAIL"), "{report}");
+}
+
+// ---------------------------------------------------------------- shell
+
+fn shell_example() -> PluginCommand {
+    PluginCommand::new(example("shell/env-token.sh"))
+}
+
+#[tokio::test]
+async fn the_shell_example_round_trips_its_state_through_the_host() {
+    let env = [("EXAMPLE_TOKEN", "shell-token")];
+    let first = run(&shell_example(), &State::default(), &options(&env))
+        .await
+        .unwrap();
+    assert_eq!(first.token.as_bytes(), b"shell-token");
+    assert_eq!(first.state.as_bytes(), b"1");
+    assert!(first.stderr_tail.contains("run 1 (reason: initial)"));
+    let second = run(&shell_example(), &first.state, &options(&env))
+        .await
+        .unwrap();
+    assert_eq!(second.state.as_bytes(), b"2");
+    assert!(second.stderr_tail.contains("run 2 (reason: refresh)"));
+}
+
+#[tokio::test]
+async fn the_shell_example_reads_a_token_file_and_fails_clearly_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "from-file\n").unwrap();
+    let file = file.to_str().unwrap();
+    let output = run(
+        &shell_example(),
+        &State::from("41"),
+        &options(&[("EXAMPLE_TOKEN_FILE", file)]),
+    )
+    .await
+    .unwrap();
+    assert_eq!(output.token.as_bytes(), b"from-file");
+    assert_eq!(output.state.as_bytes(), b"42");
+
+    let held = State::from("41");
+    let error = run(&shell_example(), &held, &options(&[]))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 1, .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("set EXAMPLE_TOKEN"), "{error}");
+    assert_eq!(held.as_bytes(), b"41");
+}
+
+#[tokio::test]
+async fn the_shell_example_passes_authplug_check() {
+    let plugin = example("shell/env-token.sh");
+    let output = authplug_cli(
+        &["check", "--non-interactive", "--", plugin.to_str().unwrap()],
+        &[("EXAMPLE_TOKEN", "shell-token")],
+    )
+    .await;
+    assert_conforms(&output);
+    let report = text(&output.stdout);
+    assert!(report.contains("state on fd 3: 1 bytes"), "{report}");
+    assert!(
+        report.contains("env-token: run 2 (reason: refresh)"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn authplug_check_fails_a_plugin_that_fails() {
+    let plugin = example("shell/env-token.sh");
+    // No token configured: the example exits 1.
+    let output = authplug_cli(&["check", "--", plugin.to_str().unwrap()], &[]).await;
+    assert!(!output.status.success());
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("FAIL  plugin failed with exit code 1"),
+        "{report}"
+    );
+    assert!(report.contains("does NOT conform"), "{report}");
+}
+
+#[tokio::test]
+async fn authplug_run_keeps_state_files_private_and_untouched_on_failure() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let state_arg = state.to_str().unwrap();
+    let plugin = example("shell/env-token.sh");
+    let plugin = plugin.to_str().unwrap();
+    let args = [
+        "run",
+        "--state-in",
+        state_arg,
+        "--state-out",
+        state_arg,
+        "--",
+        plugin,
+    ];
+
+    let ok = authplug_cli(&args, &[("EXAMPLE_TOKEN", "tok")]).await;
+    assert!(ok.status.success(), "{}", text(&ok.stderr));
+    assert_eq!(ok.stdout, b"tok\n");
+    // The plugin's stderr reaches the terminal.
+    assert!(text(&ok.stderr).contains("env-token: run 1"));
+    assert_eq!(std::fs::read(&state).unwrap(), b"1");
+    let mode = std::fs::metadata(&state).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+
+    let ok = authplug_cli(&args, &[("EXAMPLE_TOKEN", "tok")]).await;
+    assert!(ok.status.success());
+    assert_eq!(std::fs::read(&state).unwrap(), b"2");
+
+    let failed = authplug_cli(&args, &[]).await;
+    assert!(!failed.status.success());
+    assert!(failed.stdout.is_empty());
+    let message = text(&failed.stderr);
+    assert!(
+        message.contains("authplug: plugin failed with exit code 1"),
+        "{message}"
+    );
+    assert_eq!(
+        std::fs::read(&state).unwrap(),
+        b"2",
+        "state kept on failure"
+    );
+    // Nothing else was left in the directory (no temporary files).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+}
+
+// ----------------------------------------------------------------- rust
+
+#[tokio::test]
+async fn the_rust_example_round_trips_its_state_through_the_host() {
+    let command = PluginCommand::new(rust_example());
+    let env = [("EXAMPLE_TOKEN", "rust-token")];
+    let first = run(&command, &State::default(), &options(&env))
+        .await
+        .unwrap();
+    assert_eq!(first.token.as_bytes(), b"rust-token");
+    assert_eq!(first.state.as_bytes(), b"1");
+    assert!(first
+        .stderr_tail
+        .contains("run 1 (reason: initial, interactive: false)"));
+    let second = run(&command, &first.state, &options(&env)).await.unwrap();
+    assert_eq!(second.state.as_bytes(), b"2");
+
+    let held = State::from("7");
+    let error = run(&command, &held, &options(&[])).await.unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 1, .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("error: set EXAMPLE_TOKEN"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn the_rust_example_passes_authplug_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("token");
+    std::fs::write(&file, "rust-file-token\n").unwrap();
+    let plugin = rust_example();
+    let output = authplug_cli(
+        &["check", "--", plugin.to_str().unwrap()],
+        &[("EXAMPLE_TOKEN_FILE", file.to_str().unwrap())],
+    )
+    .await;
+    assert_conforms(&output);
+    assert!(text(&output.stdout).contains("token on stdout: 15 bytes"));
+}
+
+// --------------------------------------------------------------- python
+
+/// A token endpoint that implements the refresh_token grant with rotation:
+/// each refresh token works once and is replaced by a new one.
+#[derive(Default)]
+struct TokenEndpoint {
+    current_refresh_token: String,
+    issued: u32,
+}
+
+const CLIENT_ID: &str = "example-cli";
+
+async fn token_endpoint(
+    axum::extract::State(endpoint): axum::extract::State<Arc<Mutex<TokenEndpoint>>>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> (
+    axum::http::StatusCode,
+    [(&'static str, &'static str); 2],
+    String,
+) {
+    use axum::http::StatusCode;
+    let headers = [
+        ("content-type", "application/json"),
+        ("cache-control", "no-store"),
+    ];
+    let refuse = |status, error: &str, description: &str| {
+        let body = serde_json::json!({ "error": error, "error_description": description });
+        (status, headers, body.to_string())
+    };
+    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            "only refresh_token",
+        );
+    }
+    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
+        return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
+    }
+    let mut endpoint = endpoint.lock().unwrap();
+    if form.get("refresh_token") != Some(&endpoint.current_refresh_token) {
+        return refuse(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "refresh token expired, revoked or already used",
+        );
+    }
+    endpoint.issued += 1;
+    let n = endpoint.issued;
+    endpoint.current_refresh_token = format!("rt-{n}");
+    let body = serde_json::json!({
+        "access_token": format!("at-{n}"),
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "refresh_token": format!("rt-{n}"),
+    });
+    (StatusCode::OK, headers, body.to_string())
+}
+
+/// Serves the endpoint on 127.0.0.1 (a free port) until the test's runtime
+/// ends; returns its URL and its state.
+async fn start_token_endpoint(first_refresh_token: &str) -> (String, Arc<Mutex<TokenEndpoint>>) {
+    let endpoint = Arc::new(Mutex::new(TokenEndpoint {
+        current_refresh_token: first_refresh_token.to_owned(),
+        issued: 0,
+    }));
+    let app = axum::Router::new()
+        .route("/token", axum::routing::post(token_endpoint))
+        .with_state(endpoint.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, endpoint)
+}
+
+fn python_example(url: &str) -> PluginCommand {
+    PluginCommand::new("python3")
+        .arg(example("python/refresh_token.py"))
+        .args(["--token-endpoint", url, "--client-id", CLIENT_ID])
+}
+
+/// Loopback traffic must not go through a proxy a developer has set.
+const NO_PROXY: [(&str, &str); 2] = [("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_trades_and_rotates_its_refresh_token() {
+    let (url, endpoint) = start_token_endpoint("rt-0").await;
+    let command = python_example(&url);
+    let mut env = NO_PROXY.to_vec();
+    env.push(("EXAMPLE_REFRESH_TOKEN", "rt-0"));
+
+    let first = run(&command, &State::default(), &options(&env))
+        .await
+        .unwrap();
+    assert_eq!(first.token.as_bytes(), b"at-1");
+    let state: serde_json::Value = serde_json::from_slice(first.state.as_bytes()).unwrap();
+    assert_eq!(state, serde_json::json!({ "refresh_token": "rt-1" }));
+
+    // The state, not the bootstrap variable, is what the second run uses.
+    let second = run(&command, &first.state, &options(&NO_PROXY))
+        .await
+        .unwrap();
+    assert_eq!(second.token.as_bytes(), b"at-2");
+    let state: serde_json::Value = serde_json::from_slice(second.state.as_bytes()).unwrap();
+    assert_eq!(state, serde_json::json!({ "refresh_token": "rt-2" }));
+
+    // A stale refresh token (already rotated) is refused: a clear error, and
+    // the caller still holds its state.
+    let error = run(&command, &first.state, &options(&NO_PROXY))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 1, .. }),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(
+        message.contains("invalid_grant") && message.contains("log in again"),
+        "{message}"
+    );
+    assert_eq!(endpoint.lock().unwrap().issued, 2);
+
+    // The refresh token is a secret: it never appears on stderr.
+    assert!(!message.contains("rt-1"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_fails_clearly_when_the_endpoint_is_down() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    drop(listener); // nothing listens there now
+    let mut env = NO_PROXY.to_vec();
+    env.push(("EXAMPLE_REFRESH_TOKEN", "rt-0"));
+    let error = run(&python_example(&url), &State::default(), &options(&env))
+        .await
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("cannot reach the token endpoint"),
+        "{error}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_passes_authplug_check() {
+    let (url, endpoint) = start_token_endpoint("bootstrap").await;
+    let script = example("python/refresh_token.py");
+    let mut env = NO_PROXY.to_vec();
+    env.push(("EXAMPLE_REFRESH_TOKEN", "bootstrap"));
+    let output = authplug_cli(
+        &[
+            "check",
+            "--non-interactive",
+            "--",
+            "python3",
+            script.to_str().unwrap(),
+            "--token-endpoint",
+            &url,
+            "--client-id",
+            CLIENT_ID,
+        ],
+        &env,
+    )
+    .await;
+    assert_conforms(&output);
+    let report = text(&output.stdout);
+    assert!(report.contains("returned a new state"), "{report}");
+    assert!(
+        report.contains("run 2 printed a different token"),
+        "{report}"
+    );
+    // Run 2 could only succeed by trading the rotated token from its state.
+    assert_eq!(endpoint.lock().unwrap().issued, 2);
+}
