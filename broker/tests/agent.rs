@@ -503,6 +503,14 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no agent is running"));
 
+    // Nothing is cached without an agent, so a reject has nothing to do.
+    let mut reject = authplug();
+    with_env(reject.arg("reject").stdin(Stdio::piped()));
+    let mut child = reject.spawn().expect("reject");
+    child.stdin.take().expect("stdin").write_all(b"tok-0\n").expect("write");
+    assert!(child.wait().expect("reject").success());
+    assert!(!runtime.join("authplug").exists(), "reject starts no agent");
+
     let mut token = authplug();
     with_env(token.arg("token"));
     let output = token.output().expect("token");

@@ -215,7 +215,12 @@ impl Profiles {
         self.profiles
             .get_key_value(name)
             .map(|(name, broker)| (name.as_str(), broker))
-            .ok_or_else(|| format!("no profile named `{name}` ({})", known()))
+            .ok_or_else(|| {
+                format!(
+                    "no profile named `{name}` ({}); the agent reads its config when it starts, so after editing it run `authplug stop`",
+                    known()
+                )
+            })
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Broker)> {

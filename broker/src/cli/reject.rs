@@ -3,7 +3,7 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use authplug_broker::agent::client::Client;
+use authplug_broker::agent::client::{Client, ClientError};
 use authplug_broker::agent::wire::Op;
 use zeroize::Zeroizing;
 
@@ -43,9 +43,14 @@ pub fn run(args: RejectArgs) -> ExitCode {
     if token.is_empty() {
         return fail("no token on stdin: pipe in the token the server refused, e.g. `authplug token | authplug reject`");
     }
-    // No agent means no cached token to clear.
+    // No agent means no cached token to clear: nothing to do, and a script
+    // reporting a 401 should not fail for it.
     let mut client = match Client::connect(&socket) {
         Ok(client) => client,
+        Err(ClientError::NotRunning(_)) => {
+            tracing::info!("no agent is running, so no token is cached; nothing to reject");
+            return ExitCode::SUCCESS;
+        }
         Err(error) => return fail(error),
     };
     let op = Op::Reject {
