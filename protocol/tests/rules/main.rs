@@ -4,6 +4,8 @@
 
 mod support;
 
+mod doc;
+
 mod rule1_start;
 mod rule2_stdin;
 mod rule3_stdout;

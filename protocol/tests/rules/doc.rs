@@ -1,0 +1,80 @@
+//! PROTOCOL.md and the code agree: its sh plugin works under the host, and
+//! its table of defaults is what `RunOptions::default()` says.
+
+use std::os::unix::fs::PermissionsExt;
+
+use authplug_protocol::host::{run, PluginCommand, RunOptions};
+use authplug_protocol::{State, STATE_LIMIT, TOKEN_LIMIT};
+
+use crate::support::{quick, Scratch};
+
+fn protocol_md() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/PROTOCOL.md")).unwrap()
+}
+
+fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_minimal_sh_plugin_in_the_document_works() {
+    let doc = protocol_md();
+    let start = doc.find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let script = &doc[start..start + doc[start..].find("```").unwrap()];
+    let scratch = Scratch::new();
+    let path = scratch.path("plugin.sh");
+    std::fs::write(&path, script).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+
+    let mut options = quick();
+    options.env.push(("MY_TOKEN".into(), "abc".into()));
+    let command = PluginCommand::new(&path);
+    let first = run(&command, &State::default(), &options).await.unwrap();
+    assert_eq!(
+        (first.token.as_bytes(), first.state.as_bytes()),
+        (&b"abc"[..], &b"1"[..])
+    );
+    let second = run(&command, &first.state, &options).await.unwrap();
+    assert_eq!(second.state.as_bytes(), b"2");
+
+    let error = run(&command, &second.state, &quick()).await.unwrap_err();
+    assert!(error.to_string().contains("set MY_TOKEN"), "{error}");
+}
+
+#[test]
+fn the_table_of_defaults_matches_the_code() {
+    let doc = protocol_md();
+    let defaults = RunOptions::default();
+    for row in [
+        format!(
+            "| timeout for the whole run | {} s |",
+            defaults.timeout.as_secs()
+        ),
+        format!(
+            "| grace between SIGTERM and SIGKILL | {} s |",
+            defaults.kill_grace.as_secs()
+        ),
+        format!(
+            "| drain window after the plugin exits | {} s |",
+            defaults.drain_window.as_secs()
+        ),
+        format!(
+            "| stderr lines kept for the error | {} |",
+            defaults.stderr_tail_lines
+        ),
+        format!("| state limit (fixed) | {} bytes |", thousands(STATE_LIMIT)),
+        format!("| token limit (fixed) | {} bytes |", thousands(TOKEN_LIMIT)),
+    ] {
+        assert!(doc.contains(&row), "PROTOCOL.md lacks the row {row:?}");
+    }
+    assert!(defaults.interactive && defaults.reason.is_none());
+    assert!(doc.contains("| interactive | yes (`AUTHPLUG_INTERACTIVE=1`) |"));
+}
