@@ -191,12 +191,17 @@ fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), C
         .try_clone()
         .map_err(|e| fail("cannot open the log", e))?;
     let exe = std::env::current_exe().map_err(|e| fail("cannot find the authplug binary", e))?;
+    let socket =
+        std::path::absolute(socket).map_err(|e| fail("cannot resolve the socket path", e))?;
     let mut command = Command::new(exe);
     command
         .arg("agent")
         .arg("--socket")
-        .arg(socket)
+        .arg(&socket)
         .args(agent_args)
+        // A long-lived daemon should not keep the caller's directory busy;
+        // relative paths in `agent_args` must be made absolute by the caller.
+        .current_dir("/")
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);

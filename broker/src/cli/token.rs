@@ -44,6 +44,11 @@ pub fn run(args: TokenArgs) -> ExitCode {
     } else {
         let mut agent_args: Vec<OsString> = Vec::new();
         if let Some(config) = &args.config {
+            // The agent runs from `/`.
+            let config = match std::path::absolute(config) {
+                Ok(config) => config,
+                Err(error) => return fail(format!("cannot resolve --config: {error}")),
+            };
             agent_args.push("--config".into());
             agent_args.push(config.into());
         }
