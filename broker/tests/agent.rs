@@ -492,9 +492,11 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     )
     .expect("config");
     let with_env = |command: &mut Command| {
+        // Debug logging everywhere: the agent's log must still hold no token.
         command
             .env("XDG_RUNTIME_DIR", &runtime)
-            .env("XDG_CONFIG_HOME", &config_home);
+            .env("XDG_CONFIG_HOME", &config_home)
+            .env("RUST_LOG", "debug");
     };
 
     let mut no_autostart = authplug();
@@ -507,7 +509,12 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     let mut reject = authplug();
     with_env(reject.arg("reject").stdin(Stdio::piped()));
     let mut child = reject.spawn().expect("reject");
-    child.stdin.take().expect("stdin").write_all(b"tok-0\n").expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"tok-0\n")
+        .expect("write");
     assert!(child.wait().expect("reject").success());
     assert!(!runtime.join("authplug").exists(), "reject starts no agent");
 
@@ -539,6 +546,15 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     assert!(!second.status.success());
     assert!(String::from_utf8_lossy(&second.stderr).contains("already running"));
 
+    let mut reject = authplug();
+    with_env(reject.arg("reject").stdin(Stdio::piped()));
+    let mut child = reject.spawn().expect("reject");
+    child.stdin.take().expect("stdin").write_all(b"tok-1\n").expect("write");
+    assert!(child.wait().expect("reject").success());
+    let mut after_reject = authplug();
+    with_env(after_reject.arg("token"));
+    assert_eq!(stdout(&after_reject.output().expect("token")), "tok-2\n");
+
     let mut stop = authplug();
     with_env(stop.arg("stop"));
     assert!(stop.status().expect("stop").success());
@@ -548,7 +564,11 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let log = std::fs::read_to_string(runtime.join("authplug/agent.log")).expect("log");
-    assert!(!log.contains("tok-1"), "the log holds no token: {log}");
+    assert!(log.contains("DEBUG"), "debug logging was on: {log}");
+    assert!(
+        !log.contains("tok-1") && !log.contains("tok-2"),
+        "the log holds no token: {log}"
+    );
 }
 
 /// Stops a background agent even when the test fails half-way.
