@@ -131,10 +131,22 @@ fn throughput(socket: &Path) {
     let started = Instant::now();
     std::thread::sleep(duration);
     stop.store(true, Ordering::Relaxed);
-    let mut all: Vec<Duration> = threads
+    let per_client: Vec<Vec<Duration>> = threads
         .into_iter()
-        .flat_map(|t| t.join().expect("client"))
+        .map(|t| t.join().expect("client"))
         .collect();
+    let slow: Vec<(usize, usize)> = per_client
+        .iter()
+        .enumerate()
+        .flat_map(|(client, lat)| {
+            lat.iter()
+                .enumerate()
+                .filter(|(_, d)| **d > Duration::from_millis(20))
+                .map(move |(i, _)| (client, i))
+        })
+        .collect();
+    println!("  requests over 20 ms (client, index on its connection): {slow:?}");
+    let mut all: Vec<Duration> = per_client.into_iter().flatten().collect();
     let elapsed = started.elapsed();
     all.sort();
     println!(
