@@ -291,10 +291,11 @@ async fn a_run_goes_on_while_any_caller_still_waits() {
 }
 
 /// A JWT (unsigned: the broker never checks signatures) whose `exp` is
-/// `$1` seconds from now.
+/// `$DIR/lifetime` seconds from now; its state stands for a refresh token.
 const JWT_PLUGIN: &str = r#"
 exp=$(( $(date +%s) + $(cat "$DIR/lifetime") ))
 payload=$(printf '{"sub":"me","exp":%d,"n":"%s"}' "$exp" "$(wc -l < "$DIR/runs")" | base64 | tr '+/' '-_' | tr -d '=\n')
+printf 'refresh-token' >&3
 echo "eyJhbGciOiJSUzI1NiJ9.$payload.c2lnbmF0dXJl"
 "#;
 
@@ -325,9 +326,7 @@ async fn a_jwt_is_refreshed_skew_seconds_before_exp() {
     tokio::time::sleep(wait + Duration::from_millis(100)).await;
     let second = broker.token().await.expect("refreshed");
     assert_ne!(second, first);
-    // The plugin writes no state, so the reason falls back to `initial`;
-    // what matters is that the broker ran it ahead of `exp`.
-    assert_eq!(plugin.runs().len(), 2);
+    assert_eq!(plugin.runs(), ["initial 1", "refresh 1"]);
     assert!(SystemTime::now() < expires_at);
 }
 
