@@ -1,0 +1,196 @@
+//! Host overhead, side by side with a baseline in the same run:
+//!
+//! 1. `spawn`: `host::run` of a trivial compiled plugin versus a bare
+//!    `std::process::Command` spawn + wait of the same binary (goal ≤ 1.10×).
+//! 2. `state_10mib`: a 10 MiB state round trip (the plugin copies stdin to
+//!    fd 3) versus `cat` through the same kind of pipes (goal ≤ 1.5×).
+//! 3. Peak memory of a 10 MiB round trip, measured in a fresh process from
+//!    /proc/self/status (goal: at most 3× the state size); printed at the end.
+//!
+//! Run with `cargo bench -p authplug-protocol --bench host`. The plugin is
+//! `examples/bench_plugin.rs`, built here in release mode if missing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use authplug_protocol::host::{run, PluginCommand, RunOptions};
+use authplug_protocol::{State, STATE_LIMIT};
+use criterion::{criterion_group, BenchmarkId, Criterion, Throughput};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const MEASURE_MEMORY: &str = "AUTHPLUG_BENCH_MEASURE_MEMORY";
+
+fn bench_plugin() -> PathBuf {
+    let exe = std::env::current_exe().expect("the bench binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps");
+    let plugin = profile_dir.join("examples").join("bench_plugin");
+    if !plugin.exists() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--quiet", "-p", "authplug-protocol"])
+            .args(["--example", "bench_plugin", "--target-dir"])
+            .arg(profile_dir.parent().expect("target/"))
+            .status()
+            .expect("cargo runs");
+        assert!(status.success(), "building examples/bench_plugin failed");
+    }
+    plugin
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+fn spawn(c: &mut Criterion) {
+    let plugin = bench_plugin();
+    let command = PluginCommand::new(&plugin).arg("token");
+    let options = RunOptions::default();
+    let runtime = runtime();
+    let empty = State::default();
+    let mut group = c.benchmark_group("spawn");
+    group.bench_function("bare Command spawn+wait", |b| {
+        b.iter(|| {
+            let status = Command::new(&plugin)
+                .arg("token")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .expect("the plugin runs");
+            assert!(status.success());
+        })
+    });
+    group.bench_function("host::run", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let output = run(&command, &empty, &options).await.expect("a token");
+            assert_eq!(output.token.len(), 11);
+        })
+    });
+    group.finish();
+}
+
+/// `cat` fed and drained concurrently through tokio pipes, as the host
+/// feeds and drains a plugin.
+async fn cat_round_trip(input: &[u8]) -> usize {
+    let mut child = tokio::process::Command::new("cat")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("cat runs");
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stdout = child.stdout.take().expect("piped");
+    let feed = async {
+        stdin.write_all(input).await.expect("cat reads");
+        drop(stdin);
+    };
+    let mut output = Vec::new();
+    let drain = stdout.read_to_end(&mut output);
+    let ((), read) = tokio::join!(feed, drain);
+    read.expect("cat writes");
+    assert!(child.wait().await.expect("cat exits").success());
+    output.len()
+}
+
+fn state_10mib(c: &mut Criterion) {
+    let plugin = bench_plugin();
+    let command = PluginCommand::new(&plugin).arg("copy");
+    let options = RunOptions::default();
+    let runtime = runtime();
+    let state = State::new(vec![b's'; STATE_LIMIT]);
+    let mut group = c.benchmark_group("state_10mib");
+    group.throughput(Throughput::Bytes(STATE_LIMIT as u64));
+    group.bench_function(BenchmarkId::new("cat through pipes", "10MiB"), |b| {
+        b.to_async(&runtime).iter(|| async {
+            assert_eq!(cat_round_trip(state.as_bytes()).await, STATE_LIMIT);
+        })
+    });
+    group.bench_function(BenchmarkId::new("host::run copy plugin", "10MiB"), |b| {
+        b.to_async(&runtime).iter(|| async {
+            let output = run(&command, &state, &options).await.expect("a token");
+            assert_eq!(output.state.len(), STATE_LIMIT);
+        })
+    });
+    group.finish();
+}
+
+fn status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// In a fresh process: RSS before, then the high-water mark after one
+/// 10 MiB round trip. Prints one line the parent reads.
+fn measure_memory_here() {
+    let runtime = runtime();
+    let command = PluginCommand::new(bench_plugin()).arg("copy");
+    let before_state = status_kib("VmRSS:");
+    let state = State::new(vec![b's'; STATE_LIMIT]);
+    let before_run = status_kib("VmRSS:");
+    let output = runtime
+        .block_on(run(&command, &state, &RunOptions::default()))
+        .expect("a token");
+    assert_eq!(output.state.len(), STATE_LIMIT);
+    let peak = status_kib("VmHWM:");
+    println!("{before_state} {before_run} {peak}");
+}
+
+fn report_memory() {
+    let output = Command::new(std::env::current_exe().expect("own path"))
+        .env(MEASURE_MEMORY, "1")
+        .output()
+        .expect("the measuring process runs");
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8_lossy(&output.stdout);
+    let numbers: Vec<u64> = text
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    let [before_state, before_run, peak] = numbers[..] else {
+        panic!("unexpected measurement: {text}");
+    };
+    let state_kib = (STATE_LIMIT / 1024) as u64;
+    let by_host = peak - before_run;
+    let with_input = peak - before_state;
+    println!();
+    println!("state_10mib peak memory (fresh process, /proc/self/status):");
+    println!("  RSS before the caller's state: {before_state} KiB");
+    println!("  RSS with the 10 MiB state, before the run: {before_run} KiB");
+    println!("  VmHWM after the run: {peak} KiB");
+    println!(
+        "  host's peak over the caller's state: {by_host} KiB = {:.2}x the state",
+        by_host as f64 / state_kib as f64
+    );
+    println!(
+        "  including the caller's own copy of the state: {with_input} KiB = {:.2}x the state",
+        with_input as f64 / state_kib as f64
+    );
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default()
+        .sample_size(50)
+        .measurement_time(Duration::from_secs(8));
+    targets = spawn, state_10mib
+}
+
+fn main() {
+    if std::env::var_os(MEASURE_MEMORY).is_some() {
+        measure_memory_here();
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+    report_memory();
+}
