@@ -549,7 +549,12 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     let mut reject = authplug();
     with_env(reject.arg("reject").stdin(Stdio::piped()));
     let mut child = reject.spawn().expect("reject");
-    child.stdin.take().expect("stdin").write_all(b"tok-1\n").expect("write");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(b"tok-1\n")
+        .expect("write");
     assert!(child.wait().expect("reject").success());
     let mut after_reject = authplug();
     with_env(after_reject.arg("token"));
