@@ -66,6 +66,24 @@ fn spawn(c: &mut Criterion) {
             assert!(status.success());
         })
     });
+    // Diagnostic, not a goal: the same spawn forced onto the fork() path,
+    // which any `pre_exec` hook (the host's fd 3 mapping and close_range)
+    // forces instead of posix_spawn.
+    group.bench_function("bare Command spawn+wait, fork path", |b| {
+        b.iter(|| {
+            let mut command = Command::new(&plugin);
+            command
+                .arg("token")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // SAFETY: the hook does nothing.
+            unsafe {
+                std::os::unix::process::CommandExt::pre_exec(&mut command, || Ok(()));
+            }
+            assert!(command.status().expect("the plugin runs").success());
+        })
+    });
     group.bench_function("host::run", |b| {
         b.to_async(&runtime).iter(|| async {
             let output = run(&command, &empty, &options).await.expect("a token");
@@ -76,8 +94,9 @@ fn spawn(c: &mut Criterion) {
 }
 
 /// `cat` fed and drained concurrently through tokio pipes, as the host
-/// feeds and drains a plugin.
-async fn cat_round_trip(input: &[u8]) -> usize {
+/// feeds and drains a plugin; with `large_pipes`, both pipes get the 1 MiB
+/// buffers the host asks for when it sends a large state.
+async fn cat_round_trip(input: &[u8], large_pipes: bool) -> usize {
     let mut child = tokio::process::Command::new("cat")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -86,6 +105,11 @@ async fn cat_round_trip(input: &[u8]) -> usize {
         .expect("cat runs");
     let mut stdin = child.stdin.take().expect("piped");
     let mut stdout = child.stdout.take().expect("piped");
+    if large_pipes {
+        let size = || nix::fcntl::FcntlArg::F_SETPIPE_SZ(1024 * 1024);
+        nix::fcntl::fcntl(&stdin, size()).expect("F_SETPIPE_SZ");
+        nix::fcntl::fcntl(&stdout, size()).expect("F_SETPIPE_SZ");
+    }
     let feed = async {
         stdin.write_all(input).await.expect("cat reads");
         drop(stdin);
@@ -108,7 +132,12 @@ fn state_10mib(c: &mut Criterion) {
     group.throughput(Throughput::Bytes(STATE_LIMIT as u64));
     group.bench_function(BenchmarkId::new("cat through pipes", "10MiB"), |b| {
         b.to_async(&runtime).iter(|| async {
-            assert_eq!(cat_round_trip(state.as_bytes()).await, STATE_LIMIT);
+            assert_eq!(cat_round_trip(state.as_bytes(), false).await, STATE_LIMIT);
+        })
+    });
+    group.bench_function(BenchmarkId::new("cat through 1 MiB pipes", "10MiB"), |b| {
+        b.to_async(&runtime).iter(|| async {
+            assert_eq!(cat_round_trip(state.as_bytes(), true).await, STATE_LIMIT);
         })
     });
     group.bench_function(BenchmarkId::new("host::run copy plugin", "10MiB"), |b| {

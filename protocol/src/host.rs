@@ -26,7 +26,6 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::{Child, ChildStdin};
-use zeroize::Zeroizing;
 
 use crate::secret::SecretBuf;
 use crate::{
@@ -305,8 +304,17 @@ pub async fn run(
             source: io::Error::from(errno),
         })?;
 
+    if state.len() > DEFAULT_PIPE_SIZE {
+        // A plugin given a large state usually returns one.
+        enlarge_pipe(&state_pipe, state.len());
+    }
     let mut child = spawn(command, state, options, state_pipe_for_plugin)?;
     let mut group = ProcessGroup::new(&child, options.kill_grace);
+    if let Some(stdin) = &child.stdin {
+        if state.len() > DEFAULT_PIPE_SIZE {
+            enlarge_pipe(stdin, state.len());
+        }
+    }
     let stderr_tail = Arc::new(Mutex::new(StderrTail::new(options.stderr_tail_lines)));
 
     let (Some(stdin), Some(stdout), Some(stderr)) =
@@ -371,6 +379,23 @@ pub async fn run(
             judge(status, token, new_state, tail_text(), started.elapsed())
         }
     }
+}
+
+/// Linux's default pipe buffer.
+const DEFAULT_PIPE_SIZE: usize = 64 * 1024;
+
+/// Fewer, larger hand-overs between host and plugin for a large state: up
+/// to 1 MiB (the kernel's default ceiling for unprivileged processes). A
+/// refusal (that ceiling, or the per-user pipe budget) just leaves the pipe
+/// as it was.
+fn enlarge_pipe(pipe: &impl std::os::fd::AsFd, wanted: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        let size = wanted.min(1024 * 1024) as libc::c_int;
+        let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(size));
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (pipe, wanted);
 }
 
 fn spawn(
@@ -537,17 +562,15 @@ async fn read_capped<R: AsyncRead + Unpin>(
     limit: usize,
     over_limit: Failure,
 ) -> Result<SecretBuf, Failure> {
-    let mut buf = SecretBuf::new(limit);
-    let mut chunk = Zeroizing::new(vec![0u8; 64 * 1024]);
+    // One byte of room past the limit, to see that it was passed.
+    let mut buf = SecretBuf::new(limit + 1);
     loop {
-        let n = reader.read(&mut chunk).await?;
-        if n == 0 {
+        if buf.read_from(&mut reader).await? == 0 {
             return Ok(buf);
         }
-        if buf.len() + n > limit {
+        if buf.len() > limit {
             return Err(over_limit);
         }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 

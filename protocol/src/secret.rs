@@ -39,19 +39,55 @@ impl<T: Zeroize> fmt::Debug for Secret<T> {
     }
 }
 
+/// Overwrites `bytes` with zeros in a way the compiler may not remove:
+/// volatile stores, a machine word at a time (the `zeroize` crate's are a
+/// byte at a time, which costs milliseconds on a 10 MiB state).
+pub(crate) fn wipe(bytes: &mut [u8]) {
+    // SAFETY: any bit pattern is a valid u64, and `align_to_mut` only hands
+    // out words that are aligned and inside `bytes`.
+    let (head, words, tail) = unsafe { bytes.align_to_mut::<u64>() };
+    for byte in head.iter_mut().chain(tail.iter_mut()) {
+        // SAFETY: a valid, aligned, exclusive reference.
+        unsafe { std::ptr::write_volatile(byte, 0) };
+    }
+    for word in words {
+        // SAFETY: as above.
+        unsafe { std::ptr::write_volatile(word, 0) };
+    }
+    std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::SeqCst);
+}
+
+/// The storage of [`Token`] and [`State`]: wiped, spare capacity included,
+/// when dropped.
+#[derive(Clone, Default, PartialEq, Eq)]
+struct WipedBytes(Vec<u8>);
+
+impl Drop for WipedBytes {
+    fn drop(&mut self) {
+        let len = self.0.len();
+        wipe(&mut self.0);
+        // The spare capacity may hold bytes from before a truncation.
+        let spare = self.0.spare_capacity_mut();
+        // SAFETY: writing zeros into `MaybeUninit<u8>`s initialises them.
+        let spare = unsafe { &mut *(spare as *mut [std::mem::MaybeUninit<u8>] as *mut [u8]) };
+        wipe(spare);
+        debug_assert_eq!(self.0.len(), len);
+    }
+}
+
 macro_rules! secret_bytes {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
         #[derive(Clone, Default, PartialEq, Eq)]
-        pub struct $name(Secret<Vec<u8>>);
+        pub struct $name(WipedBytes);
 
         impl $name {
             pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
-                $name(Secret::new(bytes.into()))
+                $name(WipedBytes(bytes.into()))
             }
 
             pub fn as_bytes(&self) -> &[u8] {
-                self.0.expose_secret()
+                &self.0 .0
             }
 
             /// The value as UTF-8 text, if it is.
@@ -106,20 +142,32 @@ secret_bytes!(
     State
 );
 
-/// A byte buffer that grows without leaving copies of its content behind:
-/// when it needs more room it moves into a larger zeroizing buffer and wipes
-/// the old one, which `Vec`'s own reallocation would not do.
+/// A byte buffer for secrets read from a pipe, built so that reading up to
+/// the protocol's limits costs one pass over the data:
+///
+/// - It starts at 64 KiB; past that it reserves its whole `max_capacity` at
+///   once. The reservation is virtual memory: only pages that data reaches
+///   are ever touched, so a 10 MiB limit costs nothing for a small state,
+///   and a large state is never copied while it grows.
+/// - Reads go straight into the spare capacity ([`SecretBuf::read_from`]).
+/// - Growing never leaves a copy behind (the old buffer is wiped, which
+///   `Vec`'s own reallocation would not do), and dropping wipes every byte
+///   ever written, but not the untouched reservation.
 pub(crate) struct SecretBuf {
-    bytes: Zeroizing<Vec<u8>>,
+    bytes: Vec<u8>,
     max_capacity: usize,
 }
+
+/// The first allocation; also the most spare room a finished buffer may
+/// carry before [`SecretBuf::into_vec`] moves it into an exact fit.
+const INITIAL_CAPACITY: usize = 64 * 1024;
 
 impl SecretBuf {
     /// `max_capacity` bounds the allocation; callers that read one byte past
     /// a limit pass `limit + 1`.
     pub(crate) fn new(max_capacity: usize) -> Self {
         SecretBuf {
-            bytes: Zeroizing::new(Vec::new()),
+            bytes: Vec::new(),
             max_capacity,
         }
     }
@@ -128,31 +176,81 @@ impl SecretBuf {
         self.bytes.len()
     }
 
-    pub(crate) fn extend_from_slice(&mut self, chunk: &[u8]) {
-        let needed = self.bytes.len() + chunk.len();
-        if needed > self.bytes.capacity() {
-            let capacity = needed
-                .max(self.bytes.capacity() * 2)
-                .max(4096)
-                .min(self.max_capacity.max(needed));
-            let mut larger = Zeroizing::new(Vec::with_capacity(capacity));
-            larger.extend_from_slice(&self.bytes);
-            self.bytes = larger; // the old buffer is wiped as it drops
+    /// Moves the bytes into a buffer of `capacity` and wipes the old one.
+    fn move_to(&mut self, capacity: usize) {
+        let mut larger = Vec::with_capacity(capacity);
+        larger.extend_from_slice(&self.bytes);
+        let mut old = std::mem::replace(&mut self.bytes, larger);
+        wipe(&mut old);
+    }
+
+    /// Room for at least `more` bytes: 64 KiB first, then the whole
+    /// reservation (or more, if a caller asks past it).
+    fn reserve(&mut self, more: usize) {
+        let needed = self.bytes.len() + more;
+        if needed <= self.bytes.capacity() {
+            return;
         }
+        let step = if self.bytes.capacity() < INITIAL_CAPACITY {
+            INITIAL_CAPACITY.min(self.max_capacity)
+        } else {
+            self.max_capacity
+        };
+        self.move_to(step.max(needed));
+    }
+
+    pub(crate) fn extend_from_slice(&mut self, chunk: &[u8]) {
+        self.reserve(chunk.len());
         self.bytes.extend_from_slice(chunk);
     }
 
+    /// One read from `reader` straight into the buffer; `Ok(0)` is EOF. At
+    /// most `max_capacity` bytes are ever held: once full, it reads nothing
+    /// more and reports 0.
+    pub(crate) async fn read_from<R>(&mut self, reader: &mut R) -> std::io::Result<usize>
+    where
+        R: tokio::io::AsyncRead + Unpin,
+    {
+        use tokio::io::AsyncReadExt;
+        if self.bytes.len() >= self.max_capacity {
+            return Ok(0);
+        }
+        self.reserve(1);
+        // `Vec`'s `BufMut` hands out its spare capacity as is; it would only
+        // reallocate (without wiping) if there were none, and there is. The
+        // capacity never exceeds `max_capacity`, which bounds the read.
+        debug_assert!(self.bytes.capacity() <= self.max_capacity);
+        reader.read_buf(&mut self.bytes).await
+    }
+
     pub(crate) fn truncate(&mut self, len: usize) {
-        // `Vec::truncate` keeps the capacity, which the zeroizer wipes in full.
-        self.bytes.truncate(len);
+        if len < self.bytes.len() {
+            wipe(&mut self.bytes[len..]);
+            self.bytes.truncate(len);
+        }
     }
 
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes
     }
 
+    /// The bytes as a `Vec`. A large untouched reservation is not handed on
+    /// (the zeroizing owner would wipe, and so touch, all of it): such a
+    /// buffer is copied into an exact fit and wiped.
     pub(crate) fn into_vec(mut self) -> Vec<u8> {
-        std::mem::take(&mut *self.bytes)
+        if self.bytes.capacity() - self.bytes.len() > INITIAL_CAPACITY {
+            let exact = self.bytes.clone();
+            return exact; // `self` wipes its copy as it drops
+        }
+        std::mem::take(&mut self.bytes)
+    }
+}
+
+impl Drop for SecretBuf {
+    fn drop(&mut self) {
+        // Every written byte lies below `len` (truncate wipes what it
+        // drops), so the untouched rest of the reservation stays untouched.
+        wipe(&mut self.bytes);
     }
 }
 
@@ -187,5 +285,31 @@ mod tests {
         }
         assert_eq!(buf.as_slice(), &expected[..]);
         assert_eq!(buf.len(), expected.len());
+    }
+
+    #[test]
+    fn wipe_clears_every_byte_at_any_alignment() {
+        let mut bytes: Vec<u8> = (1..=200u8).collect();
+        wipe(&mut bytes[3..197]);
+        assert!(bytes[3..197].iter().all(|&b| b == 0));
+        assert_eq!((bytes[2], bytes[197]), (3, 198));
+    }
+
+    #[tokio::test]
+    async fn read_from_reads_past_the_first_step_and_stops_at_the_cap() {
+        let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let mut buf = SecretBuf::new(150_001);
+        let mut reader = &data[..];
+        while buf.read_from(&mut reader).await.unwrap() > 0 {}
+        assert_eq!(buf.len(), 150_001);
+        assert_eq!(buf.as_slice(), &data[..150_001]);
+        buf.truncate(10);
+        let small = buf.into_vec();
+        assert_eq!(small, &data[..10]);
+        assert_eq!(
+            small.capacity(),
+            10,
+            "a large spare reservation is not handed on"
+        );
     }
 }
