@@ -1,0 +1,222 @@
+//! The loopback listener that receives the browser's redirect after login.
+//!
+//! It answers only the redirect path. A request whose `state` is missing or
+//! wrong gets an error page and is otherwise ignored (anything on this
+//! machine can call us; only the login we started counts). The first request
+//! with the right `state` ends the wait, with a code or an error.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+/// What the login we started expects to see.
+#[derive(Debug)]
+pub struct Expected {
+    pub path: String,
+    pub state: String,
+    pub issuer: String,
+    /// RFC 9207: the provider said it always sends `iss`.
+    pub iss_required: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CallbackError {
+    #[error("the provider refused the login: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Provider {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("the login response came from issuer {found:?}, not {expected:?} (RFC 9207 mix-up defence); the code was not used")]
+    IssuerMismatch { found: String, expected: String },
+    #[error("the provider advertises RFC 9207 issuer identification but its login response has no iss; the code was not used")]
+    IssuerMissing,
+    #[error("the login response has neither a code nor an error")]
+    NoCode,
+}
+
+/// The authorization code from a successful login response.
+pub struct Code(pub String);
+
+pub struct CallbackListener {
+    listener: TcpListener,
+    pub local_addr: SocketAddr,
+}
+
+impl CallbackListener {
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<CallbackListener> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        Ok(CallbackListener {
+            listener,
+            local_addr,
+        })
+    }
+
+    pub fn redirect_uri(&self, path: &str) -> String {
+        format!("http://{}{}", self.local_addr, path)
+    }
+
+    /// Serves until a response with the right `state` arrives. The caller
+    /// bounds the wait with its own timeout.
+    pub async fn wait(self, expected: Expected) -> Result<Code, CallbackError> {
+        let expected = Arc::new(expected);
+        let (tx, mut rx) = mpsc::channel::<Result<Code, CallbackError>>(1);
+        loop {
+            tokio::select! {
+                outcome = rx.recv() => {
+                    // The sender lives in this loop, so recv never yields None.
+                    if let Some(outcome) = outcome {
+                        return outcome;
+                    }
+                }
+                accepted = self.listener.accept() => {
+                    let Ok((stream, _)) = accepted else { continue };
+                    let expected = Arc::clone(&expected);
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let service = hyper::service::service_fn(move |request| {
+                            let outcome = answer(&request, &expected);
+                            let tx = tx.clone();
+                            async move {
+                                let (status, page, result) = outcome;
+                                if let Some(result) = result {
+                                    let _ = tx.try_send(result);
+                                }
+                                Ok::<_, Infallible>(html(status, page))
+                            }
+                        });
+                        let _ = hyper::server::conn::http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+            }
+        }
+    }
+}
+
+type Answer = (StatusCode, String, Option<Result<Code, CallbackError>>);
+
+fn answer(request: &hyper::Request<Incoming>, expected: &Expected) -> Answer {
+    if request.method() != Method::GET || request.uri().path() != expected.path {
+        return (
+            StatusCode::NOT_FOUND,
+            page("Not found", "Nothing here."),
+            None,
+        );
+    }
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
+            .into_owned()
+            .collect();
+    if params.get("state").map(String::as_str) != Some(expected.state.as_str()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            page(
+                "Not this login",
+                "This response does not belong to the login in progress (its state is missing or wrong), so it was ignored. Finish the login in the window authplug opened.",
+            ),
+            None,
+        );
+    }
+    if let Some(error) = params.get("error") {
+        let failure = CallbackError::Provider {
+            error: printable(error),
+            description: params.get("error_description").map(|d| printable(d)),
+        };
+        let body = failure.to_string();
+        return (
+            StatusCode::OK,
+            page("Login failed", &body),
+            Some(Err(failure)),
+        );
+    }
+    match params.get("iss") {
+        Some(iss) if iss != &expected.issuer => {
+            let failure = CallbackError::IssuerMismatch {
+                found: printable(iss),
+                expected: expected.issuer.clone(),
+            };
+            let body = failure.to_string();
+            return (
+                StatusCode::BAD_REQUEST,
+                page("Login failed", &body),
+                Some(Err(failure)),
+            );
+        }
+        None if expected.iss_required => {
+            let failure = CallbackError::IssuerMissing;
+            let body = failure.to_string();
+            return (
+                StatusCode::BAD_REQUEST,
+                page("Login failed", &body),
+                Some(Err(failure)),
+            );
+        }
+        _ => {}
+    }
+    match params.get("code") {
+        Some(code) if !code.is_empty() => (
+            StatusCode::OK,
+            page(
+                "Logged in",
+                "You are logged in. You can close this window and return to the terminal.",
+            ),
+            Some(Ok(Code(code.clone()))),
+        ),
+        _ => {
+            let failure = CallbackError::NoCode;
+            let body = failure.to_string();
+            (
+                StatusCode::BAD_REQUEST,
+                page("Login failed", &body),
+                Some(Err(failure)),
+            )
+        }
+    }
+}
+
+/// Text from the provider, made safe for a terminal: no control characters.
+fn printable(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .take(500)
+        .collect()
+}
+
+fn page(title: &str, message: &str) -> String {
+    let title = html_escape::encode_text(title);
+    let message = html_escape::encode_text(message);
+    format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body style=\"font-family:sans-serif;max-width:40em;margin:4em auto\">\
+         <h1>{title}</h1><p>{message}</p><p><small>authplug-oidc</small></p></body></html>"
+    )
+}
+
+fn html(status: StatusCode, body: String) -> hyper::Response<Full<Bytes>> {
+    let mut response = hyper::Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(
+        hyper::header::CACHE_CONTROL,
+        hyper::header::HeaderValue::from_static("no-store"),
+    );
+    headers.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
+    );
+    response
+}

@@ -1,0 +1,79 @@
+//! Browser login: authorization code with PKCE S256, a random `state` and
+//! `nonce`, and a loopback redirect.
+
+use openidconnect::core::CoreAuthenticationFlow;
+use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
+
+use crate::callback::{CallbackListener, Expected};
+use crate::config::Config;
+use crate::verify::ExpectNonce;
+use crate::{browser, request_error, say, Error, Session};
+
+pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Result<(), Error> {
+    let config: &Config = session.config;
+    let listener = CallbackListener::bind(config.listen).await.map_err(|e| {
+        format!(
+            "cannot listen on {} for the login redirect: {e}",
+            config.listen
+        )
+    })?;
+    let redirect_uri = listener.redirect_uri(&config.redirect_path);
+    let client = session.provider.client(config).set_redirect_uri(
+        RedirectUrl::new(redirect_uri.clone())
+            .map_err(|e| format!("bad redirect URI {redirect_uri}: {e}"))?,
+    );
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut authorize = client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in session.login_scopes() {
+        authorize = authorize.add_scope(Scope::new(scope));
+    }
+    if let Some(resource) = &config.resource {
+        authorize = authorize.add_extra_param("resource", resource.clone());
+    }
+    let (url, csrf, nonce) = authorize.url();
+
+    if open_browser {
+        if let Err(why) = browser::open(url.as_str(), config.browser_command.as_deref()) {
+            say(&why);
+        }
+        say(&format!("if your browser did not open, visit {url}"));
+    } else {
+        say(&format!("to log in, visit {url}"));
+    }
+
+    let expected = Expected {
+        path: config.redirect_path.clone(),
+        state: csrf.secret().clone(),
+        issuer: config.issuer.clone(),
+        iss_required: session.provider.requires_callback_iss(),
+    };
+    let code = match tokio::time::timeout(config.login_timeout(), listener.wait(expected)).await {
+        Ok(outcome) => outcome?,
+        Err(_) => return Err(format!(
+            "the login was not completed within {} seconds (--login-timeout); run again to retry",
+            config.login_timeout
+        )
+        .into()),
+    };
+
+    let mut exchange = client
+        .exchange_code(openidconnect::AuthorizationCode::new(code.0))
+        .map_err(|e| format!("the provider has no token endpoint: {e}"))?
+        .set_pkce_verifier(verifier);
+    if let Some(resource) = &config.resource {
+        exchange = exchange.add_extra_param("resource", resource.clone());
+    }
+    let response = exchange
+        .request_async(&session.http)
+        .await
+        .map_err(|e| request_error("exchanging the login code for tokens", e))?;
+    session
+        .absorb(&response, ExpectNonce::Login(&nonce), None, true)
+        .await
+}

@@ -1,0 +1,205 @@
+//! The provider: an HTTP client that never follows redirects, discovery with
+//! an exact issuer match, and the JWKS, cached in the state.
+
+use std::time::Duration;
+
+use openidconnect::core::{
+    CoreAuthDisplay, CoreClaimName, CoreClaimType, CoreClient, CoreClientAuthMethod, CoreGrantType,
+    CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
+};
+use openidconnect::{
+    AdditionalProviderMetadata, ClientId, ClientSecret, DeviceAuthorizationUrl, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadata,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Config;
+use crate::state::ProviderCache;
+use crate::Error;
+
+/// How long a cached discovery document and JWKS are trusted before a run
+/// that needs the network anyway fetches them again.
+const CACHE_TTL: u64 = 24 * 60 * 60;
+
+/// Discovery fields openidconnect's core metadata does not carry.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+pub struct ExtraMetadata {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
+    /// RFC 9207: the provider puts `iss` in every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: bool,
+}
+
+impl AdditionalProviderMetadata for ExtraMetadata {}
+
+pub type Metadata = ProviderMetadata<
+    ExtraMetadata,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
+/// The client as built from discovery: authorization endpoint set, token
+/// endpoint maybe.
+pub type OidcClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// The HTTP client for every request to the provider. Redirects are never
+/// followed: a token request that is redirected could carry a code or secret
+/// somewhere else (the openidconnect docs' SSRF advice).
+pub fn http_client(config: &Config) -> Result<reqwest::Client, Error> {
+    let mut builder = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(config.http_timeout())
+        .connect_timeout(config.http_timeout().min(Duration::from_secs(10)))
+        .user_agent(concat!("authplug-oidc/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &config.ca_file {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read --ca-file {}: {e}", path.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("--ca-file {} is not a PEM bundle: {e}", path.display()))?;
+        if certs.is_empty() {
+            return Err(format!("--ca-file {} holds no certificate", path.display()).into());
+        }
+        for cert in certs {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    Ok(builder
+        .build()
+        .map_err(|e| format!("cannot set up the HTTP client: {e}"))?)
+}
+
+/// The provider's metadata (with its keys) and when it was fetched.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    pub metadata: Metadata,
+    pub fetched_at: u64,
+}
+
+impl Provider {
+    /// The cached copy if it is fresh and still parses, else a new fetch.
+    pub async fn load_or_discover(
+        config: &Config,
+        cache: Option<&ProviderCache>,
+        http: &reqwest::Client,
+        now: u64,
+    ) -> Result<Provider, Error> {
+        if let Some(cache) = cache {
+            if now.saturating_sub(cache.fetched_at) < CACHE_TTL {
+                if let Some(provider) = Provider::from_cache(config, cache) {
+                    return Ok(provider);
+                }
+            }
+        }
+        Provider::discover(config, http, now).await
+    }
+
+    fn from_cache(config: &Config, cache: &ProviderCache) -> Option<Provider> {
+        let metadata: Metadata = serde_json::from_value(cache.discovery.clone()).ok()?;
+        let jwks: CoreJsonWebKeySet = serde_json::from_value(cache.jwks.clone()).ok()?;
+        if metadata.issuer().as_str() != config.issuer {
+            return None;
+        }
+        Some(Provider {
+            metadata: metadata.set_jwks(jwks),
+            fetched_at: cache.fetched_at,
+        })
+    }
+
+    pub async fn discover(
+        config: &Config,
+        http: &reqwest::Client,
+        now: u64,
+    ) -> Result<Provider, Error> {
+        let issuer = IssuerUrl::new(config.issuer.clone())
+            .map_err(|e| format!("--issuer {} is not a URL: {e}", config.issuer))?;
+        let metadata = Metadata::discover_async(issuer, http).await.map_err(|e| {
+            format!(
+                "discovery at {}/.well-known/openid-configuration failed: {}",
+                config.issuer.trim_end_matches('/'),
+                crate::error_chain(&e)
+            )
+        })?;
+        // openidconnect compares too, but say it here in so many words: the
+        // document must name exactly the issuer we were told to trust.
+        if metadata.issuer().as_str() != config.issuer {
+            return Err(format!(
+                "the provider's discovery document names the issuer {:?}, not {:?}; refusing it",
+                metadata.issuer().as_str(),
+                config.issuer
+            )
+            .into());
+        }
+        Ok(Provider {
+            metadata,
+            fetched_at: now,
+        })
+    }
+
+    /// Fetches the JWKS again (after an unknown `kid`: the keys rotated).
+    pub async fn refetch_jwks(&mut self, http: &reqwest::Client, now: u64) -> Result<(), Error> {
+        let jwks = CoreJsonWebKeySet::fetch_async(self.metadata.jwks_uri(), http)
+            .await
+            .map_err(|e| {
+                format!(
+                    "fetching the provider's keys failed: {}",
+                    crate::error_chain(&e)
+                )
+            })?;
+        self.metadata = self.metadata.clone().set_jwks(jwks);
+        self.fetched_at = now;
+        Ok(())
+    }
+
+    pub fn to_cache(&self) -> Result<ProviderCache, Error> {
+        Ok(ProviderCache {
+            discovery: serde_json::to_value(&self.metadata)?,
+            jwks: serde_json::to_value(self.metadata.jwks())?,
+            fetched_at: self.fetched_at,
+        })
+    }
+
+    pub fn client(&self, config: &Config) -> OidcClient {
+        CoreClient::from_provider_metadata(
+            self.metadata.clone(),
+            ClientId::new(config.client_id.clone()),
+            config.client_secret.clone().map(ClientSecret::new),
+        )
+    }
+
+    pub fn device_endpoint(&self) -> Option<&DeviceAuthorizationUrl> {
+        self.metadata
+            .additional_metadata()
+            .device_authorization_endpoint
+            .as_ref()
+    }
+
+    pub fn requires_callback_iss(&self) -> bool {
+        self.metadata
+            .additional_metadata()
+            .authorization_response_iss_parameter_supported
+    }
+
+    pub fn supports_scope(&self, scope: &str) -> bool {
+        self.metadata
+            .scopes_supported()
+            .is_some_and(|scopes| scopes.iter().any(|s| s.as_str() == scope))
+    }
+}

@@ -1,0 +1,177 @@
+//! The plugin's state: versioned JSON holding the tokens, the ID token's
+//! subject, and the provider's discovery document and keys with the time
+//! they were fetched.
+//!
+//! Tokens are held in [`Secret`]s (wiped on drop, redacted in Debug), and the
+//! serialized bytes go straight into a zeroizing buffer.
+
+use authplug_protocol::{Secret, State};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// Bumped when the layout changes; state of another version is ignored
+/// (the user logs in again), never misread.
+pub const STATE_VERSION: u32 = 1;
+
+/// A token with the time (Unix seconds) it stops being valid, if known.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StoredToken {
+    #[serde(serialize_with = "ser_secret", deserialize_with = "de_secret")]
+    pub value: Secret<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+}
+
+impl StoredToken {
+    pub fn new(value: String, expires_at: Option<u64>) -> Self {
+        StoredToken {
+            value: Secret::new(value),
+            expires_at,
+        }
+    }
+
+    /// Valid for more than `skew` seconds from `now`. A token whose expiry
+    /// is unknown is never reused: we cannot tell it is still good.
+    pub fn valid_beyond(&self, now: u64, skew: u64) -> bool {
+        matches!(self.expires_at, Some(at) if at > now.saturating_add(skew))
+    }
+}
+
+/// The provider's discovery document and keys, as fetched.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ProviderCache {
+    pub discovery: serde_json::Value,
+    pub jwks: serde_json::Value,
+    pub fetched_at: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PluginState {
+    pub version: u32,
+    pub issuer: String,
+    pub client_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<StoredToken>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<StoredToken>,
+    /// The resource the access token was issued for (`--resource`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token_resource: Option<String>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "ser_opt_secret",
+        deserialize_with = "de_opt_secret"
+    )]
+    pub refresh_token: Option<Secret<String>>,
+    /// The ID token's `sub`: a refreshed ID token must name the same user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<ProviderCache>,
+}
+
+/// What became of the state we were given.
+#[derive(Debug)]
+pub enum Loaded {
+    Empty,
+    Usable(Box<PluginState>),
+    /// Present but not ours (another issuer or client, another version, not
+    /// our JSON); the reason is told to the user.
+    Ignored(String),
+}
+
+impl PluginState {
+    pub fn new(issuer: &str, client_id: &str) -> Self {
+        PluginState {
+            version: STATE_VERSION,
+            issuer: issuer.to_owned(),
+            client_id: client_id.to_owned(),
+            ..PluginState::default()
+        }
+    }
+
+    pub fn load(state: &State, issuer: &str, client_id: &str) -> Loaded {
+        if state.is_empty() {
+            return Loaded::Empty;
+        }
+        let parsed: PluginState = match serde_json::from_slice(state.as_bytes()) {
+            Ok(parsed) => parsed,
+            // serde_json's message may quote the input; say only where.
+            Err(e) => {
+                return Loaded::Ignored(format!(
+                    "the state is not this plugin's JSON (line {}, column {})",
+                    e.line(),
+                    e.column()
+                ))
+            }
+        };
+        if parsed.version != STATE_VERSION {
+            return Loaded::Ignored(format!(
+                "the state has version {}, this plugin writes version {STATE_VERSION}",
+                parsed.version
+            ));
+        }
+        if parsed.issuer != issuer || parsed.client_id != client_id {
+            return Loaded::Ignored(format!(
+                "the state is for issuer {} and client {}, not this one",
+                parsed.issuer, parsed.client_id
+            ));
+        }
+        Loaded::Usable(Box::new(parsed))
+    }
+
+    /// The JSON bytes, in a buffer that is wiped when the state is dropped.
+    pub fn to_state(&self) -> Result<State, serde_json::Error> {
+        let bytes = zeroize::Zeroizing::new(serde_json::to_vec(self)?);
+        Ok(State::new(bytes.as_slice()))
+    }
+}
+
+fn ser_secret<S: Serializer>(value: &Secret<String>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(value.expose_secret())
+}
+
+fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Secret<String>, D::Error> {
+    String::deserialize(d).map(Secret::new)
+}
+
+fn ser_opt_secret<S: Serializer>(value: &Option<Secret<String>>, s: S) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(secret) => s.serialize_some(secret.expose_secret()),
+        None => s.serialize_none(),
+    }
+}
+
+fn de_opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret<String>>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_redacted_debug() {
+        let mut state = PluginState::new("https://idp.example", "cli");
+        state.refresh_token = Some(Secret::new("rt-secret".into()));
+        state.id_token = Some(StoredToken::new("id-secret".into(), Some(100)));
+        let bytes = state.to_state().unwrap();
+        let debug = format!("{state:?}");
+        assert!(!debug.contains("rt-secret") && !debug.contains("id-secret"));
+        match PluginState::load(&bytes, "https://idp.example", "cli") {
+            Loaded::Usable(back) => {
+                assert_eq!(back.refresh_token.unwrap().expose_secret(), "rt-secret");
+                assert!(back.id_token.unwrap().valid_beyond(10, 60));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            PluginState::load(&bytes, "https://idp.example", "other"),
+            Loaded::Ignored(_)
+        ));
+        assert!(matches!(
+            PluginState::load(&State::new(b"{not json".to_vec()), "a", "b"),
+            Loaded::Ignored(_)
+        ));
+    }
+}
