@@ -25,7 +25,9 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
         .provider
         .client(config)
         .set_device_authorization_url(endpoint);
-    let mut request = client.exchange_device_code();
+    let mut request = client
+        .exchange_device_code()
+        .add_scope(Scope::new("openid".into()));
     for scope in session.login_scopes() {
         request = request.add_scope(Scope::new(scope));
     }

@@ -178,13 +178,14 @@ pub struct Session<'a> {
 }
 
 impl Session<'_> {
-    /// The scopes for a login: as configured, plus `openid`, plus
-    /// `offline_access` when the provider lists it (for a refresh token).
+    /// The scopes for a login besides `openid` (which each flow adds):
+    /// as configured, plus `offline_access` when the provider lists it (for
+    /// a refresh token).
     pub fn login_scopes(&self) -> Vec<String> {
-        let mut scopes: Vec<String> = vec!["openid".into()];
+        let mut scopes: Vec<String> = Vec::new();
         for scope in &self.config.scopes {
             let scope = scope.trim();
-            if !scope.is_empty() && !scopes.iter().any(|s| s == scope) {
+            if !scope.is_empty() && scope != "openid" && !scopes.iter().any(|s| s == scope) {
                 scopes.push(scope.to_owned());
             }
         }

@@ -22,6 +22,7 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
         RedirectUrl::new(redirect_uri.clone())
             .map_err(|e| format!("bad redirect URI {redirect_uri}: {e}"))?,
     );
+    // openidconnect adds `openid` itself.
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let mut authorize = client
         .authorize_url(
@@ -55,11 +56,13 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
     };
     let code = match tokio::time::timeout(config.login_timeout(), listener.wait(expected)).await {
         Ok(outcome) => outcome?,
-        Err(_) => return Err(format!(
+        Err(_) => {
+            return Err(format!(
             "the login was not completed within {} seconds (--login-timeout); run again to retry",
             config.login_timeout
         )
-        .into()),
+            .into())
+        }
     };
 
     let mut exchange = client
