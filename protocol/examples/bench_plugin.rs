@@ -5,7 +5,7 @@
 //! Deliberately without the SDK's buffering, so the figures measure the host.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::fd::FromRawFd;
 
 fn main() -> io::Result<()> {
@@ -14,7 +14,16 @@ fn main() -> io::Result<()> {
         Some("copy") => {
             // SAFETY: under a host fd 3 is open and nothing else owns it.
             let mut state_out = unsafe { File::from_raw_fd(3) };
-            io::copy(&mut io::stdin().lock(), &mut state_out)?;
+            // A plain read/write loop, as `cat` does (io::copy would splice).
+            let mut stdin = io::stdin().lock();
+            let mut buf = vec![0u8; 128 * 1024];
+            loop {
+                let n = stdin.read(&mut buf)?;
+                if n == 0 {
+                    break;
+                }
+                state_out.write_all(&buf[..n])?;
+            }
         }
         _ => {
             eprintln!("usage: bench_plugin token|copy");

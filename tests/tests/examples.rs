@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
@@ -23,25 +23,30 @@ fn example(relative: &str) -> PathBuf {
     workspace().join("plugins/examples").join(relative)
 }
 
-/// A binary of another workspace package. `cargo test --workspace` builds
-/// them all; a narrower run builds what is missing here.
+/// A binary of another workspace package, built (or found up to date) once
+/// per test process: `cargo test -p authplug-tests` alone would otherwise
+/// run a stale one.
 fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let exe = std::env::current_exe().expect("the test binary's path");
     let profile_dir = exe
         .parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps");
     let binary = profile_dir.join(name);
-    let _one_build_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !binary.exists() {
-        let status = std::process::Command::new(env!("CARGO"))
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|done| done == name) {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
             .args(["build", "--quiet", "-p", package, "--bin", name])
             .arg("--target-dir")
-            .arg(profile_dir.parent().expect("target/"))
-            .status()
-            .expect("cargo runs");
+            .arg(profile_dir.parent().expect("target/"));
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
         assert!(status.success(), "building {name} failed");
+        built.push(name.to_owned());
     }
     binary
 }
@@ -69,10 +74,7 @@ fn options(env: &[(&str, &str)]) -> RunOptions {
 
 /// Runs `authplug ARGS` with extra environment.
 async fn authplug_cli(args: &[&str], env: &[(&str, &str)]) -> Output {
-    static ENSURE: Once = Once::new();
-    let binary = authplug();
-    ENSURE.call_once(|| assert!(binary.exists()));
-    tokio::process::Command::new(binary)
+    tokio::process::Command::new(authplug())
         .args(args)
         .env_remove("EXAMPLE_TOKEN")
         .envs(env.iter().copied())
@@ -168,7 +170,7 @@ async fn the_shell_example_passes_authplug_check() {
     .await;
     assert_conforms(&output);
     let report = text(&output.stdout);
-    assert!(report.contains("state on fd 3: 1 bytes"), "{report}");
+    assert!(report.contains("state on fd 3: 1 byte,"), "{report}");
     assert!(
         report.contains("env-token: run 2 (reason: refresh)"),
         "{report}"

@@ -18,7 +18,7 @@ use super::fail;
 const EXAMPLES: &str = "\
 Examples:
   authplug check -- plugins/examples/shell/env-token.sh
-  authplug check --non-interactive -- python3 plugins/examples/python/refresh.py --token-endpoint http://127.0.0.1:8080/token";
+  authplug check --non-interactive -- python3 plugins/examples/python/refresh_token.py --token-endpoint http://127.0.0.1:8080/token";
 
 /// Check that a plugin follows the protocol: two runs, a readable report
 ///
@@ -79,8 +79,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let given = first.state;
 
     println!(
-        "\nRun 2: the {} bytes of state from run 1 on stdin, AUTHPLUG_REASON=refresh",
-        given.len()
+        "\nRun 2: the {} of state from run 1 on stdin, AUTHPLUG_REASON=refresh",
+        bytes(given.len())
     );
     options.reason = Some(Reason::Refresh);
     let second = runtime.block_on(host::run(&command, &given, &options));
@@ -89,6 +89,14 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     report.second_run_state(&first.token, &second.token, &given, &second.state);
     report.finish()
+}
+
+fn bytes(count: usize) -> String {
+    if count == 1 {
+        "1 byte".to_owned()
+    } else {
+        format!("{count} bytes")
+    }
 }
 
 /// The token and state of a run, kept for comparing runs 1 and 2.
@@ -129,8 +137,8 @@ impl Report {
             output.elapsed.as_secs_f64()
         ));
         self.pass(format!(
-            "token on stdout: {} bytes, not empty, under the {TOKEN_LIMIT}-byte limit{}",
-            output.token.len(),
+            "token on stdout: {}, not empty, under the {TOKEN_LIMIT}-byte limit{}",
+            bytes(output.token.len()),
             if output.token.to_str().is_ok() {
                 ""
             } else {
@@ -151,8 +159,8 @@ impl Report {
             self.pass("fd 3 not used: no state kept (a host clears what it held)");
         } else {
             self.pass(format!(
-                "state on fd 3: {} bytes, under the {STATE_LIMIT}-byte limit",
-                output.state.len()
+                "state on fd 3: {}, under the {STATE_LIMIT}-byte limit",
+                bytes(output.state.len())
             ));
         }
         Some(Outcome {
@@ -174,8 +182,8 @@ impl Report {
         } else {
             let _ = write!(
                 line,
-                "run 2 was given {} bytes of state and succeeded with it; it ",
-                given.len()
+                "run 2 was given {} of state and succeeded with it; it ",
+                bytes(given.len())
             );
             line.push_str(if returned.is_empty() {
                 "returned no state (the host will clear what it held)"

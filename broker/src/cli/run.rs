@@ -21,7 +21,7 @@ Examples:
   authplug run -- plugins/examples/shell/env-token.sh
 
   # keep the state between runs in a file (debugging only: it is a secret)
-  authplug run --state-in st --state-out st -- python3 plugins/examples/python/refresh.py";
+  authplug run --state-in st --state-out st -- python3 plugins/examples/python/refresh_token.py";
 
 /// Run a plugin once and print its token on stdout
 ///

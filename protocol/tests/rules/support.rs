@@ -102,7 +102,7 @@ pub async fn wait_until_gone(pid: i32, limit: Duration) -> bool {
 
 /// The SDK probe plugin built from `examples/sdk_probe.rs`. A plain
 /// `cargo test` builds examples first; a filtered one (`--test rules`) does
-/// not, so it is built here if missing.
+/// not, so it is built (or found up to date) here, once per test process.
 pub fn sdk_probe() -> PluginCommand {
     static BUILT: std::sync::Once = std::sync::Once::new();
     let exe = std::env::current_exe().expect("the test binary's path");
@@ -112,9 +112,6 @@ pub fn sdk_probe() -> PluginCommand {
         .expect("target/<profile>/deps");
     let probe = profile_dir.join("examples").join("sdk_probe");
     BUILT.call_once(|| {
-        if probe.exists() {
-            return;
-        }
         let target_dir = profile_dir.parent().expect("target/");
         let status = std::process::Command::new(env!("CARGO"))
             .args([
