@@ -239,6 +239,37 @@ async fn authplug_run_keeps_state_files_private_and_untouched_on_failure() {
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
 }
 
+#[tokio::test]
+async fn authplug_run_passes_reason_and_interactivity_and_enforces_its_timeout() {
+    let script = r#"printf '%s/%s\n' "$AUTHPLUG_REASON" "$AUTHPLUG_INTERACTIVE""#;
+    let output = authplug_cli(&["run", "--", "sh", "-c", script], &[]).await;
+    assert_eq!(text(&output.stdout), "initial/1\n");
+    let output = authplug_cli(
+        &[
+            "run",
+            "--reason",
+            "rejected",
+            "--non-interactive",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ],
+        &[],
+    )
+    .await;
+    assert_eq!(text(&output.stdout), "rejected/0\n");
+
+    let slow = authplug_cli(&["run", "--timeout", "0.5", "--", "sleep", "30"], &[]).await;
+    assert!(!slow.status.success());
+    let message = text(&slow.stderr);
+    assert!(message.contains("plugin timed out after 0.5s"), "{message}");
+
+    let missing = authplug_cli(&["run", "--", "/nonexistent/plugin"], &[]).await;
+    assert!(!missing.status.success());
+    assert!(text(&missing.stderr).contains("could not start plugin `/nonexistent/plugin`"));
+}
+
 // ----------------------------------------------------------------- rust
 
 #[tokio::test]

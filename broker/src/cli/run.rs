@@ -45,7 +45,8 @@ pub struct RunArgs {
     /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
     #[arg(long)]
     pub non_interactive: bool,
-    /// Read the previous state from FILE (for debugging and scripts)
+    /// Read the previous state from FILE; a missing file is empty state (for
+    /// debugging and scripts)
     #[arg(long, value_name = "FILE")]
     pub state_in: Option<PathBuf>,
     /// Write the new state to FILE, mode 0600, replaced atomically, only on
