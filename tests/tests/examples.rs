@@ -175,6 +175,12 @@ async fn the_shell_example_passes_authplug_check() {
         report.contains("env-token: run 2 (reason: refresh)"),
         "{report}"
     );
+    assert!(
+        report.contains(
+            "ok    run 2 used its state: without it the plugin returned a different state"
+        ),
+        "{report}"
+    );
 }
 
 #[tokio::test]
@@ -486,6 +492,11 @@ async fn the_python_example_passes_authplug_check() {
         report.contains("run 2 printed a different token"),
         "{report}"
     );
-    // Run 2 could only succeed by trading the rotated token from its state.
+    // Run 2 could only succeed by trading the rotated token from its state;
+    // the control run, with only the spent bootstrap token, is refused.
+    assert!(
+        report.contains("ok    run 2 used its state: without it the plugin failed"),
+        "{report}"
+    );
     assert_eq!(endpoint.lock().unwrap().issued, 2);
 }

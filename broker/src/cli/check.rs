@@ -2,8 +2,9 @@
 //!
 //! It runs the plugin twice through the real host (so every limit and rule
 //! of protocol/PROTOCOL.md is enforced exactly as in production): first with
-//! empty state, then with the state the first run returned, and prints what
-//! it verified in words a person can read.
+//! empty state, then with the state the first run returned (and, when there
+//! is a state, once more without it, non-interactively, to see whether the
+//! plugin uses it), and prints what it verified in words a person can read.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -23,7 +24,9 @@ Examples:
 /// Check that a plugin follows the protocol: two runs, a readable report
 ///
 /// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state
-/// run 1 returned (AUTHPLUG_REASON=refresh). Exits 0 only if both conform.
+/// run 1 returned (AUTHPLUG_REASON=refresh); if there is a state, a control
+/// run without it (never interactive) shows whether the plugin uses it.
+/// Exits 0 only if runs 1 and 2 conform.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct CheckArgs {
@@ -88,6 +91,18 @@ pub fn run(args: CheckArgs) -> ExitCode {
         return report.finish();
     };
     report.second_run_state(&first.token, &second.token, &given, &second.state);
+    if !given.is_empty() {
+        // Did run 2 use its state? Run once more without it and compare.
+        // Never interactive: a control run must not open a browser.
+        println!(
+            "\nControl: run 2 again without the state (empty stdin, AUTHPLUG_REASON=initial, \
+             non-interactive), to see whether the state made a difference"
+        );
+        options.reason = Some(Reason::Initial);
+        options.interactive = false;
+        let control = runtime.block_on(host::run(&command, &State::default(), &options));
+        report.control_run(control, &second);
+    }
     report.finish()
 }
 
@@ -199,6 +214,28 @@ impl Report {
         } else {
             "run 2 printed a different token from run 1"
         });
+    }
+
+    fn control_run(&mut self, control: Result<RunOutput, host::RunError>, second: &Outcome) {
+        match control {
+            Err(error) => self.pass(format!(
+                "run 2 used its state: without it the plugin failed ({})",
+                error.to_string().lines().next().unwrap_or_default()
+            )),
+            Ok(control) if control.token != second.token || control.state != second.state => self
+                .pass(format!(
+                    "run 2 used its state: without it the plugin returned a different {}",
+                    if control.token != second.token {
+                        "token"
+                    } else {
+                        "state"
+                    }
+                )),
+            Ok(_) => self.note(
+                "without the state the plugin returned the same token and state: it seems \
+                 not to use its state (fine on purpose, but then it need not write one)",
+            ),
+        }
     }
 
     fn finish(self) -> ExitCode {
