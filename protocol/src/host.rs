@@ -17,20 +17,19 @@ use std::fmt;
 use std::io;
 use std::os::fd::OwnedFd;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use command_fds::{CommandFdExt, FdMapping};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
-use tokio::process::{Child, ChildStdin};
 
 use crate::secret::SecretBuf;
+use crate::spawn::PluginProcess;
 use crate::{
-    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, PROTOCOL_VERSION, STATE_FD,
-    STATE_LIMIT, TOKEN_LIMIT,
+    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, PROTOCOL_VERSION, STATE_LIMIT,
+    TOKEN_LIMIT,
 };
 
 /// A plugin's argv: the program and its arguments. Never run through a shell
@@ -403,62 +402,31 @@ fn spawn(
     state: &State,
     options: &RunOptions,
     state_pipe_for_plugin: OwnedFd,
-) -> Result<Child, RunError> {
+) -> Result<PluginProcess, RunError> {
     let reason = options
         .reason
         .clone()
         .unwrap_or_else(|| Reason::for_state(state));
-    let spawn_error = |source: io::Error| RunError::Spawn {
-        program: command.program.to_string_lossy().into_owned(),
-        source,
-    };
-    let mut cmd = tokio::process::Command::new(&command.program);
-    cmd.args(&command.args)
-        .envs(options.env.iter().map(|(k, v)| (k, v)))
-        .env(ENV_PROTOCOL, PROTOCOL_VERSION.to_string())
-        .env(ENV_REASON, reason.as_str())
-        .env(ENV_INTERACTIVE, if options.interactive { "1" } else { "0" })
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        // Its own group, so a timeout or cancellation can stop everything
-        // it started (rule 7).
-        .process_group(0);
-    cmd.fd_mappings(vec![FdMapping {
-        parent_fd: state_pipe_for_plugin,
-        child_fd: STATE_FD,
-    }])
-    .map_err(|e| spawn_error(io::Error::other(e.to_string())))?;
-    mark_other_descriptors_cloexec(&mut cmd);
-    // `cmd` holds our copy of the plugin's end of the fd 3 pipe; it drops at
-    // the end of this function so the pipe reaches EOF when the plugin is done.
-    cmd.spawn().map_err(spawn_error)
-}
-
-/// Rule 9: whatever descriptors an embedding daemon left inheritable, the
-/// plugin gets only 0, 1, 2 and 3.
-fn mark_other_descriptors_cloexec(cmd: &mut tokio::process::Command) {
-    #[cfg(target_os = "linux")]
-    {
-        const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-        // SAFETY: close_range is a single async-signal-safe system call and
-        // touches no memory; marking (not closing) keeps the spawn machinery's
-        // own close-on-exec error pipe working. Old kernels return ENOSYS,
-        // which we ignore: everything Rust opens is close-on-exec anyway.
-        unsafe {
-            cmd.pre_exec(|| {
-                libc::syscall(
-                    libc::SYS_close_range,
-                    (STATE_FD + 1) as libc::c_uint,
-                    libc::c_uint::MAX,
-                    CLOSE_RANGE_CLOEXEC,
-                );
-                Ok(())
-            });
-        }
+    // The host's environment, then the caller's additions, then ours.
+    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
+    let additions = options.env.iter().cloned().chain([
+        (ENV_PROTOCOL.into(), PROTOCOL_VERSION.to_string().into()),
+        (ENV_REASON.into(), reason.as_str().into()),
+        (
+            ENV_INTERACTIVE.into(),
+            if options.interactive { "1" } else { "0" }.into(),
+        ),
+    ]);
+    for (key, value) in additions {
+        env.retain(|(existing, _)| *existing != key);
+        env.push((key, value));
     }
-    #[cfg(not(target_os = "linux"))]
-    let _ = cmd;
+    crate::spawn::spawn(&command.program, &command.args, &env, state_pipe_for_plugin).map_err(
+        |source| RunError::Spawn {
+            program: command.program.to_string_lossy().into_owned(),
+            source,
+        },
+    )
 }
 
 /// The rest of rule 3, 4 and 6 once the plugin has exited and its output is
@@ -577,7 +545,7 @@ async fn read_capped<R: AsyncRead + Unpin>(
 /// Rule 2: the state, then EOF. A plugin that never reads stdin is fine, so
 /// a broken pipe is not an error; nor is anything else here, since the
 /// plugin's exit code says whether it got what it needed.
-async fn feed_stdin(mut stdin: ChildStdin, state: &[u8]) {
+async fn feed_stdin(mut stdin: tokio::net::unix::pipe::Sender, state: &[u8]) {
     let _ = stdin.write_all(state).await;
     let _ = stdin.shutdown().await;
 }
@@ -676,10 +644,10 @@ struct ProcessGroup {
 }
 
 impl ProcessGroup {
-    fn new(child: &Child, grace: Duration) -> Self {
+    fn new(child: &PluginProcess, grace: Duration) -> Self {
         ProcessGroup {
-            // The leader's pid is the group id (process_group(0)).
-            pgid: child.id().map(|pid| Pid::from_raw(pid as i32)),
+            // The leader's pid is the group id (it was spawned as leader).
+            pgid: Some(Pid::from_raw(child.id())),
             grace,
             armed: true,
         }
@@ -698,7 +666,7 @@ impl ProcessGroup {
 
     /// TERM, up to `grace` for the leader to exit, KILL for whatever is
     /// left, then reap the leader.
-    async fn terminate(&mut self, mut child: Child) {
+    async fn terminate(&mut self, mut child: PluginProcess) {
         self.armed = false;
         self.signal(Signal::SIGTERM);
         let _ = tokio::time::timeout(self.grace, child.wait()).await;
@@ -733,6 +701,6 @@ impl Drop for ProcessGroup {
             }
             Err(_) => kill_later(),
         }
-        // The dropped `Child` itself is reaped by tokio's orphan queue.
+        // The dropped `PluginProcess` reaps the leader in the background.
     }
 }

@@ -21,6 +21,7 @@
 pub mod host;
 pub mod plugin;
 mod secret;
+mod spawn;
 
 pub use secret::{Secret, State, Token};
 
