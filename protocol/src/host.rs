@@ -323,6 +323,11 @@ pub async fn run(
     };
     let io_result = async {
         let state_pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(state_pipe)?;
+        // Empty state: closing stdin at once is all rule 2 asks.
+        let stdin = match state.is_empty() {
+            true => None,
+            false => Some(tokio::net::unix::pipe::Sender::from_owned_fd(stdin)?),
+        };
         let outputs = async {
             tokio::try_join!(
                 read_capped(stdout, TOKEN_LIMIT, Failure::TokenTooLarge),
@@ -545,7 +550,10 @@ async fn read_capped<R: AsyncRead + Unpin>(
 /// Rule 2: the state, then EOF. A plugin that never reads stdin is fine, so
 /// a broken pipe is not an error; nor is anything else here, since the
 /// plugin's exit code says whether it got what it needed.
-async fn feed_stdin(mut stdin: tokio::net::unix::pipe::Sender, state: &[u8]) {
+async fn feed_stdin(stdin: Option<tokio::net::unix::pipe::Sender>, state: &[u8]) {
+    let Some(mut stdin) = stdin else {
+        return;
+    };
     let _ = stdin.write_all(state).await;
     let _ = stdin.shutdown().await;
 }

@@ -158,9 +158,13 @@ pub(crate) struct SecretBuf {
     max_capacity: usize,
 }
 
-/// The first allocation; also the most spare room a finished buffer may
-/// carry before [`SecretBuf::into_vec`] moves it into an exact fit.
+/// The first allocation.
 const INITIAL_CAPACITY: usize = 64 * 1024;
+
+/// The most spare room a finished buffer may carry before
+/// [`SecretBuf::into_vec`] moves it into an exact fit (its owner wipes the
+/// spare room too, so a small token must not drag 64 KiB along).
+const MAX_SPARE: usize = 4096;
 
 impl SecretBuf {
     /// `max_capacity` bounds the allocation; callers that read one byte past
@@ -238,7 +242,7 @@ impl SecretBuf {
     /// (the zeroizing owner would wipe, and so touch, all of it): such a
     /// buffer is copied into an exact fit and wiped.
     pub(crate) fn into_vec(mut self) -> Vec<u8> {
-        if self.bytes.capacity() - self.bytes.len() > INITIAL_CAPACITY {
+        if self.bytes.capacity() - self.bytes.len() > MAX_SPARE {
             let exact = self.bytes.clone();
             return exact; // `self` wipes its copy as it drops
         }

@@ -22,7 +22,9 @@ use tokio::net::unix::pipe;
 /// background thread (whoever dropped it stops its group: `ProcessGroup`).
 pub(crate) struct PluginProcess {
     pid: libc::pid_t,
-    pub(crate) stdin: Option<pipe::Sender>,
+    /// The host's end of the plugin's stdin, not yet registered with the
+    /// runtime (an empty state needs no more than closing it).
+    pub(crate) stdin: Option<OwnedFd>,
     pub(crate) stdout: Option<pipe::Receiver>,
     pub(crate) stderr: Option<pipe::Receiver>,
     /// Readable once the plugin has exited; `None` on kernels without
@@ -261,7 +263,7 @@ pub(crate) fn spawn(
         exited,
         status: None,
     };
-    process.stdin = Some(pipe::Sender::from_owned_fd(stdin_host)?);
+    process.stdin = Some(stdin_host);
     process.stdout = Some(pipe::Receiver::from_owned_fd(stdout_host)?);
     process.stderr = Some(pipe::Receiver::from_owned_fd(stderr_host)?);
     Ok(process)
