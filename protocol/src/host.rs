@@ -322,11 +322,11 @@ pub async fn run(
         unreachable!("all three standard streams are piped in spawn()");
     };
     let io_result = async {
-        let state_pipe = tokio::net::unix::pipe::Receiver::from_owned_fd(state_pipe)?;
+        let state_pipe = crate::spawn::receiver(state_pipe)?;
         // Empty state: closing stdin at once is all rule 2 asks.
         let stdin = match state.is_empty() {
             true => None,
-            false => Some(tokio::net::unix::pipe::Sender::from_owned_fd(stdin)?),
+            false => Some(crate::spawn::sender(stdin)?),
         };
         let outputs = async {
             tokio::try_join!(
@@ -567,7 +567,7 @@ async fn pump_stderr<R: AsyncRead + Unpin>(
     sink: Option<&StderrSink>,
     tail: &Mutex<StderrTail>,
 ) {
-    let mut chunk = vec![0u8; 8192];
+    let mut chunk = vec![0u8; 4096];
     let mut line: Vec<u8> = Vec::new();
     let mut overlong = false;
     let emit = |line: &mut Vec<u8>, overlong: &mut bool| {

@@ -145,8 +145,8 @@ secret_bytes!(
 /// A byte buffer for secrets read from a pipe, built so that reading up to
 /// the protocol's limits costs one pass over the data:
 ///
-/// - It starts at 64 KiB; past that it reserves its whole `max_capacity` at
-///   once. The reservation is virtual memory: only pages that data reaches
+/// - It starts at 4 KiB, then 64 KiB; past that it reserves its whole
+///   `max_capacity` at once. The reservation is virtual memory: only pages that data reaches
 ///   are ever touched, so a 10 MiB limit costs nothing for a small state,
 ///   and a large state is never copied while it grows.
 /// - Reads go straight into the spare capacity ([`SecretBuf::read_from`]).
@@ -158,8 +158,9 @@ pub(crate) struct SecretBuf {
     max_capacity: usize,
 }
 
-/// The first allocation.
-const INITIAL_CAPACITY: usize = 64 * 1024;
+/// The first allocation (a token fits), then the second.
+const INITIAL_CAPACITY: usize = 4 * 1024;
+const SECOND_CAPACITY: usize = 64 * 1024;
 
 /// The most spare room a finished buffer may carry before
 /// [`SecretBuf::into_vec`] moves it into an exact fit (its owner wipes the
@@ -188,7 +189,7 @@ impl SecretBuf {
         wipe(&mut old);
     }
 
-    /// Room for at least `more` bytes: 64 KiB first, then the whole
+    /// Room for at least `more` bytes: 4 KiB, 64 KiB, then the whole
     /// reservation (or more, if a caller asks past it).
     fn reserve(&mut self, more: usize) {
         let needed = self.bytes.len() + more;
@@ -197,6 +198,8 @@ impl SecretBuf {
         }
         let step = if self.bytes.capacity() < INITIAL_CAPACITY {
             INITIAL_CAPACITY.min(self.max_capacity)
+        } else if self.bytes.capacity() < SECOND_CAPACITY {
+            SECOND_CAPACITY.min(self.max_capacity)
         } else {
             self.max_capacity
         };
