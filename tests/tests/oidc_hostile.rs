@@ -144,7 +144,7 @@ async fn honest_provider_is_accepted() {
     let state = state_json(&output.state);
     assert_eq!(state["issuer"], stub.issuer);
     assert_eq!(state["subject"], "alice");
-    assert_eq!(state["refresh_token"], "stub-refresh-token");
+    assert_eq!(state["refresh_token"], "stub-refresh-token-1");
     assert!(!output.stderr_tail.contains(&token));
     assert!(output
         .stderr_tail
