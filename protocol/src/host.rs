@@ -316,22 +316,28 @@ pub async fn run(
     }
     let stderr_tail = Arc::new(Mutex::new(StderrTail::new(options.stderr_tail_lines)));
 
-    let (Some(stdin), Some(stdout), Some(stderr)) =
+    let (Some(stdin), Some(mut stdout), Some(stderr)) =
         (child.stdin.take(), child.stdout.take(), child.stderr.take())
     else {
         unreachable!("all three standard streams are piped in spawn()");
     };
-    let io_result = async {
-        let state_pipe = crate::spawn::receiver(state_pipe)?;
+    let deadline = tokio::time::sleep(options.timeout);
+    let finished = async {
+        // The output pipes live out here, not in the futures that read
+        // them: on a failure the group is signalled first and the pipes
+        // close after, so the plugin cannot run on past an EPIPE.
+        let mut state_pipe = crate::spawn::receiver(state_pipe)?;
         // Empty state: closing stdin at once is all rule 2 asks.
-        let stdin = match state.is_empty() {
-            true => None,
-            false => Some(crate::spawn::sender(stdin)?),
+        let stdin = if state.is_empty() {
+            drop(stdin);
+            None
+        } else {
+            Some(crate::spawn::sender(stdin)?)
         };
         let outputs = async {
             tokio::try_join!(
-                read_capped(stdout, TOKEN_LIMIT, Failure::TokenTooLarge),
-                read_capped(state_pipe, STATE_LIMIT, Failure::StateTooLarge),
+                read_capped(&mut stdout, TOKEN_LIMIT, Failure::TokenTooLarge),
+                read_capped(&mut state_pipe, STATE_LIMIT, Failure::StateTooLarge),
                 async {
                     pump_stderr(stderr, options.stderr_sink.as_ref(), &stderr_tail).await;
                     Ok(())
@@ -342,43 +348,48 @@ pub async fn run(
                 },
             )
         };
-        Ok::<_, Failure>(outputs)
-    };
-
-    let finished = tokio::time::timeout(options.timeout, async {
-        let outputs = io_result.await?;
-        tokio::pin!(outputs);
-        // Wait for the plugin to exit; its output usually closes first.
-        let (status, early) = tokio::select! {
-            status = child.wait() => (status?, None),
-            outputs = &mut outputs => {
-                // An over-limit error must not wait for the plugin to exit.
-                let done = outputs?;
-                (child.wait().await?, Some(done))
-            }
+        tokio::pin!(outputs, deadline);
+        let result = async {
+            // Wait for the plugin to exit; its output usually closes first.
+            let (status, early) = tokio::select! {
+                status = child.wait() => (status?, None),
+                outputs = &mut outputs => {
+                    // An over-limit error must not wait for the plugin to exit.
+                    let done = outputs?;
+                    (child.wait().await?, Some(done))
+                }
+            };
+            let (token, new_state, (), ()) = match early {
+                Some(done) => done,
+                None => drain(&mut outputs, &group, options.drain_window).await?,
+            };
+            Ok::<_, Failure>((status, token, new_state))
         };
-        let (token, new_state, (), ()) = match early {
-            Some(done) => done,
-            None => drain(&mut outputs, &group, options.drain_window).await?,
+        let result = tokio::select! {
+            result = result => result,
+            () = &mut deadline => Err(Failure::TimedOut),
         };
-        Ok::<_, Failure>((status, token, new_state))
-    })
+        if result.is_err() {
+            group.signal(Signal::SIGTERM);
+        }
+        result
+    }
     .await;
 
     let tail_text = || lock(&stderr_tail).text();
     match finished {
-        Err(_elapsed) => {
+        Err(Failure::TimedOut) => {
             group.terminate(child).await;
             Err(RunError::TimedOut {
                 after: options.timeout,
                 stderr_tail: tail_text(),
             })
         }
-        Ok(Err(failure)) => {
+        Err(failure) => {
             group.terminate(child).await;
             Err(failure.into_error(tail_text()))
         }
-        Ok(Ok((status, token, new_state))) => {
+        Ok((status, token, new_state)) => {
             group.disarm();
             judge(status, token, new_state, tail_text(), started.elapsed())
         }
@@ -481,6 +492,7 @@ fn judge(
 
 /// What went wrong inside the run, before the stderr tail is attached.
 enum Failure {
+    TimedOut,
     StateTooLarge,
     TokenTooLarge,
     LeakedDescriptors,
@@ -505,6 +517,11 @@ impl Failure {
                 stderr_tail,
             },
             Failure::LeakedDescriptors => RunError::LeakedDescriptors { stderr_tail },
+            // Handled by the caller, which knows the timeout.
+            Failure::TimedOut => RunError::TimedOut {
+                after: Duration::ZERO,
+                stderr_tail,
+            },
             Failure::Io(source) => RunError::Io {
                 source,
                 stderr_tail,
@@ -531,14 +548,14 @@ where
 
 /// Reads to EOF, failing as soon as more than `limit` bytes arrive.
 async fn read_capped<R: AsyncRead + Unpin>(
-    mut reader: R,
+    reader: &mut R,
     limit: usize,
     over_limit: Failure,
 ) -> Result<SecretBuf, Failure> {
     // One byte of room past the limit, to see that it was passed.
     let mut buf = SecretBuf::new(limit + 1);
     loop {
-        if buf.read_from(&mut reader).await? == 0 {
+        if buf.read_from(reader).await? == 0 {
             return Ok(buf);
         }
         if buf.len() > limit {

@@ -264,9 +264,20 @@ pub(crate) fn spawn(
         status: None,
     };
     process.stdin = Some(stdin_host);
-    process.stdout = Some(receiver(stdout_host)?);
-    process.stderr = Some(receiver(stderr_host)?);
-    Ok(process)
+    let registered = receiver(stdout_host).and_then(|stdout| Ok((stdout, receiver(stderr_host)?)));
+    match registered {
+        Ok((stdout, stderr)) => {
+            process.stdout = Some(stdout);
+            process.stderr = Some(stderr);
+            Ok(process)
+        }
+        Err(error) => {
+            // Nobody could talk to it: stop it (the drop reaps it).
+            // SAFETY: killpg takes plain integers.
+            unsafe { libc::killpg(pid, libc::SIGKILL) };
+            Err(error)
+        }
+    }
 }
 
 /// Sets O_NONBLOCK with one system call (`FIONBIO`).
