@@ -79,6 +79,8 @@ pub struct Stub {
     grants: Mutex<Grants>,
     /// Seconds an ID token lives.
     pub id_token_ttl: std::sync::atomic::AtomicI64,
+    /// Seconds an access token lives.
+    pub access_token_ttl: std::sync::atomic::AtomicI64,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -115,6 +117,7 @@ impl Stub {
             nonce: Mutex::new(None),
             grants: Mutex::new(Grants::default()),
             id_token_ttl: std::sync::atomic::AtomicI64::new(300),
+            access_token_ttl: std::sync::atomic::AtomicI64::new(300),
             task,
         });
         *shared.lock().unwrap() = Arc::downgrade(&stub);
@@ -127,6 +130,11 @@ impl Stub {
     }
 
     /// Revokes every refresh token (as a logout or an admin would).
+    /// The public key access and ID tokens are signed with (kid "old").
+    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
+        self.old_key.verifying_key()
+    }
+
     pub fn revoke_refresh_tokens(&self) {
         self.grants.lock().unwrap().live_refresh_tokens.clear();
     }
@@ -384,11 +392,17 @@ async fn token(
     grants.issued += 1;
     let n = grants.issued;
     let refresh_token = format!("stub-refresh-token-{n}");
+    let access_ttl = stub.access_token_ttl.load(Ordering::SeqCst);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
     let access_token = match grants.last_resource.clone() {
         // A JWT for the API named by the resource indicator (RFC 8707).
         Some(resource) => stub.sign(
             json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "old"}),
-            json!({"iss": stub.issuer, "sub": "alice", "aud": resource, "client_id": client_id}),
+            json!({"iss": stub.issuer, "sub": "alice", "aud": resource, "client_id": client_id,
+                   "iat": now, "exp": now + access_ttl, "jti": format!("at-{n}")}),
             &stub.old_key,
         ),
         None => format!("stub-access-token-{n}"),
@@ -396,7 +410,7 @@ async fn token(
     let mut body = json!({
         "access_token": access_token,
         "token_type": "Bearer",
-        "expires_in": 300,
+        "expires_in": access_ttl,
     });
     if with_id_token {
         grants.live_refresh_tokens.push(refresh_token.clone());
