@@ -2,17 +2,12 @@
 //! browser. The user opens a URL elsewhere and enters a code.
 
 use std::io::IsTerminal;
-use std::time::{Duration, Instant};
 
 use openidconnect::core::CoreDeviceAuthorizationResponse;
 use openidconnect::{DeviceCodeErrorResponseType, RequestTokenError, Scope};
 
 use crate::verify::ExpectNonce;
 use crate::{request_error, say, Error, Session};
-
-/// Polls that fail on the network are retried this many times, then the
-/// flow gives up rather than spin.
-const NETWORK_RETRIES: u32 = 3;
 
 pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     let config = session.config;
@@ -58,49 +53,29 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
         }
     }
 
-    let deadline = Instant::now() + config.login_timeout().min(details.expires_in());
-    let mut network_failures = 0;
-    let response = loop {
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        if remaining.is_zero() {
-            return Err(format!(
-                "the device login was not completed within {} seconds; run again to retry",
-                config.login_timeout().min(details.expires_in()).as_secs()
-            )
-            .into());
+    // oauth2 polls at the given interval, adds 5 s on `slow_down`, backs
+    // off on network errors (doubling, at most 10 s) and stops at this
+    // limit with `expired_token`: the wait is bounded whatever happens.
+    let limit = config.login_timeout().min(details.expires_in());
+    let poll = client
+        .exchange_device_access_token(&details)
+        .map_err(|e| format!("the provider has no token endpoint: {e}"))?
+        .request_async(&session.http, tokio::time::sleep, Some(limit))
+        .await;
+    let response = match poll {
+        Ok(response) => response,
+        Err(RequestTokenError::ServerResponse(r)) => {
+            let why = match r.error() {
+                DeviceCodeErrorResponseType::AccessDenied => "the login was denied".to_owned(),
+                DeviceCodeErrorResponseType::ExpiredToken => format!(
+                    "the device login was not completed within {} seconds (or the provider was unreachable); run again to retry",
+                    limit.as_secs()
+                ),
+                _ => "the provider refused the device login".to_owned(),
+            };
+            return Err(format!("{why} ({r})").into());
         }
-        let poll = client
-            .exchange_device_access_token(&details)
-            .map_err(|e| format!("the provider has no token endpoint: {e}"))?
-            .request_async(&session.http, tokio::time::sleep, Some(remaining))
-            .await;
-        match poll {
-            Ok(response) => break response,
-            Err(RequestTokenError::ServerResponse(r)) => {
-                let why = match r.error() {
-                    DeviceCodeErrorResponseType::AccessDenied => "the login was denied",
-                    DeviceCodeErrorResponseType::ExpiredToken => {
-                        "the device code expired before the login was completed; run again"
-                    }
-                    _ => "the provider refused the device login",
-                };
-                return Err(format!("{why} ({r})").into());
-            }
-            Err(RequestTokenError::Request(e)) if network_failures < NETWORK_RETRIES => {
-                network_failures += 1;
-                say(&format!(
-                    "polling the token endpoint failed ({}); retrying",
-                    crate::error_chain(&e)
-                ));
-                tokio::time::sleep(details.interval().max(Duration::from_secs(1))).await;
-            }
-            Err(RequestTokenError::Other(why))
-                if why.contains("timed out") || why.contains("timeout") =>
-            {
-                return Err("the device login was not completed in time; run again to retry".into())
-            }
-            Err(e) => return Err(request_error("waiting for the device login", e)),
-        }
+        Err(e) => return Err(request_error("waiting for the device login", e)),
     };
     session
         .absorb(&response, ExpectNonce::Refresh, None, true)
