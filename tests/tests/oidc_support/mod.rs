@@ -68,6 +68,11 @@ impl<'a> Run<'a> {
         }
     }
 
+    pub fn args_from(mut self, args: Vec<String>) -> Self {
+        self.args.extend(args);
+        self
+    }
+
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
         self
