@@ -17,10 +17,10 @@ idp_pid=
 command -v hyperfine >/dev/null || apt-get install -y -q hyperfine >/dev/null
 command -v curl >/dev/null || apt-get install -y -q curl >/dev/null
 
-# The bench IdP, with its own pinned oidc-provider.
-cp "$bench/bench-idp.mjs" "$work/"
-(cd "$work" && npm install --silent --no-audit --no-fund oidc-provider@9.13.3 >/dev/null 2>&1)
-(cd "$work" && exec node bench-idp.mjs >"$work/idp.out" 2>"$work/idp.err") &
+# The bench IdP, with oidc-provider pinned by package-lock.json.
+[ -d "$bench/node_modules/oidc-provider" ] ||
+  (cd "$bench" && npm ci --silent --no-audit --no-fund >/dev/null)
+(cd "$bench" && exec node bench-idp.mjs >"$work/idp.out" 2>"$work/idp.err") &
 idp_pid=$!
 for _ in $(seq 100); do [ -s "$work/idp.out" ] && break; sleep 0.1; done
 issuer=$(head -1 "$work/idp.out")
