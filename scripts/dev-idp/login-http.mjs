@@ -44,7 +44,11 @@ function formAction(html, id) {
   const f = id ? forms.find((x) => x[2].includes(`id="${id}"`)) ?? forms[0] : forms[0];
   if (!f) throw new Error('no form on page');
   const fields = new URLSearchParams();
-  for (const inp of f[2].matchAll(/<input[^>]*name="([^"]*)"[^>]*?(?:value="([^"]*)")?[^>]*>/g)) fields.set(inp[1], (inp[2] ?? '').replace(/&#(\d+);/g, (_, n) => String.fromCharCode(+n)));
+  for (const [tag] of f[2].matchAll(/<input[^>]*>/g)) {
+    const name = tag.match(/name="([^"]*)"/);
+    const value = tag.match(/value="([^"]*)"/);
+    if (name) fields.set(name[1], (value ? value[1] : '').replace(/&#(\d+);/g, (_, n) => String.fromCharCode(+n)));
+  }
   return { action: f[1].replace(/&#(\d+);/g, (_, n) => String.fromCharCode(+n)), fields };
 }
 
@@ -52,6 +56,7 @@ async function walk(start) {
   let u = start;
   let method = 'GET';
   let body;
+  let aborted = false;
   for (let i = 0; i < 30; i += 1) {
     if (method === 'GET' && /^http:\/\/127\.0\.0\.1(:\d+)?\//.test(u) && (new URL(u).searchParams.has('code') || new URL(u).searchParams.has('error')) && new URL(u).searchParams.has('state')) return u;
     const res = await request(u, method === 'POST' ? { method, body, headers: { 'content-type': 'application/x-www-form-urlencoded' } } : {});
@@ -71,10 +76,11 @@ async function walk(start) {
     // oidc-provider's device pages: user-code confirm form (confirm/abort).
     if (/name="confirm"|name="user_code"/.test(html)) {
       const { action, fields } = formAction(html);
-      if (deny && fields.has('abort')) fields.delete('confirm'); else fields.set('confirm', 'yes');
+      if (aborted) { log('device code denied'); return null; }
+      if (deny) { fields.delete('confirm'); fields.set('abort', 'yes'); aborted = true; } else fields.set('confirm', 'yes');
       u = new URL(action, u).href; method = 'POST'; body = fields.toString(); continue;
     }
-    if (device) { log('device flow finished'); return null; }
+    if (device || aborted) { log('device flow finished'); return null; }
     throw new Error(`unexpected page at ${u}: ${html.slice(0, 300)}`);
   }
   throw new Error('too many steps');
