@@ -26,7 +26,11 @@ pub fn dev_idp_dir() -> PathBuf {
 /// Makes sure scripts/dev-idp/node_modules exists by running the npm part of
 /// scripts/setup; errors with "run scripts/setup" if that fails.
 pub fn ensure_npm_deps() -> Result<(), String> {
-    if dev_idp_dir().join("node_modules").join("oidc-provider").is_dir() {
+    if dev_idp_dir()
+        .join("node_modules")
+        .join("oidc-provider")
+        .is_dir()
+    {
         return Ok(());
     }
     let status = Command::new(repo_root().join("scripts").join("setup"))

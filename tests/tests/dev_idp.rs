@@ -48,7 +48,10 @@ async fn discovery_and_client_credentials() {
         .await
         .expect("token request");
     assert_eq!(bad.status(), 401);
-    assert_eq!(json(&bad.text().await.expect("body"))["error"], "invalid_client");
+    assert_eq!(
+        json(&bad.text().await.expect("body"))["error"],
+        "invalid_client"
+    );
 }
 
 #[tokio::test]
@@ -105,7 +108,10 @@ async fn login_http_driver_yields_a_code_that_exchanges() {
         .expect("token request");
     assert_eq!(resp.status(), 200);
     let body = json(&resp.text().await.expect("body"));
-    assert!(body["refresh_token"].is_string(), "refresh token always issued");
+    assert!(
+        body["refresh_token"].is_string(),
+        "refresh token always issued"
+    );
     let id = body["id_token"].as_str().expect("id_token");
     let payload = id.split('.').nth(1).expect("payload");
     use base64::Engine;
