@@ -128,3 +128,46 @@ async fn login_http_driver_yields_a_code_that_exchanges() {
     assert_eq!(claims["azp"], "demo");
     assert!(claims["iat"].is_number());
 }
+
+#[tokio::test]
+async fn hostile_stub_starts_and_counts_hits() {
+    let stub = authplug_tests::idp::HostileIdp::start("unknown-kid-then-rotation", "ES256")
+        .expect("hostile stub starts");
+    let http = reqwest::Client::new();
+    let first = json(
+        &http
+            .get(format!("{}/jwks", stub.issuer))
+            .send()
+            .await
+            .expect("jwks")
+            .text()
+            .await
+            .expect("body"),
+    );
+    let second = json(
+        &http
+            .get(format!("{}/jwks", stub.issuer))
+            .send()
+            .await
+            .expect("jwks")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_ne!(
+        first["keys"][0]["kid"], second["keys"][0]["kid"],
+        "key rotation"
+    );
+    let stats = json(
+        &http
+            .get(stub.stats_url())
+            .send()
+            .await
+            .expect("stats")
+            .text()
+            .await
+            .expect("body"),
+    );
+    assert_eq!(stats["jwks"], 2);
+    assert!(authplug_tests::idp::HostileIdp::start("no-such-case", "ES256").is_err());
+}
