@@ -171,7 +171,11 @@ impl fmt::Debug for RunOptions {
             .field("timeout", &self.timeout)
             .field("kill_grace", &self.kill_grace)
             .field("drain_window", &self.drain_window)
-            .field("env", &self.env)
+            // Names only: a value may be a secret the caller passes on.
+            .field(
+                "env",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .field(
                 "stderr_sink",
                 &self.stderr_sink.as_ref().map(|_| "Fn(&str)"),
@@ -727,5 +731,21 @@ impl Drop for ProcessGroup {
             Err(_) => kill_later(),
         }
         // The dropped `PluginProcess` reaps the leader in the background.
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_options_debug_shows_env_names_but_not_values() {
+        let options = RunOptions {
+            env: vec![("AUTHPLUG_OIDC_CLIENT_SECRET".into(), "s3cr3t-value".into())],
+            ..RunOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(shown.contains("AUTHPLUG_OIDC_CLIENT_SECRET"), "{shown}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
     }
 }
