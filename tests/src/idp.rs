@@ -10,17 +10,9 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-/// The repository root (parent of this crate's directory).
-pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(".."))
-}
-
 /// scripts/dev-idp.
 pub fn dev_idp_dir() -> PathBuf {
-    repo_root().join("scripts").join("dev-idp")
+    crate::workspace().join("scripts").join("dev-idp")
 }
 
 /// Makes sure scripts/dev-idp/node_modules exists by running the npm part of
@@ -33,7 +25,7 @@ pub fn ensure_npm_deps() -> Result<(), String> {
     {
         return Ok(());
     }
-    let status = Command::new(repo_root().join("scripts").join("setup"))
+    let status = Command::new(crate::workspace().join("scripts").join("setup"))
         .env("AUTHPLUG_SETUP_NPM_ONLY", "1")
         .status()
         .map_err(|e| format!("cannot run scripts/setup ({e}); run scripts/setup"))?;

@@ -1,2 +1,45 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: where the workspace is, its
+//! binaries (built on demand), and the dev IdP ([`idp`]).
+//!
+//! Not a library for users: nothing here is published.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
 pub mod idp;
+
+/// The repository root (the parent of this crate's directory).
+pub fn workspace() -> PathBuf {
+    let tests_crate = Path::new(env!("CARGO_MANIFEST_DIR"));
+    tests_crate.parent().unwrap_or(tests_crate).to_path_buf()
+}
+
+/// A binary of another workspace package, built (or found up to date) once
+/// per test process in this test's own target directory and profile:
+/// `cargo test -p authplug-tests` alone would otherwise run a stale or
+/// missing one.
+pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    // One build at a time: concurrent cargo runs would only wait on its lock.
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if !built.iter().any(|done| done == name) {
+        let mut cargo = std::process::Command::new(env!("CARGO"));
+        cargo
+            .args(["build", "--quiet", "--locked", "-p", package, "--bin", name])
+            .arg("--target-dir")
+            .arg(profile_dir.parent().expect("target/"));
+        if profile_dir.ends_with("release") {
+            cargo.arg("--release");
+        }
+        let status = cargo.status().expect("cargo runs");
+        assert!(status.success(), "building {name} failed");
+        built.push(name.to_owned());
+    }
+    binary
+}

@@ -10,37 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use authplug_broker::{Broker, BrokerOptions, PluginCommand};
+use authplug_tests::{workspace, workspace_binary};
 use axum::http::{HeaderMap, StatusCode};
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
-
-/// A binary of another workspace package; built here if this run did not
-/// build it already.
-fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    static LOCK: Mutex<()> = Mutex::new(());
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let binary = profile_dir.join(name);
-    let _one_build_at_a_time = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    if !binary.exists() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "--quiet", "-p", package, "--bin", name])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().expect("target/"))
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building {name} failed");
-    }
-    binary
-}
 
 fn rust_example() -> PathBuf {
     workspace_binary("authplug-example-plugin", "authplug-example-plugin")

@@ -4,51 +4,17 @@
 //! on 127.0.0.1 (the refresh_token grant, with rotation).
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Output;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
 use authplug_protocol::State;
-
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
+use authplug_tests::{workspace, workspace_binary};
 
 fn example(relative: &str) -> PathBuf {
     workspace().join("plugins/examples").join(relative)
-}
-
-/// A binary of another workspace package, built (or found up to date) once
-/// per test process: `cargo test -p authplug-tests` alone would otherwise
-/// run a stale one.
-fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let binary = profile_dir.join(name);
-    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|done| done == name) {
-        let mut cargo = std::process::Command::new(env!("CARGO"));
-        cargo
-            .args(["build", "--quiet", "-p", package, "--bin", name])
-            .arg("--target-dir")
-            .arg(profile_dir.parent().expect("target/"));
-        if profile_dir.ends_with("release") {
-            cargo.arg("--release");
-        }
-        let status = cargo.status().expect("cargo runs");
-        assert!(status.success(), "building {name} failed");
-        built.push(name.to_owned());
-    }
-    binary
 }
 
 fn authplug() -> PathBuf {

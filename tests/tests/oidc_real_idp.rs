@@ -10,7 +10,8 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use authplug_protocol::Reason;
-use oidc_support::{jwt_claims, state_json, workspace, Run};
+use authplug_tests::workspace;
+use oidc_support::{jwt_claims, state_json, Run};
 use tokio::io::AsyncBufReadExt;
 
 fn benches() -> PathBuf {

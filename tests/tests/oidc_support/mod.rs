@@ -12,34 +12,7 @@ use authplug_protocol::{Reason, State};
 
 pub mod stub;
 
-pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the workspace root")
-        .to_path_buf()
-}
-
-/// A workspace binary, built (or brought up to date) once per test process
-/// in this test's own target directory.
-pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps")
-        .to_path_buf();
-    let mut command = std::process::Command::new(env!("CARGO"));
-    command
-        .args(["build", "--quiet", "-p", package, "--bin", name])
-        .arg("--target-dir")
-        .arg(profile_dir.parent().expect("target/"));
-    if profile_dir.ends_with("release") {
-        command.arg("--release");
-    }
-    let status = command.status().expect("cargo runs");
-    assert!(status.success(), "building {name} failed");
-    profile_dir.join(name)
-}
+pub use authplug_tests::workspace_binary;
 
 pub fn plugin_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
