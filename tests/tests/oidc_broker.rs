@@ -1,9 +1,9 @@
 //! Through the broker: the `authplug` agent with an `authplug-oidc` profile
-//! against the stub provider (oidc_support/stub.rs, which issues
-//! EdDSA-signed JWT access tokens for a resource indicator), and a resource
-//! server that checks those JWTs (signature against the provider's key,
-//! audience, expiry, a revocation list). After a revocation or an expiry the
-//! server answers 401, and the agent's re-run refreshes without a browser.
+//! against the real dev IdP (scripts/dev-idp, npm oidc-provider), logging in
+//! once with the HTTP login driver, and a resource server that validates the
+//! JWT access tokens as an API would: RS256 signature against the IdP's
+//! JWKS, issuer, audience, expiry. After a revocation or an expiry it answers
+//! 401, and the agent's re-run refreshes without a browser.
 
 mod oidc_support;
 
@@ -17,21 +17,26 @@ use axum::extract::State as AxState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::Router;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use base64::Engine;
-use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use oidc_support::stub::{Case, Stub};
-use oidc_support::{jwt_claims, plugin_binary, workspace_binary};
+use oidc_support::{
+    fetch_jwks, plugin_binary, unix_now, verify_jwt, workspace_binary, DevIdp, LoggedDriver,
+};
 
-const API: &str = "https://api.example";
+const API: &str = "https://api.example/v1";
 
+/// The resource server. oidc-provider's JWT access tokens are
+/// self-contained: once issued, nothing at the IdP (revoking the grant
+/// included) changes what a server that checks them locally sees. So a
+/// revocation the API honours is its own deny list by `jti`, as a server
+/// fed by a revocation or logout event would keep; expiry comes from the
+/// IdP's short access-token lifetime.
 struct Api {
-    key: VerifyingKey,
+    issuer: String,
+    jwks: jsonwebtoken::jwk::JwkSet,
     revoked: Mutex<HashSet<String>>,
 }
 
-/// 200 for a JWT signed by the provider, for this API, unexpired and not
-/// revoked; 401 otherwise.
+/// 200 for a valid JWT for this API that is not on the deny list; 401
+/// otherwise.
 async fn api(AxState(api): AxState<Arc<Api>>, headers: HeaderMap) -> StatusCode {
     let Some(token) = headers
         .get("authorization")
@@ -40,32 +45,18 @@ async fn api(AxState(api): AxState<Arc<Api>>, headers: HeaderMap) -> StatusCode 
     else {
         return StatusCode::UNAUTHORIZED;
     };
-    let Some((input, signature)) = token.rsplit_once('.') else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    let Some(signature) = B64
-        .decode(signature)
-        .ok()
-        .and_then(|s| Signature::from_slice(&s).ok())
-    else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    if api.key.verify(input.as_bytes(), &signature).is_err() {
-        return StatusCode::UNAUTHORIZED;
+    match verify_jwt(token, &api.jwks, &api.issuer, API) {
+        Ok((_, claims))
+            if !api
+                .revoked
+                .lock()
+                .unwrap()
+                .contains(claims["jti"].as_str().unwrap_or_default()) =>
+        {
+            StatusCode::OK
+        }
+        _ => StatusCode::UNAUTHORIZED,
     }
-    let claims = jwt_claims(token);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let jti = claims["jti"].as_str().unwrap_or_default().to_owned();
-    if claims["aud"] != API
-        || claims["exp"].as_i64().unwrap_or(0) <= now
-        || api.revoked.lock().unwrap().contains(&jti)
-    {
-        return StatusCode::UNAUTHORIZED;
-    }
-    StatusCode::OK
 }
 
 async fn call_api(base: &str, token: &str) -> u16 {
@@ -124,11 +115,11 @@ async fn token(socket: &Path) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
-    let stub = Stub::start(Case::Honest).await;
-    stub.access_token_ttl
-        .store(3, std::sync::atomic::Ordering::SeqCst);
+    // Access tokens live 3 s, so the expiry below comes quickly.
+    let idp = DevIdp::start(r#"{"ttl":{"accessToken":3}}"#).expect("the dev IdP starts");
     let api_state = Arc::new(Api {
-        key: stub.verifying_key(),
+        issuer: idp.issuer.clone(),
+        jwks: fetch_jwks(&idp.issuer).await,
         revoked: Mutex::new(HashSet::new()),
     });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -140,19 +131,15 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
         let _ = axum::serve(listener, app).await;
     });
 
-    let dir = tempfile::tempdir().unwrap();
-    let browser_log = dir.path().join("browser.log");
-    // The "browser": notes each call, then follows the login redirect.
-    let browser = format!(
-        "sh -c 'echo opened >> {}; exec curl -sS -L -o /dev/null \"$0\"'",
-        browser_log.display()
-    );
+    let driver = LoggedDriver::http(&[]);
     let command = shell_words::join([
         plugin_binary().to_str().unwrap(),
         "--issuer",
-        &stub.issuer,
+        &idp.issuer,
         "--client-id",
-        "stub-client",
+        "demo",
+        "--flow",
+        "browser",
         "--token",
         "access",
         "--resource",
@@ -160,10 +147,11 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
         "--skew",
         "0",
         "--login-timeout",
-        "10",
+        "20",
         "--browser-command",
-        &browser,
+        &driver.command,
     ]);
+    let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -193,24 +181,21 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 
-    // First: a login in the "browser".
+    // First: a login through the IdP's login form.
     let (first, _) = token(&socket).await;
-    assert_eq!(jwt_claims(&first)["aud"], API);
     assert_eq!(call_api(&api_base, &first).await, 200);
-    let opened = || {
-        std::fs::read_to_string(&browser_log)
-            .unwrap_or_default()
-            .lines()
-            .count()
-    };
-    assert_eq!(opened(), 1);
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+    let (again, _) = token(&socket).await;
+    assert_eq!(again, first, "the agent hands out its cached token");
 
-    // Revoked at the API: 401, reported, and the re-run refreshes.
+    // Revoked at the API: 401; `authplug reject` and the next `token`
+    // refresh it.
+    let (_, claims) = verify_jwt(&first, &api_state.jwks, &idp.issuer, API).unwrap();
     api_state
         .revoked
         .lock()
         .unwrap()
-        .insert(jwt_claims(&first)["jti"].as_str().unwrap().to_owned());
+        .insert(claims["jti"].as_str().expect("a jti").to_owned());
     assert_eq!(call_api(&api_base, &first).await, 401);
     let (ok, _, stderr) = authplug(
         &socket,
@@ -223,15 +208,10 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     assert_ne!(second, first);
     assert_eq!(call_api(&api_base, &second).await, 200);
 
-    // Expired (the stub's access tokens live 3 s): 401, and the agent's
-    // next run refreshes on its own.
-    let expires = jwt_claims(&second)["exp"].as_i64().unwrap();
-    while (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64)
-        <= expires
-    {
+    // Expired: 401, and the agent's next run refreshes on its own.
+    let (_, claims) = verify_jwt(&second, &api_state.jwks, &idp.issuer, API).unwrap();
+    let expires = claims["exp"].as_i64().unwrap();
+    while unix_now() <= expires {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(call_api(&api_base, &second).await, 401);
@@ -239,10 +219,11 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     assert_ne!(third, second);
     assert_eq!(call_api(&api_base, &third).await, 200);
 
-    assert_eq!(opened(), 1, "the refreshes never opened a browser");
     assert_eq!(
-        stub.grant_types(),
-        ["authorization_code", "refresh_token", "refresh_token"]
+        driver.logins(),
+        1,
+        "the refreshes never opened a browser: {}",
+        driver.log()
     );
     let _ = authplug(&socket, &["stop"], None).await;
     let _ = agent.wait().await;

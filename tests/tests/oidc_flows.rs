@@ -1,84 +1,104 @@
-//! authplug-oidc's refresh, device and client-credentials flows against the
-//! stub provider (oidc_support/stub.rs), which keeps refresh tokens like an
-//! honest provider: rotated on each use, refused once spent or revoked.
+//! authplug-oidc's refresh, device, client-credentials and resource flows
+//! against the real dev IdP (scripts/dev-idp/idp.mjs, npm oidc-provider
+//! 9.13.3), each test with its own IdP; logins go through its login form
+//! with the HTTP driver (login-http.mjs) as the browser command.
 
 mod oidc_support;
 
-use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
 
-use authplug_protocol::host::RunOutput;
-use authplug_protocol::{Reason, State};
-use oidc_support::stub::{Case, Stub};
-use oidc_support::{jwt_claims, state_json, Run};
+use authplug_protocol::Reason;
+use oidc_support::{
+    admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, state_json, token_text,
+    verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
+};
 
-const CURL: &str = "curl -sS -L -o /dev/null";
-
-fn args<'a>(stub: &'a Stub, browser_command: &'a str) -> Vec<&'a str> {
-    vec![
-        "--issuer",
-        &stub.issuer,
-        "--client-id",
-        "stub-client",
-        "--browser-command",
-        browser_command,
-        "--http-timeout",
-        "5",
-        "--login-timeout",
-        "10",
-    ]
-}
-
-/// A browser command that leaves a mark and fails: it must never run.
-fn forbidden_browser(dir: &Path) -> (String, PathBuf) {
-    let marker = dir.join("browser-was-called");
-    (
-        format!("sh -c 'touch {}; exit 1'", marker.display()),
-        marker,
-    )
-}
-
-async fn first_login(stub: &Stub) -> RunOutput {
-    Run::new(&args(stub, CURL)).go().await.expect("first login")
+fn start(config: &str) -> DevIdp {
+    DevIdp::start(config).expect("the dev IdP starts")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_expiring_token_is_refreshed_without_a_browser() {
-    let stub = Stub::start(Case::Honest).await;
-    // Lives 30 s: inside the 60 s skew, so the next run must refresh.
-    stub.id_token_ttl
-        .store(30, std::sync::atomic::Ordering::SeqCst);
-    let first = first_login(&stub).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (browser, marker) = forbidden_browser(dir.path());
-    let second = Run::new(&args(&stub, &browser))
+async fn a_token_near_expiry_is_refreshed_without_a_browser() {
+    // ID and access tokens live 30 s, inside the default 60 s skew: the
+    // next run must refresh rather than hand the token out again.
+    let idp = start(r#"{"ttl":{"idToken":30,"accessToken":30}}"#);
+    let driver = LoggedDriver::http(&[]);
+    let first = Run::new(&dev_args(&idp.issuer, &driver.command))
+        .go()
+        .await
+        .expect("first login");
+    let forbidden = ForbiddenBrowser::new();
+    let second = Run::new(&dev_args(&idp.issuer, &forbidden.command))
         .state(&first.state)
         .go()
         .await
         .expect("a silent refresh");
-    assert!(!marker.exists(), "the refresh opened a browser");
-    assert_eq!(stub.grant_types(), ["authorization_code", "refresh_token"]);
-    let state = state_json(&second.state);
-    assert_eq!(state["refresh_token"], "stub-refresh-token-2", "rotated");
-    assert_eq!(state["subject"], "alice");
-    assert_eq!(jwt_claims(second.token.to_str().unwrap())["sub"], "alice");
+    forbidden.assert_unused();
+    assert_eq!(driver.logins(), 1, "one login only: {}", driver.log());
+    let (before, after) = (state_json(&first.state), state_json(&second.state));
+    assert!(after["refresh_token"].is_string());
+    assert_ne!(after["refresh_token"], before["refresh_token"], "rotated");
+    assert_ne!(
+        after["access_token"]["value"], before["access_token"]["value"],
+        "the refresh grant ran"
+    );
+    let jwks = fetch_jwks(&idp.issuer).await;
+    let (_, claims) = verify_jwt(&token_text(&second), &jwks, &idp.issuer, "demo")
+        .expect("the refreshed ID token verifies");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(after["subject"], "alice");
+
+    // With a skew shorter than the lifetime, the same state's token is
+    // good as it is: no refresh (the refresh token stays the same).
+    let third = Run::new(&dev_args(&idp.issuer, &forbidden.command))
+        .args(&["--skew", "5"])
+        .state(&second.state)
+        .go()
+        .await
+        .expect("the cached token");
+    assert_eq!(third.token, second.token);
+    assert_eq!(third.state, second.state);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reused_or_revoked_refresh_token_leads_to_a_new_login() {
-    let stub = Stub::start(Case::Honest).await;
-    let first = first_login(&stub).await;
-    // Rejected: refresh even though the token is valid; RT 1 is now spent.
-    let second = Run::new(&args(&stub, CURL))
+async fn a_reused_refresh_token_leads_to_a_new_login() {
+    let idp = start(r#"{"rotateRefreshToken":true}"#);
+    let driver = LoggedDriver::http(&[]);
+    let args = dev_args(&idp.issuer, &driver.command);
+    let first = Run::new(&args).go().await.expect("first login");
+    // `rejected` forces a refresh though the token is valid; the first
+    // refresh token is now spent.
+    let second = Run::new(&args)
         .state(&first.state)
         .reason(Reason::Rejected)
         .go()
         .await
-        .expect("refresh");
-    assert_eq!(stub.grant_types().len(), 2);
+        .expect("a refresh");
+    assert_eq!(driver.logins(), 1);
+    assert_ne!(
+        state_json(&second.state)["refresh_token"],
+        state_json(&first.state)["refresh_token"]
+    );
 
-    // Reusing the spent refresh token: refused, so a new login (the
-    // interactive "browser" completes it).
-    let third = Run::new(&args(&stub, CURL))
+    // Without a login allowed: a clear error, no browser, nothing written.
+    let forbidden = ForbiddenBrowser::new();
+    let refusal = Run::new(&dev_args(&idp.issuer, &forbidden.command))
+        .state(&first.state)
+        .reason(Reason::Rejected)
+        .interactive(false)
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
+    assert!(
+        message.contains("the refresh token was refused"),
+        "{message}"
+    );
+    assert!(message.contains("invalid_grant"), "{message}");
+    forbidden.assert_unused();
+
+    // Interactive: the spent token is refused and a new login follows.
+    let third = Run::new(&args)
         .state(&first.state)
         .reason(Reason::Rejected)
         .go()
@@ -89,129 +109,218 @@ async fn a_reused_or_revoked_refresh_token_leads_to_a_new_login() {
         "{}",
         third.stderr_tail
     );
-    assert!(third.stderr_tail.contains("invalid_grant"));
-    assert_eq!(
-        stub.grant_types(),
-        [
-            "authorization_code",
-            "refresh_token",
-            "refresh_token",
-            "authorization_code"
-        ]
-    );
+    assert_eq!(driver.logins(), 2, "{}", driver.log());
+    assert_eq!(jwt_claims(&token_text(&third))["sub"], "alice");
+    assert!(state_json(&third.state)["refresh_token"].is_string());
+}
 
-    // Revoked, and no login allowed: a clear error, no browser.
-    stub.revoke_refresh_tokens();
-    let dir = tempfile::tempdir().unwrap();
-    let (browser, marker) = forbidden_browser(dir.path());
-    let error = Run::new(&args(&stub, &browser))
-        .state(&second.state)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_refresh_token_leads_to_a_new_login() {
+    let idp = start("{}");
+    let driver = LoggedDriver::http(&[]);
+    let args = dev_args(&idp.issuer, &driver.command);
+    let first = Run::new(&args).go().await.expect("first login");
+    let revoked = admin(&idp, "revoke-account", "account=alice").await;
+    assert!(revoked["revoked_grants"].as_u64() >= Some(1), "{revoked}");
+
+    let forbidden = ForbiddenBrowser::new();
+    let refusal = Run::new(&dev_args(&idp.issuer, &forbidden.command))
+        .state(&first.state)
         .reason(Reason::Rejected)
         .interactive(false)
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
+    assert!(message.contains("invalid_grant"), "{message}");
+    forbidden.assert_unused();
+
+    let second = Run::new(&args)
+        .state(&first.state)
+        .reason(Reason::Rejected)
         .go()
         .await
-        .expect_err("no login allowed");
-    let message = error.to_string();
-    assert!(message.contains("refresh token was refused"), "{message}");
-    assert!(message.contains("AUTHPLUG_INTERACTIVE=0"), "{message}");
-    assert!(!marker.exists());
+        .expect("a new login");
+    assert_eq!(driver.logins(), 2, "{}", driver.log());
+    assert_eq!(jwt_claims(&token_text(&second))["sub"], "alice");
+    assert_ne!(
+        state_json(&second.state)["refresh_token"],
+        state_json(&first.state)["refresh_token"]
+    );
+}
+
+/// A device-flow run whose stderr is watched for the
+/// verification_uri_complete line; the approver (`None`: nobody) is started
+/// on it, as a user on another device would.
+fn device_run(idp: &DevIdp, browser: &str, approver: Option<String>) -> (Run, Approvers) {
+    let approvers: Approvers = Arc::default();
+    let started = Arc::clone(&approvers);
+    let mut args = dev_args(&idp.issuer, browser);
+    args[5] = "device".into();
+    let run = Run::new(&args).on_stderr(move |line| {
+        let (Some(approver), Some(url)) = (&approver, line.split("or visit ").nth(1)) else {
+            return;
+        };
+        let mut words = shell_words::split(approver).expect("an approver command");
+        let program = words.remove(0);
+        let child = Command::new(program)
+            .args(words)
+            .arg(url.trim())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("the approver starts");
+        started.lock().unwrap().push(child);
+    });
+    (run, approvers)
+}
+
+type Approvers = Arc<Mutex<Vec<Child>>>;
+
+fn approvers_succeeded(approvers: &Approvers) -> usize {
+    let mut children = approvers.lock().unwrap();
+    children
+        .iter_mut()
+        .map(|c| c.wait().expect("the approver exits"))
+        .filter(|status| status.success())
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_flow_approved() {
-    let stub = Stub::start(Case::Honest).await;
-    let dir = tempfile::tempdir().unwrap();
-    let (browser, marker) = forbidden_browser(dir.path());
-    let mut argv = args(&stub, &browser);
-    argv.extend(["--flow", "device"]);
-    let output = Run::new(&argv).go().await.expect("device login");
+    let idp = start(r#"{"deviceInterval":1}"#);
+    let forbidden = ForbiddenBrowser::new();
+    let (run, approvers) = device_run(&idp, &forbidden.command, Some(device_approve_command(&[])));
+    let output = run.go().await.expect("a device login");
+    assert_eq!(approvers_succeeded(&approvers), 1);
     assert!(
-        output.stderr_tail.contains("enter the code ABCD-EFGH"),
+        output.stderr_tail.contains("and enter the code"),
         "{}",
         output.stderr_tail
     );
-    assert!(output
-        .stderr_tail
-        .contains("/device-login?user_code=ABCD-EFGH"));
-    assert_eq!(jwt_claims(output.token.to_str().unwrap())["sub"], "alice");
-    assert_eq!(
-        stub.grant_types().len(),
-        2,
-        "one pending poll, then the tokens"
-    );
-    assert!(!marker.exists());
+    let jwks = fetch_jwks(&idp.issuer).await;
+    let (_, claims) =
+        verify_jwt(&token_text(&output), &jwks, &idp.issuer, "demo").expect("a valid ID token");
+    assert_eq!(claims["sub"], "alice");
+    assert!(state_json(&output.state)["refresh_token"].is_string());
+    forbidden.assert_unused();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_flow_denied() {
-    let stub = Stub::start(Case::DeviceDenied).await;
-    let mut argv = args(&stub, "true");
-    argv.extend(["--flow", "device"]);
-    let error = Run::new(&argv).go().await.expect_err("denied");
-    let message = error.to_string();
-    assert!(message.contains("the login was denied"), "{message}");
+    let idp = start("{}");
+    let (run, approvers) = device_run(
+        &idp,
+        "true",
+        Some(device_approve_command(&[("DEV_IDP_DENY", "1")])),
+    );
+    let refusal = run.go_refused().await;
+    assert_eq!(approvers_succeeded(&approvers), 1, "the denier ran");
+    let message = refusal.assert_clean("the login was denied");
     assert!(message.contains("access_denied"), "{message}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn client_credentials_with_the_right_and_a_wrong_secret() {
-    let stub = Stub::start(Case::Honest).await;
-    let argv = [
-        "--issuer",
-        &stub.issuer,
-        "--client-id",
-        "machine",
-        "--flow",
-        "client-credentials",
-    ];
-    let output = Run::new(&argv)
-        .interactive(false)
-        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "stub-secret")
-        .go()
-        .await
-        .expect("client credentials");
-    assert_eq!(output.token.to_str().unwrap(), "stub-access-token-1");
-    assert!(!output.stderr_tail.contains("stub-secret"));
-    // The cached access token is reused while valid.
-    let again = Run::new(&argv)
-        .state(&output.state)
-        .interactive(false)
-        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "stub-secret")
-        .go()
-        .await
-        .expect("cached");
-    assert_eq!(again.token, output.token);
-    assert_eq!(stub.token_hits(), 1);
-
-    let error = Run::new(&argv)
-        .interactive(false)
-        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "wrong-secret")
-        .go()
-        .await
-        .expect_err("a wrong secret");
-    let message = error.to_string();
-    assert!(message.contains("invalid_client"), "{message}");
-    assert!(!message.contains("wrong-secret"), "{message}");
-
-    let error = Run::new(&argv)
-        .state(&State::default())
-        .go()
-        .await
-        .expect_err("no secret at all");
-    assert!(error.to_string().contains("AUTHPLUG_OIDC_CLIENT_SECRET"));
+async fn device_code_expires_when_nobody_approves() {
+    let idp = start(r#"{"ttl":{"deviceCode":2}}"#);
+    let (run, _) = device_run(&idp, "true", None);
+    let refusal = run.go_refused().await;
+    let message = refusal.assert_clean("expired_token");
+    assert!(
+        message.contains("not completed within 2 seconds"),
+        "{message}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn access_token_for_a_resource() {
-    let stub = Stub::start(Case::Honest).await;
-    let mut argv = args(&stub, CURL);
-    argv.extend(["--token", "access", "--resource", "https://api.example"]);
-    let output = Run::new(&argv).go().await.expect("login");
-    let claims = jwt_claims(output.token.to_str().unwrap());
-    assert_eq!(claims["aud"], "https://api.example");
-    assert_eq!(stub.last_resource().as_deref(), Some("https://api.example"));
-    assert_eq!(
-        state_json(&output.state)["access_token_resource"],
-        "https://api.example"
+async fn client_credentials_with_the_right_and_a_wrong_secret() {
+    let idp = start("{}");
+    let api = "https://api.example/machines";
+    let cc_args = |issuer: &str| {
+        [
+            "--issuer",
+            issuer,
+            "--client-id",
+            "machine",
+            "--flow",
+            "client-credentials",
+            "--resource",
+            api,
+            "--http-timeout",
+            "5",
+        ]
+        .map(String::from)
+    };
+    let args = cc_args(&idp.issuer);
+    let output = Run::new(&args)
+        .interactive(false)
+        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "machine-secret")
+        .go()
+        .await
+        .expect("client credentials");
+    let jwks = fetch_jwks(&idp.issuer).await;
+    let (_, claims) = verify_jwt(&token_text(&output), &jwks, &idp.issuer, api)
+        .expect("a JWT access token for the API");
+    assert_eq!(claims["client_id"], "machine");
+    assert!(!output.stderr_tail.contains("machine-secret"));
+    let refusal = Run::new(&cc_args(&idp.issuer))
+        .interactive(false)
+        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "wrong-secret")
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("invalid_client");
+    assert!(!message.contains("wrong-secret"), "{message}");
+    // The cached access token is reused while valid, with the IdP gone.
+    drop(idp);
+    let again = Run::new(&args)
+        .state(&output.state)
+        .interactive(false)
+        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "machine-secret")
+        .go()
+        .await
+        .expect("the cached token");
+    assert_eq!(again.token, output.token);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_token_for_a_resource_is_a_jwt_for_it() {
+    let idp = start("{}");
+    let api = "https://api.example/v1";
+    let driver = LoggedDriver::http(&[]);
+    let mut args = dev_args(&idp.issuer, &driver.command);
+    args.extend(["--token", "access", "--resource", api].map(String::from));
+    let first = Run::new(&args).go().await.expect("login");
+    let jwks = fetch_jwks(&idp.issuer).await;
+    let (header, claims) = verify_jwt(&token_text(&first), &jwks, &idp.issuer, api)
+        .expect("a JWT access token verified against the JWKS");
+    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
+    assert_eq!(claims["aud"], api);
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["client_id"], "demo");
+    assert!(
+        verify_jwt(
+            &token_text(&first),
+            &jwks,
+            &idp.issuer,
+            "https://other.example"
+        )
+        .is_err(),
+        "the audience check is real"
     );
+    assert_eq!(state_json(&first.state)["access_token_resource"], api);
+
+    // A refresh asks for the same resource again.
+    let forbidden = ForbiddenBrowser::new();
+    let mut args = dev_args(&idp.issuer, &forbidden.command);
+    args.extend(["--token", "access", "--resource", api].map(String::from));
+    let refreshed = Run::new(&args)
+        .state(&first.state)
+        .reason(Reason::Rejected)
+        .go()
+        .await
+        .expect("a refresh");
+    assert_ne!(refreshed.token, first.token);
+    let (_, claims) = verify_jwt(&token_text(&refreshed), &jwks, &idp.issuer, api)
+        .expect("the refreshed access token is for the API too");
+    assert_eq!(claims["sub"], "alice");
+    forbidden.assert_unused();
 }

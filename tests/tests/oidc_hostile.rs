@@ -1,22 +1,24 @@
-//! authplug-oidc against a hostile provider (the stub in oidc_support/stub.rs):
-//! every lie it tells must end the run with an error, no token and the
-//! caller's state untouched; after a bad callback the code never reaches
-//! the token endpoint. Key rotation (an unknown `kid`, then a new JWKS) is
-//! the one surprise that must be accepted.
+//! authplug-oidc against a hostile provider (the stub in oidc_support/stub.rs,
+//! for what the real dev IdP cannot be made to do): every lie it tells must
+//! end the run with exit code 1, nothing on stdout (no token) and nothing
+//! on fd 3 (the caller keeps its state); after a bad callback the code never
+//! reaches the token endpoint. Key rotation (an unknown `kid`, then a new
+//! JWKS) is the one surprise that must be accepted, and a device-flow
+//! `slow_down` must make the plugin poll less often.
 
 mod oidc_support;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
-use authplug_protocol::host::{RunError, RunOutput};
 use authplug_protocol::State;
 use oidc_support::stub::{Case, Stub};
-use oidc_support::{jwt_claims, state_json, Run};
+use oidc_support::{jwt_claims, state_json, token_text, Run};
 
 const CLIENT: &str = "stub-client";
 
-async fn login(stub: &Stub, state: &State) -> Result<RunOutput, RunError> {
+fn login(stub: &Stub, browser_command: &str) -> Run {
     Run::new(&[
         "--issuer",
         &stub.issuer,
@@ -25,47 +27,34 @@ async fn login(stub: &Stub, state: &State) -> Result<RunOutput, RunError> {
         "--flow",
         "browser",
         "--browser-command",
-        "curl -sS -L -o /dev/null",
+        browser_command,
         "--login-timeout",
         "10",
         "--http-timeout",
         "5",
     ])
-    .state(state)
-    .go()
-    .await
 }
 
+const CURL: &str = "curl -sS -L -o /dev/null";
+
 /// A state a previous good run left: another issuer's, so the plugin
-/// ignores it; what matters is that the host hands it back unchanged.
+/// ignores it; a failing run must not replace it.
 fn previous_state() -> State {
     State::new(br#"{"version":1,"issuer":"http://127.0.0.1:1","client_id":"x"}"#.to_vec())
 }
 
-async fn refused(case: Case, expect_in_error: &str) -> Arc<Stub> {
+async fn refused(case: Case, expect_in_error: &str) -> (Arc<Stub>, String) {
     let stub = Stub::start(case).await;
-    let state = previous_state();
-    let before = state.clone();
-    let error = login(&stub, &state)
-        .await
-        .expect_err(&format!("{case:?} must not yield a token"));
-    let message = error.to_string();
+    let refusal = login(&stub, CURL)
+        .state(&previous_state())
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean(expect_in_error).to_owned();
     assert!(
-        matches!(error, RunError::Exited { code: 1, .. }),
-        "{case:?}: {message}"
+        !message.contains("stub-access-token") && !message.contains("stub-refresh-token"),
+        "{case:?} leaked a token: {message}"
     );
-    assert!(
-        message.contains(expect_in_error),
-        "{case:?}: expected {expect_in_error:?} in: {message}"
-    );
-    for secret in ["stub-access-token", "stub-refresh-token", "eyJ"] {
-        assert!(
-            !message.contains(secret),
-            "{case:?} leaked a token: {message}"
-        );
-    }
-    assert_eq!(state, before, "the caller's state is untouched");
-    stub
+    (stub, message)
 }
 
 macro_rules! refused {
@@ -119,32 +108,47 @@ refused!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_iss_mismatch_never_reaches_the_token_endpoint() {
-    let stub = refused(Case::CallbackIssMismatch, "RFC 9207").await;
+    let (stub, _) = refused(Case::CallbackIssMismatch, "RFC 9207").await;
     assert_eq!(stub.token_hits(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_without_advertised_iss_never_reaches_the_token_endpoint() {
-    let stub = refused(Case::CallbackIssMissing, "has no iss").await;
+    let (stub, _) = refused(Case::CallbackIssMissing, "has no iss").await;
     assert_eq!(stub.token_hits(), 0);
 }
 
+/// The provider's error description is shown in the listener's page, with
+/// its markup escaped; the code never reaches the token endpoint.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn access_denied_is_a_clear_error_and_never_reaches_the_token_endpoint() {
-    let stub = refused(Case::AccessDenied, "refused the login: access_denied").await;
+async fn access_denied_is_a_clear_error_and_its_page_is_escaped() {
+    let stub = Stub::start(Case::AccessDenied).await;
+    let dir = tempfile::tempdir().unwrap();
+    let page = dir.path().join("page.html");
+    let browser = format!("sh -c 'curl -sS -L \"$0\" > {}'", page.display());
+    let refusal = login(&stub, &browser)
+        .state(&previous_state())
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("refused the login: access_denied");
+    assert!(message.contains("<b>no</b> & never"), "{message}");
     assert_eq!(stub.token_hits(), 0);
+    let page = std::fs::read_to_string(&page).expect("the browser saved the page");
+    assert!(page.contains("access_denied"), "{page}");
+    assert!(page.contains("&lt;b&gt;no&lt;/b&gt; &amp; never"), "{page}");
+    assert!(!page.contains("<b>no</b>"), "unescaped markup: {page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn honest_provider_is_accepted() {
     let stub = Stub::start(Case::Honest).await;
-    let output = login(&stub, &State::default()).await.expect("a login");
-    let token = output.token.to_str().unwrap().to_owned();
+    let output = login(&stub, CURL).go().await.expect("a login");
+    let token = token_text(&output);
     assert_eq!(jwt_claims(&token)["sub"], "alice");
     let state = state_json(&output.state);
     assert_eq!(state["issuer"], stub.issuer);
     assert_eq!(state["subject"], "alice");
-    assert_eq!(state["refresh_token"], "stub-refresh-token-1");
+    assert_eq!(state["refresh_token"], "stub-refresh-token");
     assert!(!output.stderr_tail.contains(&token));
     assert!(output
         .stderr_tail
@@ -154,7 +158,8 @@ async fn honest_provider_is_accepted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_kid_refetches_the_jwks_once_and_is_accepted() {
     let stub = Stub::start(Case::RotatedKey).await;
-    let output = login(&stub, &State::default())
+    let output = login(&stub, CURL)
+        .go()
         .await
         .expect("a login after key rotation");
     assert_eq!(jwt_claims(output.token.to_str().unwrap())["sub"], "alice");
@@ -164,4 +169,28 @@ async fn unknown_kid_refetches_the_jwks_once_and_is_accepted() {
         keys[0]["kid"], "new",
         "the rotated JWKS is what the state keeps"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_flow_slow_down_makes_the_plugin_poll_less_often() {
+    let stub = Stub::start(Case::DeviceSlowDown).await;
+    let output = Run::new(&[
+        "--issuer",
+        &stub.issuer,
+        "--client-id",
+        CLIENT,
+        "--flow",
+        "device",
+        "--login-timeout",
+        "30",
+    ])
+    .go()
+    .await
+    .expect("a device login after slow_down");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    let polls = stub.device_polls();
+    assert_eq!(polls.len(), 2, "one slow_down, then the tokens");
+    // The stub's interval is 1 s; RFC 8628 3.5: slow_down adds 5 s.
+    let gap = polls[1] - polls[0];
+    assert!(gap >= Duration::from_secs(5), "polled again after {gap:?}");
 }

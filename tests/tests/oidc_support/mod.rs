@@ -1,17 +1,24 @@
-//! Shared by the oidc_* tests: the plugin binary, and running it through
-//! the real protocol host the way a broker does.
+//! Shared by the oidc_* tests: the plugin binary, running it through the
+//! real protocol host the way a broker does, and what the tests against the
+//! dev IdP (scripts/dev-idp, npm oidc-provider) need: its login drivers as
+//! browser commands, a browser command that must never run, and JWT checks
+//! against its JWKS.
 
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions, RunOutput};
+use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions, RunOutput, StderrSink};
 use authplug_protocol::{Reason, State};
 
 pub mod stub;
 
+#[allow(unused_imports)]
+pub use authplug_tests::idp::{
+    device_approve_command, login_chromium_command, login_http_command, DevIdp,
+};
 pub use authplug_tests::workspace_binary;
 
 pub fn plugin_binary() -> &'static Path {
@@ -20,34 +27,36 @@ pub fn plugin_binary() -> &'static Path {
 }
 
 /// How to run the plugin once.
-pub struct Run<'a> {
+pub struct Run {
     pub args: Vec<String>,
     pub state: State,
     pub interactive: bool,
     pub reason: Option<Reason>,
-    pub env: Vec<(&'a str, String)>,
+    pub env: Vec<(String, String)>,
     pub timeout: Duration,
+    pub stderr_sink: Option<StderrSink>,
 }
 
-impl<'a> Run<'a> {
-    pub fn new(args: &[&str]) -> Self {
+impl Run {
+    pub fn new<S: AsRef<str>>(args: &[S]) -> Self {
         Run {
-            args: args.iter().map(|s| s.to_string()).collect(),
+            args: args.iter().map(|s| s.as_ref().to_owned()).collect(),
             state: State::default(),
             interactive: true,
             reason: None,
             env: Vec::new(),
             timeout: Duration::from_secs(60),
+            stderr_sink: None,
         }
-    }
-
-    pub fn args_from(mut self, args: Vec<String>) -> Self {
-        self.args.extend(args);
-        self
     }
 
     pub fn arg(mut self, arg: impl Into<String>) -> Self {
         self.args.push(arg.into());
+        self
+    }
+
+    pub fn args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.args.extend(args.iter().map(|s| s.as_ref().to_owned()));
         self
     }
 
@@ -66,30 +75,260 @@ impl<'a> Run<'a> {
         self
     }
 
-    pub fn env(mut self, key: &'a str, value: impl Into<String>) -> Self {
-        self.env.push((key, value.into()));
+    pub fn env(mut self, key: &str, value: impl Into<String>) -> Self {
+        self.env.push((key.to_owned(), value.into()));
         self
     }
 
-    pub async fn go(self) -> Result<RunOutput, RunError> {
-        let command = PluginCommand::new(plugin_binary()).args(&self.args);
+    /// Sees each stderr line as the plugin writes it.
+    pub fn on_stderr(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.stderr_sink = Some(Arc::new(sink));
+        self
+    }
+
+    fn options(&self) -> RunOptions {
         let mut options = RunOptions::default();
         options.timeout = self.timeout;
         options.kill_grace = Duration::from_millis(500);
         options.drain_window = Duration::from_millis(500);
         options.interactive = self.interactive;
-        options.reason = self.reason;
+        options.reason = self.reason.clone();
+        options.stderr_sink = self.stderr_sink.clone();
         // Nothing from the test's own environment may steer the plugin.
         options.env = vec![
             ("BROWSER".into(), "".into()),
             ("DISPLAY".into(), "".into()),
             ("WAYLAND_DISPLAY".into(), "".into()),
         ];
-        for (key, value) in self.env {
+        for (key, value) in &self.env {
             options.env.push((key.into(), value.into()));
         }
-        run(&command, &self.state, &options).await
+        options
     }
+
+    pub async fn go(self) -> Result<RunOutput, RunError> {
+        let command = PluginCommand::new(plugin_binary()).args(&self.args);
+        run(&command, &self.state, &self.options()).await
+    }
+
+    /// For a run that must fail: through the host as usual, but with the
+    /// plugin's stdout and fd 3 sent to files (by a `sh` wrapper), because
+    /// the host rightly drops both when the plugin fails, and what the
+    /// plugin itself wrote is what must be empty.
+    pub async fn go_refused(self) -> Refusal {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let stdout = dir.path().join("stdout");
+        let fd3 = dir.path().join("fd3");
+        let command = PluginCommand::new("sh")
+            .args([
+                "-c",
+                r#""$0" "$@" >"$AUTHPLUG_TEST_STDOUT" 3>"$AUTHPLUG_TEST_FD3""#,
+            ])
+            .args([plugin_binary().as_os_str()])
+            .args(&self.args);
+        let mut options = self.options();
+        options.env.push((
+            "AUTHPLUG_TEST_STDOUT".into(),
+            stdout.clone().into_os_string(),
+        ));
+        options
+            .env
+            .push(("AUTHPLUG_TEST_FD3".into(), fd3.clone().into_os_string()));
+        let before = self.state.clone();
+        let error = match run(&command, &self.state, &options).await {
+            Ok(_) => panic!("expected a failure, but the run succeeded"),
+            Err(error) => error,
+        };
+        assert_eq!(self.state, before);
+        Refusal {
+            message: error.to_string(),
+            error,
+            stdout: std::fs::read(&stdout).unwrap_or_default(),
+            fd3: std::fs::read(&fd3).unwrap_or_default(),
+        }
+    }
+}
+
+/// A failed run and what the plugin wrote on stdout and fd 3 meanwhile.
+pub struct Refusal {
+    pub error: RunError,
+    pub message: String,
+    pub stdout: Vec<u8>,
+    pub fd3: Vec<u8>,
+}
+
+impl Refusal {
+    /// Exit code 1, `needle` in the message, nothing on stdout (no token)
+    /// or fd 3 (so the host keeps the state it had), no JWT in the message.
+    pub fn assert_clean(&self, needle: &str) -> &str {
+        let message = &self.message;
+        assert!(
+            matches!(self.error, RunError::Exited { code: 1, .. }),
+            "expected exit code 1: {message}"
+        );
+        assert!(
+            message.contains(needle),
+            "expected {needle:?} in: {message}"
+        );
+        assert!(
+            self.stdout.is_empty(),
+            "the failing plugin printed something on stdout ({} bytes)",
+            self.stdout.len()
+        );
+        assert!(
+            self.fd3.is_empty(),
+            "the failing plugin wrote a state on fd 3 ({} bytes)",
+            self.fd3.len()
+        );
+        assert!(!message.contains("eyJ"), "a JWT leaked: {message}");
+        message
+    }
+}
+
+/// The usual flags against the dev IdP's public client `demo`, logging in
+/// with `browser` as the browser command.
+pub fn dev_args(issuer: &str, browser: &str) -> Vec<String> {
+    [
+        "--issuer",
+        issuer,
+        "--client-id",
+        "demo",
+        // args[5]: the flow.
+        "--flow",
+        "browser",
+        "--browser-command",
+        browser,
+        "--http-timeout",
+        "5",
+        "--login-timeout",
+        "20",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// A browser command that must never run: it leaves a mark and fails.
+pub struct ForbiddenBrowser {
+    pub command: String,
+    marker: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl ForbiddenBrowser {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let marker = dir.path().join("browser-was-called");
+        ForbiddenBrowser {
+            command: format!("sh -c 'touch {}; exit 1'", marker.display()),
+            marker,
+            _dir: dir,
+        }
+    }
+
+    /// Panics if the browser command ran (it starts detached, so give it a
+    /// moment).
+    pub fn assert_unused(&self) {
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!self.marker.exists(), "the browser command ran");
+    }
+}
+
+/// The HTTP login driver (login-http.mjs) with its step log, to count how
+/// often it logged in.
+pub struct LoggedDriver {
+    pub command: String,
+    log: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl LoggedDriver {
+    pub fn http(env: &[(&str, &str)]) -> Self {
+        Self::new(env, login_http_command)
+    }
+
+    pub fn chromium(env: &[(&str, &str)]) -> Self {
+        Self::new(env, login_chromium_command)
+    }
+
+    fn new(env: &[(&str, &str)], command: fn(&[(&str, &str)]) -> String) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let log = dir.path().join("driver.log");
+        let log_text = log.display().to_string();
+        let mut env = env.to_vec();
+        env.push(("DEV_IDP_DRIVER_LOG", &log_text));
+        LoggedDriver {
+            command: command(&env),
+            log,
+            _dir: dir,
+        }
+    }
+
+    /// The driver's step log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many logins the driver went through: for the HTTP driver, how
+    /// often it requested the loopback callback; for chromium, how often it
+    /// opened the login URL. (Both are logged before the request: the
+    /// plugin may exit, and the test go on, before the driver logs more.)
+    pub fn logins(&self) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| {
+                *l == "login-http: callback" || *l == "login-chromium: open authorization URL"
+            })
+            .count()
+    }
+}
+
+/// POSTs a form to one of the dev IdP's `/_admin` endpoints.
+pub async fn admin(idp: &DevIdp, endpoint: &str, form: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(idp.admin_url(endpoint))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form.to_owned())
+        .send()
+        .await
+        .expect("the admin endpoint answers");
+    assert!(response.status().is_success(), "{endpoint}: {response:?}");
+    serde_json::from_str(&response.text().await.expect("a body")).expect("JSON")
+}
+
+/// The provider's signing keys, as a resource server fetches them.
+pub async fn fetch_jwks(issuer: &str) -> jsonwebtoken::jwk::JwkSet {
+    let text = reqwest::Client::new()
+        .get(format!("{issuer}/jwks"))
+        .send()
+        .await
+        .expect("the JWKS answers")
+        .text()
+        .await
+        .expect("a body");
+    serde_json::from_str(&text).expect("a JWK set")
+}
+
+/// Verifies a JWT as a relying party or resource server would: signature
+/// against `jwks` (RS256), `iss`, `aud`, `exp` (no leeway). Returns its
+/// header and claims.
+pub fn verify_jwt(
+    token: &str,
+    jwks: &jsonwebtoken::jwk::JwkSet,
+    issuer: &str,
+    audience: &str,
+) -> Result<(jsonwebtoken::Header, serde_json::Value), String> {
+    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
+    let header = decode_header(token).map_err(|e| format!("header: {e}"))?;
+    let kid = header.kid.as_deref().ok_or("no kid")?;
+    let jwk = jwks.find(kid).ok_or_else(|| format!("unknown kid {kid}"))?;
+    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key: {e}"))?;
+    let mut validation = Validation::new(Algorithm::RS256);
+    validation.leeway = 0;
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[audience]);
+    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
+    let data = decode::<serde_json::Value>(token, &key, &validation).map_err(|e| e.to_string())?;
+    Ok((header, data.claims))
 }
 
 /// The claims of a JWT, unverified (for assertions only).
@@ -104,4 +343,15 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
 
 pub fn state_json(state: &State) -> serde_json::Value {
     serde_json::from_slice(state.as_bytes()).expect("the plugin's state is JSON")
+}
+
+pub fn token_text(output: &RunOutput) -> String {
+    output.token.to_str().expect("a UTF-8 token").to_owned()
+}
+
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs() as i64
 }

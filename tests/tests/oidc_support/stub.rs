@@ -2,6 +2,10 @@
 //! 127.0.0.1, real EdDSA-signed ID tokens, and one switch per way a
 //! provider can lie. Its authorize endpoint redirects straight back (no
 //! login page), so `curl -L` serves as the browser.
+//!
+//! Only for what the real dev IdP (scripts/dev-idp) cannot be made to do:
+//! forged or broken tokens and responses, and the device flow's `slow_down`.
+//! Honest flows are tested against the dev IdP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -50,21 +54,8 @@ pub enum Case {
     TokenNotJson,
     /// Discovery redirects elsewhere (must not be followed).
     DiscoveryRedirect,
-    /// The device flow's user says no.
-    DeviceDenied,
-}
-
-/// Refresh tokens and grants, as an honest provider keeps them.
-#[derive(Default)]
-struct Grants {
-    /// Refresh tokens that may still be used (rotation: each works once).
-    live_refresh_tokens: Vec<String>,
-    issued: usize,
-    device_polls: usize,
-    /// `resource` of the last token request.
-    last_resource: Option<String>,
-    /// `grant_type` of each token request.
-    grant_types: Vec<String>,
+    /// The device flow's first poll is answered `slow_down`.
+    DeviceSlowDown,
 }
 
 pub struct Stub {
@@ -76,11 +67,8 @@ pub struct Stub {
     pub token_hits: AtomicUsize,
     pub jwks_hits: AtomicUsize,
     nonce: Mutex<Option<String>>,
-    grants: Mutex<Grants>,
-    /// Seconds an ID token lives.
-    pub id_token_ttl: std::sync::atomic::AtomicI64,
-    /// Seconds an access token lives.
-    pub access_token_ttl: std::sync::atomic::AtomicI64,
+    /// When each device-code poll arrived.
+    device_polls: Mutex<Vec<std::time::Instant>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -115,36 +103,16 @@ impl Stub {
             token_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
             nonce: Mutex::new(None),
-            grants: Mutex::new(Grants::default()),
-            id_token_ttl: std::sync::atomic::AtomicI64::new(300),
-            access_token_ttl: std::sync::atomic::AtomicI64::new(300),
+            device_polls: Mutex::new(Vec::new()),
             task,
         });
         *shared.lock().unwrap() = Arc::downgrade(&stub);
         stub
     }
 
-    /// Stops serving: new connections are refused.
-    pub fn stop(&self) {
-        self.task.abort();
-    }
-
-    /// Revokes every refresh token (as a logout or an admin would).
-    /// The public key access and ID tokens are signed with (kid "old").
-    pub fn verifying_key(&self) -> ed25519_dalek::VerifyingKey {
-        self.old_key.verifying_key()
-    }
-
-    pub fn revoke_refresh_tokens(&self) {
-        self.grants.lock().unwrap().live_refresh_tokens.clear();
-    }
-
-    pub fn grant_types(&self) -> Vec<String> {
-        self.grants.lock().unwrap().grant_types.clone()
-    }
-
-    pub fn last_resource(&self) -> Option<String> {
-        self.grants.lock().unwrap().last_resource.clone()
+    /// When each device-code poll arrived.
+    pub fn device_polls(&self) -> Vec<std::time::Instant> {
+        self.device_polls.lock().unwrap().clone()
     }
 
     pub fn token_hits(&self) -> usize {
@@ -169,7 +137,7 @@ impl Stub {
         let nonce = self.nonce.lock().unwrap().clone().unwrap_or_default();
         let mut claims = json!({
             "iss": self.issuer, "sub": "alice", "aud": client_id,
-            "exp": now + self.id_token_ttl.load(Ordering::SeqCst), "iat": now, "nonce": nonce,
+            "exp": now + 300, "iat": now, "nonce": nonce,
         });
         let mut header = json!({"alg": "EdDSA", "typ": "JWT", "kid": "old"});
         let mut key = &self.old_key;
@@ -337,87 +305,28 @@ fn oauth_error(status: StatusCode, error: &str) -> Response {
     )
 }
 
-async fn token(
-    shared: Shared,
-    headers: axum::http::HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
-) -> Response {
+async fn token(shared: Shared, Form(form): Form<HashMap<String, String>>) -> Response {
     let stub = stub(&shared);
     stub.token_hits.fetch_add(1, Ordering::SeqCst);
-    let grant_type = form.get("grant_type").cloned().unwrap_or_default();
-    let mut client_id = form.get("client_id").cloned().unwrap_or_default();
-    let mut grants = stub.grants.lock().unwrap();
-    grants.grant_types.push(grant_type.clone());
-    grants.last_resource = form.get("resource").cloned();
-    let mut with_id_token = true;
-    match grant_type.as_str() {
-        "authorization_code" => {}
-        "refresh_token" => {
-            let presented = form.get("refresh_token").cloned().unwrap_or_default();
-            let Some(at) = grants
-                .live_refresh_tokens
-                .iter()
-                .position(|t| *t == presented)
-            else {
-                return oauth_error(StatusCode::BAD_REQUEST, "invalid_grant");
-            };
-            grants.live_refresh_tokens.remove(at);
-        }
-        "urn:ietf:params:oauth:grant-type:device_code" => {
-            grants.device_polls += 1;
-            if grants.device_polls == 1 {
-                return oauth_error(StatusCode::BAD_REQUEST, "authorization_pending");
+    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {}
+        Some("urn:ietf:params:oauth:grant-type:device_code") => {
+            let mut polls = stub.device_polls.lock().unwrap();
+            polls.push(std::time::Instant::now());
+            if polls.len() == 1 && stub.case == Case::DeviceSlowDown {
+                return oauth_error(StatusCode::BAD_REQUEST, "slow_down");
             }
-            if stub.case == Case::DeviceDenied {
-                return oauth_error(StatusCode::BAD_REQUEST, "access_denied");
-            }
-        }
-        "client_credentials" => {
-            // RFC 6749 2.3.1: HTTP Basic with the client id and secret.
-            use base64::engine::general_purpose::STANDARD;
-            let basic = headers
-                .get(header::AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Basic "))
-                .and_then(|v| STANDARD.decode(v).ok())
-                .and_then(|v| String::from_utf8(v).ok());
-            match basic.as_deref().and_then(|b| b.split_once(':')) {
-                Some((id, "stub-secret")) => client_id = id.to_owned(),
-                _ => return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client"),
-            }
-            with_id_token = false;
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
-    grants.issued += 1;
-    let n = grants.issued;
-    let refresh_token = format!("stub-refresh-token-{n}");
-    let access_ttl = stub.access_token_ttl.load(Ordering::SeqCst);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let access_token = match grants.last_resource.clone() {
-        // A JWT for the API named by the resource indicator (RFC 8707).
-        Some(resource) => stub.sign(
-            json!({"alg": "EdDSA", "typ": "at+jwt", "kid": "old"}),
-            json!({"iss": stub.issuer, "sub": "alice", "aud": resource, "client_id": client_id,
-                   "iat": now, "exp": now + access_ttl, "jti": format!("at-{n}")}),
-            &stub.old_key,
-        ),
-        None => format!("stub-access-token-{n}"),
-    };
-    let mut body = json!({
-        "access_token": access_token,
+    let body = json!({
+        "access_token": "stub-access-token",
         "token_type": "Bearer",
-        "expires_in": access_ttl,
+        "expires_in": 300,
+        "refresh_token": "stub-refresh-token",
+        "id_token": stub.id_token(&client_id),
     });
-    if with_id_token {
-        grants.live_refresh_tokens.push(refresh_token.clone());
-        body["refresh_token"] = json!(refresh_token);
-        body["id_token"] = json!(stub.id_token(&client_id));
-    }
-    drop(grants);
     match stub.case {
         Case::TokenServerError => json_body(StatusCode::INTERNAL_SERVER_ERROR, body),
         Case::TokenNotJson => (

@@ -1,0 +1,118 @@
+//! authplug-oidc's browser-login rules against the real dev IdP
+//! (scripts/dev-idp, npm oidc-provider), with its HTTP login driver
+//! (login-http.mjs) as the browser command: forged and stray callbacks are
+//! ignored, a refusal is a clear error, a login that never comes times out,
+//! and without AUTHPLUG_INTERACTIVE nothing is ever opened. Each failure
+//! exits 1 and writes nothing on stdout or fd 3.
+
+mod oidc_support;
+
+use authplug_protocol::State;
+use oidc_support::{dev_args, jwt_claims, token_text, DevIdp, ForbiddenBrowser, LoggedDriver, Run};
+
+fn start() -> DevIdp {
+    DevIdp::start("{}").expect("the dev IdP starts")
+}
+
+/// A state a previous run left (another issuer's, so the plugin ignores
+/// it): a failing run must not replace it.
+fn previous_state() -> State {
+    State::new(br#"{"version":1,"issuer":"http://127.0.0.1:1","client_id":"x"}"#.to_vec())
+}
+
+/// A "browser" that first sends forged callbacks (no or a wrong state) and
+/// a request for another path to the plugin's listener, checks each is
+/// refused, then runs the real login driver (all but the last argument).
+const FORGED_FIRST: &str = r#"
+import sys, urllib.parse, urllib.request, urllib.error, subprocess
+url = sys.argv[-1]
+redirect = urllib.parse.parse_qs(urllib.parse.urlparse(url).query)["redirect_uri"][0]
+for query in ("state=forged&code=stolen", "code=stolen", "error=access_denied&state=forged"):
+    try:
+        urllib.request.urlopen(redirect + "?" + query)
+        sys.exit("a forged callback was accepted")
+    except urllib.error.HTTPError as e:
+        assert e.code == 400, e.code
+        assert b"does not belong to the login in progress" in e.read()
+try:
+    urllib.request.urlopen(redirect.rsplit("/", 1)[0] + "/other")
+    sys.exit("a path other than the redirect path was answered")
+except urllib.error.HTTPError as e:
+    assert e.code == 404, e.code
+subprocess.run(sys.argv[1:], check=True)
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_and_stray_callbacks_are_ignored_and_the_login_completes() {
+    let idp = start();
+    // DEV_IDP_STRAY=1: the driver sends the IdP's real callback with a
+    // wrong state first, then the right one.
+    let driver = LoggedDriver::http(&[("DEV_IDP_STRAY", "1")]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("forged.py");
+    std::fs::write(&script, FORGED_FIRST).unwrap();
+    let browser = format!("python3 {} {}", script.display(), driver.command);
+    let output = Run::new(&dev_args(&idp.issuer, &browser))
+        .go()
+        .await
+        .expect("the login completes after the forged callbacks");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    let log = driver.log();
+    assert!(log.contains("stray callback with a wrong state"), "{log}");
+    assert_eq!(driver.logins(), 1, "{log}");
+    assert!(
+        !output.stderr_tail.contains("exited with"),
+        "the forged-callback checks failed: {}",
+        output.stderr_tail
+    );
+}
+
+async fn denied(driver_env: &[(&str, &str)], description: &str) {
+    let idp = start();
+    let driver = LoggedDriver::http(driver_env);
+    let refusal = Run::new(&dev_args(&idp.issuer, &driver.command))
+        .state(&previous_state())
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("the provider refused the login: access_denied");
+    assert!(message.contains(description), "{message}");
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_on_consent_is_a_clear_error() {
+    denied(&[("DEV_IDP_DENY", "1")], "the user denied consent").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_denied_at_sign_in_is_a_clear_error() {
+    denied(&[("DEV_IDP_USER", "deny")], "the user refused to sign in").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn login_timeout() {
+    let idp = start();
+    let mut args = dev_args(&idp.issuer, "true");
+    *args.last_mut().unwrap() = "2".into(); // --login-timeout
+    let refusal = Run::new(&args).state(&previous_state()).go_refused().await;
+    let message = refusal.assert_clean("not completed within 2 seconds");
+    assert!(message.contains("--login-timeout"), "{message}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_interactive_never_opens_a_browser() {
+    let idp = start();
+    let forbidden = ForbiddenBrowser::new();
+    for flow in ["browser", "auto", "device"] {
+        let mut args = dev_args(&idp.issuer, &forbidden.command);
+        args[5] = flow.into();
+        let refusal = Run::new(&args)
+            .state(&previous_state())
+            .interactive(false)
+            .go_refused()
+            .await;
+        let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
+        assert!(!message.contains("visit"), "{flow}: {message}");
+    }
+    forbidden.assert_unused();
+}
