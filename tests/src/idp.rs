@@ -173,29 +173,3 @@ fn shell_join(words: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
-
-/// The hostile stub provider (scripts/dev-idp/hostile-idp.mjs): `/auth` redirects
-/// straight back with a code; the ID token is crafted per `case` (e.g. "ok",
-/// "alg-none", "unknown-kid-then-rotation"); `alg` is RS256, ES256 or EdDSA.
-pub struct HostileIdp {
-    /// The issuer URL, `http://127.0.0.1:PORT`.
-    pub issuer: String,
-    _server: NodeServer,
-}
-
-impl HostileIdp {
-    /// Starts the stub for `case` signing with `alg`, for client id `demo`.
-    pub fn start(case: &str, alg: &str) -> Result<Self, String> {
-        let args = ["--case", case, "--alg", alg].map(String::from);
-        let server = NodeServer::start("hostile-idp.mjs", &args)?;
-        Ok(Self {
-            issuer: server.issuer.clone(),
-            _server: server,
-        })
-    }
-
-    /// URL answering `{"token":N,"jwks":N,"auth":N}` (hit counts).
-    pub fn stats_url(&self) -> String {
-        format!("{}/_stats", self.issuer)
-    }
-}
