@@ -30,6 +30,24 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|done| done == name) {
         let mut cargo = std::process::Command::new(env!("CARGO"));
+        // `cargo test` gives the test its package's CARGO_PKG_* and
+        // CARGO_MANIFEST_* variables; ring's build script tracks them, so
+        // passing them on would rebuild ring, rustls, reqwest... here and
+        // again in the next plain `cargo build` or `cargo test`.
+        for (key, _) in std::env::vars_os() {
+            let key_text = key.to_string_lossy();
+            if [
+                "CARGO_PKG_",
+                "CARGO_MANIFEST_",
+                "CARGO_CRATE_",
+                "CARGO_PRIMARY_",
+            ]
+            .iter()
+            .any(|prefix| key_text.starts_with(prefix))
+            {
+                cargo.env_remove(&key);
+            }
+        }
         cargo
             .args(["build", "--quiet", "--locked", "-p", package, "--bin", name])
             .arg("--target-dir")
