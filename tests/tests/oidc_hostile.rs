@@ -83,7 +83,11 @@ refused!(
 refused!(wrong_azp, Case::WrongAzp, "azp");
 refused!(wrong_nonce, Case::WrongNonce, "once");
 refused!(expired, Case::Expired, "expired");
-refused!(iat_in_the_future, Case::IatInFuture, "future");
+refused!(
+    iat_in_the_future,
+    Case::IatInFuture,
+    "ID token is invalid: its iat says it was issued in the future"
+);
 refused!(missing_sub, Case::MissingSub, "not a valid token response");
 refused!(
     discovery_issuer_mismatch,

@@ -23,6 +23,8 @@ const ACCEPTED: &[CoreJwsSigningAlgorithm] = &[
     CoreJwsSigningAlgorithm::EdDsa,
 ];
 
+const ISSUED_IN_THE_FUTURE: &str = "its iat says it was issued in the future";
+
 /// What we keep from a verified ID token.
 #[derive(Debug, Clone)]
 pub struct VerifiedIdToken {
@@ -78,7 +80,7 @@ pub fn verify_id_token(
     .set_allowed_algs(allowed)
     .set_issue_time_verifier_fn(move |iat| {
         if iat > chrono::Utc::now() + skew_delta {
-            Err(format!("it was issued in the future ({iat})"))
+            Err(format!("{ISSUED_IN_THE_FUTURE} ({iat})"))
         } else {
             Ok(())
         }
@@ -91,6 +93,11 @@ pub fn verify_id_token(
         ClaimsVerificationError::SignatureVerification(
             SignatureVerificationError::NoMatchingKey,
         ) => VerifyError::UnknownKey,
+        // openidconnect files a failed `iat` check under "Expired": say
+        // what it really is.
+        ClaimsVerificationError::Expired(why) if why.starts_with(ISSUED_IN_THE_FUTURE) => {
+            VerifyError::Invalid(why)
+        }
         other => VerifyError::Invalid(crate::error_chain(&other)),
     })?;
 
