@@ -80,9 +80,15 @@ impl Drop for Stub {
 
 impl Stub {
     pub async fn start(case: Case) -> Arc<Stub> {
+        Stub::start_as(case, None).await
+    }
+
+    /// Serves plain HTTP but names `issuer` in its documents and tokens
+    /// (for a TLS front that forwards to it).
+    pub async fn start_as(case: Case, issuer: Option<String>) -> Arc<Stub> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let issuer = format!("http://{addr}");
+        let issuer = issuer.unwrap_or_else(|| format!("http://{addr}"));
         let shared: Arc<Mutex<Weak<Stub>>> = Arc::new(Mutex::new(Weak::new()));
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
