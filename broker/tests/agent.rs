@@ -10,11 +10,18 @@ use std::time::{Duration, Instant};
 
 use authplug_broker::agent::wire::MAX_LINE;
 
-fn authplug() -> Command {
+fn authplug_binary() -> PathBuf {
     // AUTHPLUG_TEST_BIN points the tests at another build of the binary.
-    let binary = std::env::var_os("AUTHPLUG_TEST_BIN")
+    std::env::var_os("AUTHPLUG_TEST_BIN")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_authplug")));
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_authplug")))
+}
+
+fn authplug() -> Command {
+    authplug_at(&authplug_binary())
+}
+
+fn authplug_at(binary: &Path) -> Command {
     let mut command = Command::new(binary);
     command
         .env_remove("AUTHPLUG_SOCKET")
@@ -437,9 +444,18 @@ fn the_agent_refuses_a_client_of_another_uid() {
         & 0o777;
     assert_eq!(mode, 0o600);
 
+    // The checkout may sit in a directory other users cannot enter (a
+    // `mktemp -d` clone): nobody runs a copy of the binary from one it can.
+    let shared = tempfile::tempdir().expect("temp dir");
+    let binary = shared.path().join("authplug");
+    std::fs::copy(authplug_binary(), &binary).expect("copy authplug");
+    for path in [shared.path(), binary.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+
     use std::os::unix::process::CommandExt;
     let as_nobody = |socket: &Path| {
-        authplug()
+        authplug_at(&binary)
             .args(["token", "--no-autostart", "--socket"])
             .arg(socket)
             .uid(65534)
