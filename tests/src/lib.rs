@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub mod idp;
+pub mod resource_server;
 
 /// The repository root (the parent of this crate's directory).
 pub fn workspace() -> PathBuf {

@@ -1,68 +1,27 @@
 //! Through the broker: the `authplug` agent with an `authplug-oidc` profile
 //! against the real dev IdP (scripts/dev-idp, npm oidc-provider), logging in
 //! once with the HTTP login driver, and a resource server that validates the
-//! JWT access tokens as an API would: RS256 signature against the IdP's
-//! JWKS, issuer, audience, expiry. After a revocation or an expiry it answers
-//! 401, and the agent's re-run refreshes without a browser.
+//! JWT access tokens as an API would (`authplug_tests::resource_server`:
+//! signature against the IdP's JWKS, issuer, audience, expiry). After a
+//! revocation or an expiry it answers 401, and the agent's re-run refreshes
+//! without a browser.
 
 mod oidc_support;
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::State as AxState;
-use axum::http::{HeaderMap, StatusCode};
-use axum::routing::get;
-use axum::Router;
-use oidc_support::{
-    fetch_jwks, plugin_binary, unix_now, verify_jwt, workspace_binary, DevIdp, LoggedDriver,
-};
+use authplug_tests::resource_server::ResourceServer;
+use oidc_support::{jwt_claims, plugin_binary, unix_now, workspace_binary, DevIdp, LoggedDriver};
 
 const API: &str = "https://api.example/v1";
 
-/// The resource server. oidc-provider's JWT access tokens are
-/// self-contained: once issued, nothing at the IdP (revoking the grant
-/// included) changes what a server that checks them locally sees. So a
-/// revocation the API honours is its own deny list by `jti`, as a server
-/// fed by a revocation or logout event would keep; expiry comes from the
-/// IdP's short access-token lifetime.
-struct Api {
-    issuer: String,
-    jwks: jsonwebtoken::jwk::JwkSet,
-    revoked: Mutex<HashSet<String>>,
-}
-
-/// 200 for a valid JWT for this API that is not on the deny list; 401
-/// otherwise.
-async fn api(AxState(api): AxState<Arc<Api>>, headers: HeaderMap) -> StatusCode {
-    let Some(token) = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-    else {
-        return StatusCode::UNAUTHORIZED;
-    };
-    match verify_jwt(token, &api.jwks, &api.issuer, API) {
-        Ok((_, claims))
-            if !api
-                .revoked
-                .lock()
-                .unwrap()
-                .contains(claims["jti"].as_str().unwrap_or_default()) =>
-        {
-            StatusCode::OK
-        }
-        _ => StatusCode::UNAUTHORIZED,
-    }
-}
-
+/// `GET /whoami` with the token: the status code.
 async fn call_api(base: &str, token: &str) -> u16 {
     reqwest::Client::new()
-        .get(format!("{base}/api"))
-        .header("authorization", format!("Bearer {token}"))
+        .get(format!("{base}/whoami"))
+        .bearer_auth(token)
         .send()
         .await
         .expect("the API answers")
@@ -117,19 +76,10 @@ async fn token(socket: &Path) -> (String, String) {
 async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     // Access tokens live 3 s, so the expiry below comes quickly.
     let idp = DevIdp::start(r#"{"ttl":{"accessToken":3}}"#).expect("the dev IdP starts");
-    let api_state = Arc::new(Api {
-        issuer: idp.issuer.clone(),
-        jwks: fetch_jwks(&idp.issuer).await,
-        revoked: Mutex::new(HashSet::new()),
-    });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let api_base = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new()
-        .route("/api", get(api))
-        .with_state(Arc::clone(&api_state));
-    let server = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let api = ResourceServer::new(&idp.issuer, API)
+        .await
+        .expect("the API gets the IdP's keys");
+    let api_base = api.serve().await.expect("the API listens");
 
     let driver = LoggedDriver::http(&[]);
     let command = shell_words::join([
@@ -188,14 +138,9 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     let (again, _) = token(&socket).await;
     assert_eq!(again, first, "the agent hands out its cached token");
 
-    // Revoked at the API: 401; `authplug reject` and the next `token`
-    // refresh it.
-    let (_, claims) = verify_jwt(&first, &api_state.jwks, &idp.issuer, API).unwrap();
-    api_state
-        .revoked
-        .lock()
-        .unwrap()
-        .insert(claims["jti"].as_str().expect("a jti").to_owned());
+    // Revoked at the API (as a logout event would tell it): 401;
+    // `authplug reject` and the next `token` refresh it.
+    api.revoke(&first);
     assert_eq!(call_api(&api_base, &first).await, 401);
     let (ok, _, stderr) = authplug(
         &socket,
@@ -209,8 +154,7 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     assert_eq!(call_api(&api_base, &second).await, 200);
 
     // Expired: 401, and the agent's next run refreshes on its own.
-    let (_, claims) = verify_jwt(&second, &api_state.jwks, &idp.issuer, API).unwrap();
-    let expires = claims["exp"].as_i64().unwrap();
+    let expires = jwt_claims(&second)["exp"].as_i64().expect("an exp");
     while unix_now() <= expires {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -227,7 +171,6 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     );
     let _ = authplug(&socket, &["stop"], None).await;
     let _ = agent.wait().await;
-    server.abort();
 }
 
 fn toml_string(value: &str) -> String {

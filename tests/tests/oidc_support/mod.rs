@@ -19,6 +19,8 @@ pub mod stub;
 pub use authplug_tests::idp::{
     device_approve_command, login_chromium_command, login_http_command, DevIdp,
 };
+#[allow(unused_imports)]
+pub use authplug_tests::resource_server::verify_jwt;
 pub use authplug_tests::workspace_binary;
 
 pub fn plugin_binary() -> &'static Path {
@@ -297,38 +299,9 @@ pub async fn admin(idp: &DevIdp, endpoint: &str, form: &str) -> serde_json::Valu
 
 /// The provider's signing keys, as a resource server fetches them.
 pub async fn fetch_jwks(issuer: &str) -> jsonwebtoken::jwk::JwkSet {
-    let text = reqwest::Client::new()
-        .get(format!("{issuer}/jwks"))
-        .send()
+    authplug_tests::resource_server::fetch_jwks(issuer)
         .await
-        .expect("the JWKS answers")
-        .text()
-        .await
-        .expect("a body");
-    serde_json::from_str(&text).expect("a JWK set")
-}
-
-/// Verifies a JWT as a relying party or resource server would: signature
-/// against `jwks` (RS256), `iss`, `aud`, `exp` (no leeway). Returns its
-/// header and claims.
-pub fn verify_jwt(
-    token: &str,
-    jwks: &jsonwebtoken::jwk::JwkSet,
-    issuer: &str,
-    audience: &str,
-) -> Result<(jsonwebtoken::Header, serde_json::Value), String> {
-    use jsonwebtoken::{decode, decode_header, Algorithm, DecodingKey, Validation};
-    let header = decode_header(token).map_err(|e| format!("header: {e}"))?;
-    let kid = header.kid.as_deref().ok_or("no kid")?;
-    let jwk = jwks.find(kid).ok_or_else(|| format!("unknown kid {kid}"))?;
-    let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("key: {e}"))?;
-    let mut validation = Validation::new(Algorithm::RS256);
-    validation.leeway = 0;
-    validation.set_issuer(&[issuer]);
-    validation.set_audience(&[audience]);
-    validation.set_required_spec_claims(&["exp", "iss", "aud", "sub"]);
-    let data = decode::<serde_json::Value>(token, &key, &validation).map_err(|e| e.to_string())?;
-    Ok((header, data.claims))
+        .expect("the provider's JWKS")
 }
 
 /// The claims of a JWT, unverified (for assertions only).
