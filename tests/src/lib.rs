@@ -21,38 +21,17 @@ pub fn workspace() -> PathBuf {
 /// missing one.
 pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
-    let exe = std::env::current_exe().expect("the test binary's path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("the test binary lives in target/<profile>/deps");
+    let profile_dir = profile_dir();
     let binary = profile_dir.join(name);
     // One build at a time: concurrent cargo runs would only wait on its lock.
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
     if !built.iter().any(|done| done == name) {
         let mut cargo = std::process::Command::new(env!("CARGO"));
-        // `cargo test` gives the test its package's CARGO_PKG_* and
-        // CARGO_MANIFEST_* variables; ring's build script tracks them, so
-        // passing them on would rebuild ring, rustls, reqwest... here and
-        // again in the next plain `cargo build` or `cargo test`.
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if [
-                "CARGO_PKG_",
-                "CARGO_MANIFEST_",
-                "CARGO_CRATE_",
-                "CARGO_PRIMARY_",
-            ]
-            .iter()
-            .any(|prefix| key_text.starts_with(prefix))
-            {
-                cargo.env_remove(&key);
-            }
-        }
+        without_package_env(&mut cargo);
         cargo
             .args(["build", "--quiet", "--locked", "-p", package, "--bin", name])
             .arg("--target-dir")
-            .arg(profile_dir.parent().expect("target/"));
+            .arg(target_dir());
         if profile_dir.ends_with("release") {
             cargo.arg("--release");
         }
@@ -61,4 +40,43 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         built.push(name.to_owned());
     }
     binary
+}
+
+/// target/<profile>, where this test binary's build put everything.
+fn profile_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("the test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The target directory of this test's build, for a cargo the test runs.
+pub fn target_dir() -> PathBuf {
+    let profile_dir = profile_dir();
+    profile_dir
+        .parent()
+        .expect("target/<profile> has a parent")
+        .to_path_buf()
+}
+
+/// `cargo test` gives the test its package's CARGO_PKG_* and
+/// CARGO_MANIFEST_* variables; ring's build script tracks them, so passing
+/// them on to a cargo the test runs would rebuild ring, rustls, reqwest...
+/// there and again in the next plain `cargo build` or `cargo test`.
+pub fn without_package_env(command: &mut std::process::Command) {
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if [
+            "CARGO_PKG_",
+            "CARGO_MANIFEST_",
+            "CARGO_CRATE_",
+            "CARGO_PRIMARY_",
+        ]
+        .iter()
+        .any(|prefix| key_text.starts_with(prefix))
+        {
+            command.env_remove(&key);
+        }
+    }
 }

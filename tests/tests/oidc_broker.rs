@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 use authplug_tests::resource_server::ResourceServer;
 use oidc_support::{jwt_claims, plugin_binary, unix_now, workspace_binary, DevIdp, LoggedDriver};
 
@@ -27,6 +28,32 @@ async fn call_api(base: &str, token: &str) -> u16 {
         .expect("the API answers")
         .status()
         .as_u16()
+}
+
+/// authplug-oidc for the dev IdP: JWT access tokens for [`API`] that live
+/// as long as the IdP says (no skew), logins through `driver`.
+fn plugin_argv(idp: &DevIdp, driver: &LoggedDriver) -> Vec<String> {
+    [
+        plugin_binary().to_str().expect("a UTF-8 path"),
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        "demo",
+        "--flow",
+        "browser",
+        "--token",
+        "access",
+        "--resource",
+        API,
+        "--skew",
+        "0",
+        "--login-timeout",
+        "20",
+        "--browser-command",
+        &driver.command,
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 fn authplug_binary() -> &'static Path {
@@ -82,25 +109,7 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     let api_base = api.serve().await.expect("the API listens");
 
     let driver = LoggedDriver::http(&[]);
-    let command = shell_words::join([
-        plugin_binary().to_str().unwrap(),
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        "demo",
-        "--flow",
-        "browser",
-        "--token",
-        "access",
-        "--resource",
-        API,
-        "--skew",
-        "0",
-        "--login-timeout",
-        "20",
-        "--browser-command",
-        &driver.command,
-    ]);
+    let command = shell_words::join(plugin_argv(&idp, &driver));
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("config.toml");
     std::fs::write(
@@ -176,4 +185,40 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
 fn toml_string(value: &str) -> String {
     // A TOML basic string is a JSON string for our purposes.
     serde_json::to_string(value).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_helper_heals_a_401_by_refreshing_without_a_browser() {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let api = ResourceServer::new(&idp.issuer, API)
+        .await
+        .expect("the API gets the IdP's keys");
+    let whoami = format!("{}/whoami", api.serve().await.expect("the API listens"));
+    let driver = LoggedDriver::http(&[]);
+    let command = PluginCommand::from_argv(plugin_argv(&idp, &driver)).expect("an argv");
+    let broker = Broker::new(command, BrokerOptions::default());
+    let http = reqwest::Client::new();
+
+    let response = broker.send(http.get(&whoami)).await.expect("a response");
+    assert_eq!(response.status(), 200);
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+
+    // The API stops accepting the token the broker holds: the helper sees
+    // the 401, rejects that token, the plugin refreshes, the retry passes.
+    let held = broker.token().await.expect("the cached token");
+    api.revoke(held.to_str().expect("a UTF-8 token"));
+    let response = broker.send(http.get(&whoami)).await.expect("a response");
+    assert_eq!(response.status(), 200, "healed by the retry");
+    let fresh = broker.token().await.expect("the new token");
+    assert_ne!(fresh.as_bytes(), held.as_bytes());
+    assert_eq!(
+        driver.logins(),
+        1,
+        "the refresh opened no browser: {}",
+        driver.log()
+    );
+    let status = broker.status();
+    assert_eq!(status.runs, 2, "one login, one refresh: {status:?}");
+    let last = status.last_run.expect("a last run");
+    assert_eq!((last.reason.as_str(), last.ok), ("rejected", true));
 }
