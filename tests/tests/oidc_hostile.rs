@@ -110,6 +110,18 @@ refused!(
     "exchanging the login code"
 );
 
+/// A loopback http issuer may have http endpoints on loopback only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_token_endpoint_off_loopback_is_refused() {
+    let (stub, message) = refused(
+        Case::NonLoopbackHttpTokenEndpoint,
+        "gives its token_endpoint as http://stub.invalid:",
+    )
+    .await;
+    assert!(message.contains("only on loopback"), "{message}");
+    assert_eq!(stub.authorize_hits(), 0, "the browser was sent to log in");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_iss_mismatch_never_reaches_the_token_endpoint() {
     let (stub, _) = refused(Case::CallbackIssMismatch, "RFC 9207").await;
@@ -152,7 +164,7 @@ async fn honest_provider_is_accepted() {
     let state = state_json(&output.state);
     assert_eq!(state["issuer"], stub.issuer);
     assert_eq!(state["subject"], "alice");
-    assert_eq!(state["refresh_token"], "stub-refresh-token");
+    assert_eq!(state["refresh_token"], "stub-refresh-token-0");
     assert!(!output.stderr_tail.contains(&token));
     assert!(output
         .stderr_tail

@@ -95,6 +95,12 @@ pub struct Config {
 }
 
 impl Config {
+    /// Local development: an http issuer on a loopback address. Only then
+    /// may the provider's endpoints be plain http (and only on loopback).
+    pub fn issuer_is_loopback_http(&self) -> bool {
+        url::Url::parse(&self.issuer).is_ok_and(|u| u.scheme() == "http" && is_loopback(&u))
+    }
+
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
     }
@@ -134,7 +140,8 @@ impl Config {
     }
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// Whether `url` names this machine: `localhost` or a loopback address.
+pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

@@ -14,6 +14,7 @@ use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions, RunOutpu
 use authplug_protocol::{Reason, State};
 
 pub mod stub;
+pub mod tls;
 
 #[allow(unused_imports)]
 pub use authplug_tests::idp::{
