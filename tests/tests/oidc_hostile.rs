@@ -76,9 +76,14 @@ refused!(
 refused!(wrong_iss, Case::WrongIss, "ID token is invalid");
 refused!(wrong_aud, Case::WrongAud, "ID token is invalid");
 refused!(
-    several_audiences,
+    several_audiences_without_azp,
     Case::ExtraAudNoAzp,
-    "not a trusted audience"
+    "ID token is invalid: it has several audiences but no azp claim"
+);
+refused!(
+    several_audiences_with_another_azp,
+    Case::ExtraAudWrongAzp,
+    "ID token is invalid: its azp is \"someone-else\", not this client"
 );
 refused!(wrong_azp, Case::WrongAzp, "azp");
 refused!(wrong_nonce, Case::WrongNonce, "once");
@@ -169,6 +174,17 @@ async fn honest_provider_is_accepted() {
     assert!(output
         .stderr_tail
         .contains("if your browser did not open, visit"));
+}
+
+/// OIDC Core 3.1.3.7: other audiences besides this client are fine when
+/// `azp` names this client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_audiences_with_azp_for_this_client_are_accepted() {
+    let stub = Stub::start(Case::ExtraAudWithAzp).await;
+    let output = login(&stub, CURL).go().await.expect("a login");
+    let claims = jwt_claims(&token_text(&output));
+    assert_eq!(claims["aud"], serde_json::json!([CLIENT, "someone-else"]));
+    assert_eq!(claims["azp"], CLIENT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
