@@ -226,3 +226,64 @@ async fn device_flow_slow_down_makes_the_plugin_poll_less_often() {
     let gap = polls[1] - polls[0];
     assert!(gap >= Duration::from_secs(5), "polled again after {gap:?}");
 }
+
+fn device_login(stub: &Stub, login_timeout: &str) -> Run {
+    Run::new(&[
+        "--issuer",
+        &stub.issuer,
+        "--client-id",
+        CLIENT,
+        "--flow",
+        "device",
+        "--login-timeout",
+        login_timeout,
+        "--http-timeout",
+        "5",
+    ])
+}
+
+/// `interval: 100000` must not outlast --login-timeout (oauth2 sleeps the
+/// interval before it looks at its deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_device_interval_still_ends_at_the_login_timeout() {
+    let stub = Stub::start(Case::DevicePending { interval: 100_000 }).await;
+    let started = std::time::Instant::now();
+    let refusal = device_login(&stub, "2").go_refused().await;
+    refusal.assert_clean("the device login was not completed within 2 seconds");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stub.device_polls().len(), 1, "polled once, then waited");
+}
+
+/// A token endpoint that is not there: the wait ends after a few failed
+/// polls, with the network error, not an `expired_token` much later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_polls_that_keep_failing_end_with_the_network_error() {
+    let stub = Stub::start(Case::DeviceTokenEndpointDown).await;
+    let started = std::time::Instant::now();
+    let refusal = device_login(&stub, "60").go_refused().await;
+    let message = refusal.assert_clean(
+        "waiting for the device login: the provider could not be reached (the last 3 polls failed)",
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("expired"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// The same at the deadline: the last poll's network error is the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_polls_failing_at_the_deadline_report_the_network_error() {
+    let stub = Stub::start(Case::DeviceTokenEndpointDown).await;
+    let refusal = device_login(&stub, "1").go_refused().await;
+    let message =
+        refusal.assert_clean("waiting for the device login: the provider could not be reached");
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("expired"), "{message}");
+}

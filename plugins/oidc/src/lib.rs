@@ -396,7 +396,8 @@ where
     .into()
 }
 
-fn printable(text: &str) -> String {
+/// Text from the provider, made safe for a terminal: no control characters.
+pub(crate) fn printable(text: &str) -> String {
     text.chars()
         .map(|c| if c.is_control() { '?' } else { c })
         .take(500)
