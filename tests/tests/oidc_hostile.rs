@@ -287,3 +287,17 @@ async fn device_polls_failing_at_the_deadline_report_the_network_error() {
     assert!(message.contains("Connection refused"), "{message}");
     assert!(!message.contains("expired"), "{message}");
 }
+
+/// The provider's error text reaches the user's terminal without its
+/// escape sequences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_error_description_loses_its_control_characters() {
+    let stub = Stub::start(Case::DeviceDeniedWithEscapes).await;
+    let refusal = device_login(&stub, "20").go_refused().await;
+    let message =
+        refusal.assert_clean("the login was denied (access_denied: no?]0;pwned??[2J?[31mred)");
+    assert!(
+        !message.contains(['\u{1b}', '\u{7}']),
+        "control characters: {message:?}"
+    );
+}

@@ -12,7 +12,7 @@ use openidconnect::{
 use tokio::sync::Notify;
 
 use crate::verify::ExpectNonce;
-use crate::{error_chain, request_error, say, Error, Session};
+use crate::{error_chain, printable, request_error, say, Error, Session};
 
 pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     let config = session.config;
@@ -120,7 +120,7 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
                 DeviceCodeErrorResponseType::ExpiredToken => not_completed(limit),
                 _ => "the provider refused the device login".to_owned(),
             };
-            return Err(format!("{why} ({r})").into());
+            return Err(format!("{why} ({})", printable(&r.to_string())).into());
         }
         Some(Err(e)) => return Err(request_error("waiting for the device login", e)),
     };

@@ -50,7 +50,9 @@ impl OidcPlugin {
 
 impl Plugin for OidcPlugin {
     fn run(&mut self, request: Request) -> Result<Response, Error> {
-        run(&self.config, request)
+        // Messages quote the provider (errors, claims, URLs); whatever got
+        // through, no control character reaches the user's terminal.
+        run(&self.config, request).map_err(|e| Error::from(without_controls(&error_chain(&*e))))
     }
 }
 
@@ -348,9 +350,16 @@ impl Session<'_> {
     }
 }
 
-/// Says something to the user, on stderr (never a token or secret).
+/// Says something to the user, on stderr (never a token or secret), with
+/// no control characters (messages quote the provider).
 pub fn say(message: &str) {
-    eprintln!("authplug-oidc: {message}");
+    eprintln!("authplug-oidc: {}", without_controls(message));
+}
+
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// An error and its causes on one line.
@@ -396,12 +405,10 @@ where
     .into()
 }
 
-/// Text from the provider, made safe for a terminal: no control characters.
+/// Text from the provider, made safe for a terminal (no control
+/// characters) and short.
 pub(crate) fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(500)
-        .collect()
+    without_controls(text).chars().take(500).collect()
 }
 
 fn unix_now() -> u64 {
