@@ -109,7 +109,8 @@ impl Config {
         Duration::from_secs(self.http_timeout.max(1))
     }
 
-    /// Checks what clap cannot: the issuer's scheme and the redirect path.
+    /// Checks what clap cannot: the issuer's scheme, the listener's address
+    /// and the redirect path.
     pub fn validate(&self) -> Result<(), String> {
         let issuer = url::Url::parse(&self.issuer)
             .map_err(|e| format!("--issuer {:?} is not a URL: {e}", self.issuer))?;
@@ -123,6 +124,13 @@ impl Config {
                 ))
             }
             other => return Err(format!("--issuer uses the scheme {other:?}; use https")),
+        }
+        if !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "--listen {} is not a loopback address: the login redirect listener must not be \
+                 reachable from other machines; use 127.0.0.1 (or [::1]) with any port",
+                self.listen
+            ));
         }
         if !self.redirect_path.starts_with('/') {
             return Err(format!(

@@ -164,10 +164,15 @@ impl Refusal {
     /// Exit code 1, `needle` in the message, nothing on stdout (no token)
     /// or fd 3 (so the host keeps the state it had), no JWT in the message.
     pub fn assert_clean(&self, needle: &str) -> &str {
+        self.assert_exit(1, needle)
+    }
+
+    /// The same for a given exit code (2: the flags were refused).
+    pub fn assert_exit(&self, expected: i32, needle: &str) -> &str {
         let message = &self.message;
         assert!(
-            matches!(self.error, RunError::Exited { code: 1, .. }),
-            "expected exit code 1: {message}"
+            matches!(self.error, RunError::Exited { code, .. } if code == expected),
+            "expected exit code {expected}: {message}"
         );
         assert!(
             message.contains(needle),
