@@ -106,7 +106,7 @@ impl Config {
     }
 
     pub fn http_timeout(&self) -> Duration {
-        Duration::from_secs(self.http_timeout.max(1))
+        Duration::from_secs(self.http_timeout)
     }
 
     /// Checks what clap cannot: the issuer's scheme, the listener's address
@@ -125,6 +125,11 @@ impl Config {
             }
             other => return Err(format!("--issuer uses the scheme {other:?}; use https")),
         }
+        // These feed time arithmetic (chrono panics on overflow) and
+        // timers: keep them to what makes sense.
+        check_range("--skew", self.skew, 0, MAX_SKEW)?;
+        check_range("--login-timeout", self.login_timeout, 1, MAX_LOGIN_TIMEOUT)?;
+        check_range("--http-timeout", self.http_timeout, 1, MAX_HTTP_TIMEOUT)?;
         if !self.listen.ip().is_loopback() {
             return Err(format!(
                 "--listen {} is not a loopback address: the login redirect listener must not be \
@@ -145,6 +150,24 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+/// A day: a token this close to expiry counts as expired; more would
+/// refresh on every run.
+const MAX_SKEW: u64 = 24 * 60 * 60;
+/// A day to log in.
+const MAX_LOGIN_TIMEOUT: u64 = 24 * 60 * 60;
+/// An hour for one request.
+const MAX_HTTP_TIMEOUT: u64 = 60 * 60;
+
+fn check_range(flag: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{flag} {value} is out of range: give between {min} and {max} seconds"
+        ))
     }
 }
 
