@@ -7,8 +7,14 @@
 
 mod oidc_support;
 
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
 use authplug_protocol::State;
-use oidc_support::{dev_args, jwt_claims, token_text, DevIdp, ForbiddenBrowser, LoggedDriver, Run};
+use oidc_support::{
+    dev_args, jwt_claims, login_http_command, token_text, DevIdp, ForbiddenBrowser, LoggedDriver,
+    Run,
+};
 
 fn start() -> DevIdp {
     DevIdp::start("{}").expect("the dev IdP starts")
@@ -114,5 +120,53 @@ async fn not_interactive_never_opens_a_browser() {
         let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
         assert!(!message.contains("visit"), "{flow}: {message}");
     }
+    forbidden.assert_unused();
+}
+
+/// `--no-browser` with `--flow auto` (and a provider that has the device
+/// flow): the browser flow, its URL printed and nothing opened. The test
+/// plays the user, opening the printed URL with the HTTP login driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_browser_with_auto_prints_the_login_url_and_opens_nothing() {
+    let idp = start();
+    let forbidden = ForbiddenBrowser::new();
+    let mut args = dev_args(&idp.issuer, &forbidden.command);
+    args[5] = "auto".into();
+    args.push("--no-browser".into());
+    let users: Arc<Mutex<Vec<Child>>> = Arc::default();
+    let started = Arc::clone(&users);
+    let output = Run::new(&args)
+        .on_stderr(move |line| {
+            let Some(url) = line.split("to log in, visit ").nth(1) else {
+                return;
+            };
+            let mut words = shell_words::split(&login_http_command(&[])).unwrap();
+            let program = words.remove(0);
+            let child = Command::new(program)
+                .args(words)
+                .arg(url.trim())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("the login driver starts");
+            started.lock().unwrap().push(child);
+        })
+        .go()
+        .await
+        .expect("a browser login through the printed URL");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    let mut users = users.lock().unwrap();
+    assert_eq!(
+        users.len(),
+        1,
+        "one login URL printed: {}",
+        output.stderr_tail
+    );
+    assert!(users[0].wait().unwrap().success());
+    assert!(
+        !output.stderr_tail.contains("device"),
+        "{}",
+        output.stderr_tail
+    );
     forbidden.assert_unused();
 }

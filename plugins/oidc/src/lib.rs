@@ -149,11 +149,14 @@ async fn run_online(
                 .into(),
         );
     }
-    let can_open = !config.no_browser && browser::can_open(config.browser_command.as_deref());
     match config.flow {
         Flow::Device => device::device_login(&mut session).await?,
         Flow::Browser => login::browser_login(&mut session, !config.no_browser).await?,
-        Flow::Auto if can_open => login::browser_login(&mut session, true).await?,
+        // The user asked for the login URL, to open it themselves.
+        Flow::Auto if config.no_browser => login::browser_login(&mut session, false).await?,
+        Flow::Auto if browser::can_open(config.browser_command.as_deref()) => {
+            login::browser_login(&mut session, true).await?
+        }
         Flow::Auto if session.provider.device_endpoint().is_some() => {
             say("no browser can be opened here, so using the device flow");
             device::device_login(&mut session).await?
