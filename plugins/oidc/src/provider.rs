@@ -93,11 +93,12 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Error> {
         .map_err(|e| format!("cannot set up the HTTP client: {e}"))?)
 }
 
-/// The provider's metadata (with its keys) and when it was fetched.
+/// The provider's metadata (with its keys) and when each was fetched.
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub metadata: Metadata,
-    pub fetched_at: u64,
+    pub discovery_fetched_at: u64,
+    pub jwks_fetched_at: u64,
 }
 
 impl Provider {
@@ -109,7 +110,8 @@ impl Provider {
         now: u64,
     ) -> Result<Provider, Error> {
         if let Some(cache) = cache {
-            if now.saturating_sub(cache.fetched_at) < CACHE_TTL {
+            let fresh = |at: u64| now.saturating_sub(at) < CACHE_TTL;
+            if fresh(cache.discovery_fetched_at) && fresh(cache.jwks_fetched_at) {
                 if let Some(provider) = Provider::from_cache(config, cache) {
                     return Ok(provider);
                 }
@@ -129,7 +131,8 @@ impl Provider {
         check_endpoints(config, &metadata).ok()?;
         Some(Provider {
             metadata: metadata.set_jwks(jwks),
-            fetched_at: cache.fetched_at,
+            discovery_fetched_at: cache.discovery_fetched_at,
+            jwks_fetched_at: cache.jwks_fetched_at,
         })
     }
 
@@ -179,7 +182,8 @@ impl Provider {
         check_endpoints(config, &metadata)?;
         Ok(Provider {
             metadata,
-            fetched_at: now,
+            discovery_fetched_at: now,
+            jwks_fetched_at: now,
         })
     }
 
@@ -194,7 +198,8 @@ impl Provider {
                 )
             })?;
         self.metadata = self.metadata.clone().set_jwks(jwks);
-        self.fetched_at = now;
+        // Only the keys are new: the document keeps its own age.
+        self.jwks_fetched_at = now;
         Ok(())
     }
 
@@ -202,7 +207,8 @@ impl Provider {
         Ok(ProviderCache {
             discovery: serde_json::to_value(&self.metadata)?,
             jwks: serde_json::to_value(self.metadata.jwks())?,
-            fetched_at: self.fetched_at,
+            discovery_fetched_at: self.discovery_fetched_at,
+            jwks_fetched_at: self.jwks_fetched_at,
         })
     }
 
