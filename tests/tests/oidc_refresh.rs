@@ -1,6 +1,10 @@
 //! authplug-oidc's refresh against the stub provider (oidc_support/stub.rs)
-//! for what the real dev IdP will not do: the age of the cached discovery
-//! document and keys.
+//! for what the real dev IdP will not do: refresh responses that lie, or
+//! that carry no ID token, and the age of the cached discovery document
+//! and keys. Every case starts from a usable state (a login with the same
+//! stub), so "the state is unchanged" means something: a refused refresh
+//! writes nothing, and the same state refreshes fine once the provider is
+//! honest again.
 
 mod oidc_support;
 
@@ -10,7 +14,7 @@ use std::sync::Arc;
 use authplug_protocol::host::RunOutput;
 use authplug_protocol::{Reason, State};
 use oidc_support::stub::{Case, Refresh, Stub};
-use oidc_support::{state_json, unix_now, ForbiddenBrowser, Run};
+use oidc_support::{jwt_claims, state_json, token_text, unix_now, ForbiddenBrowser, Run};
 use serde_json::{json, Value};
 
 const CLIENT: &str = "stub-client";
@@ -52,6 +56,128 @@ fn refresh(stub: &Stub, browser: &ForbiddenBrowser, state: &State) -> Run {
     Run::new(&args(stub, &browser.command))
         .state(state)
         .reason(Reason::Rejected)
+}
+
+/// After a refusal: the same state, the provider honest again, refreshes
+/// without a login.
+async fn still_usable(stub: &Stub, state: &State) {
+    stub.set_refresh(Refresh::Honest);
+    let logins = stub.authorize_hits();
+    let browser = ForbiddenBrowser::new();
+    let output = refresh(stub, &browser, state)
+        .go()
+        .await
+        .expect("the held state still refreshes");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    assert_eq!(stub.authorize_hits(), logins, "no new login");
+    browser.assert_unused();
+}
+
+async fn refused_refresh(lie: Refresh, needle: &str) {
+    let (stub, first) = logged_in(&[]).await;
+    stub.set_refresh(lie);
+    let browser = ForbiddenBrowser::new();
+    let refusal = refresh(&stub, &browser, &first.state).go_refused().await;
+    let message = refusal.assert_clean(needle);
+    assert!(!message.contains("stub-access-token"), "{message}");
+    assert_eq!(stub.refresh_hits(), 1);
+    // A lying refresh is an error, not a reason to log in again.
+    assert_eq!(stub.authorize_hits(), 1);
+    browser.assert_unused();
+    still_usable(&stub, &first.state).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_id_token_for_another_user_is_refused() {
+    refused_refresh(
+        Refresh::ChangedSub,
+        "ID token is invalid: it names the user \"mallory\", but the session belongs to \"alice\"",
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_id_token_with_a_bad_signature_is_refused() {
+    refused_refresh(Refresh::BadSignature, "ID token is invalid").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_id_token_from_another_issuer_is_refused() {
+    refused_refresh(Refresh::WrongIss, "ID token is invalid: Invalid issuer").await;
+}
+
+/// No nonce was sent with the refresh grant, so none is required back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refreshed_id_token_without_a_nonce_is_accepted() {
+    let (stub, first) = logged_in(&[]).await;
+    stub.set_refresh(Refresh::WithoutNonce);
+    let browser = ForbiddenBrowser::new();
+    let output = refresh(&stub, &browser, &first.state)
+        .go()
+        .await
+        .expect("a refresh");
+    let claims = jwt_claims(&token_text(&output));
+    assert_eq!(claims["sub"], "alice");
+    assert!(claims.get("nonce").is_none(), "{claims}");
+    assert_ne!(output.token, first.token);
+    browser.assert_unused();
+}
+
+/// `--token access`: a refresh without an ID token is fine, and the old ID
+/// token, still valid, stays in the state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_id_token_a_refresh_keeps_the_old_one_while_it_is_valid() {
+    let access = ["--token", "access"];
+    let (stub, first) = logged_in(&access).await;
+    stub.set_refresh(Refresh::NoIdToken);
+    let browser = ForbiddenBrowser::new();
+    let output = refresh(&stub, &browser, &first.state)
+        .args(&access)
+        .go()
+        .await
+        .expect("a refresh");
+    assert_eq!(token_text(&output), "stub-access-token-1");
+    let (before, after) = (state_json(&first.state), state_json(&output.state));
+    assert_eq!(
+        after["id_token"], before["id_token"],
+        "the old ID token kept"
+    );
+    assert_eq!(after["refresh_token"], "stub-refresh-token-1", "rotated");
+    browser.assert_unused();
+}
+
+/// `--token id`, and the old ID token counts as expired (a skew longer
+/// than its 300 s): a refresh without an ID token leads to a login, which
+/// AUTHPLUG_INTERACTIVE=0 forbids; allowed, it happens.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_an_id_token_a_refresh_needs_a_login_once_the_old_one_expired() {
+    let (stub, first) = logged_in(&[]).await;
+    stub.set_refresh(Refresh::NoIdToken);
+    let browser = ForbiddenBrowser::new();
+    let refusal = Run::new(&args(&stub, &browser.command))
+        .args(&["--skew", "400"])
+        .state(&first.state)
+        .interactive(false)
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
+    assert!(
+        message.contains("the refresh gave no new ID token and the old one has expired"),
+        "{message}"
+    );
+    assert_eq!(stub.refresh_hits(), 1);
+    browser.assert_unused();
+
+    let output = Run::new(&args(&stub, CURL))
+        .args(&["--skew", "400"])
+        .state(&first.state)
+        .go()
+        .await
+        .expect("a new login");
+    assert_eq!(stub.authorize_hits(), 2, "logged in again");
+    assert_eq!(stub.refresh_hits(), 2);
+    assert_ne!(output.token, first.token);
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
 }
 
 /// The state with the provider cache's fetch times replaced.
