@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authplug_protocol::State;
-use oidc_support::stub::{Case, Stub};
+use oidc_support::stub::{Alg, Case, Stub};
 use oidc_support::{jwt_claims, state_json, token_text, Run};
 
 const CLIENT: &str = "stub-client";
@@ -174,6 +174,41 @@ async fn honest_provider_is_accepted() {
     assert!(output
         .stderr_tail
         .contains("if your browser did not open, visit"));
+}
+
+refused!(
+    ps256_when_not_advertised,
+    Case::NotAdvertised(Alg::Ps256),
+    "Disallowed signature algorithm: algorithm `PS256` is not one of: EdDSA"
+);
+refused!(
+    es256_when_not_advertised,
+    Case::NotAdvertised(Alg::Es256),
+    "Disallowed signature algorithm: algorithm `ES256` is not one of: EdDSA"
+);
+
+/// RSA-PSS and ECDSA ID tokens verify when the provider advertises them.
+async fn accepted_when_advertised(alg: Alg, name: &str) {
+    let stub = Stub::start(Case::SignedWith(alg)).await;
+    let output = login(&stub, CURL).go().await.expect("a login");
+    let token = token_text(&output);
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').next().unwrap())
+        .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header["alg"], name);
+    assert_eq!(jwt_claims(&token)["sub"], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps256_is_accepted_when_advertised() {
+    accepted_when_advertised(Alg::Ps256, "PS256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es256_is_accepted_when_advertised() {
+    accepted_when_advertised(Alg::Es256, "ES256").await;
 }
 
 /// OIDC Core 3.1.3.7: other audiences besides this client are fine when
