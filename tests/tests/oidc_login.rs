@@ -170,3 +170,64 @@ async fn no_browser_with_auto_prints_the_login_url_and_opens_nothing() {
     );
     forbidden.assert_unused();
 }
+
+/// A "browser" that records how it was started (its session and its
+/// parent's, what each of its descriptors points at) before it opens
+/// anything, then logs in with the HTTP driver. Arguments: the record
+/// file, the driver command, the URL. (Python, not sh: a shell redirecting
+/// its own output would change the very descriptors it lists.)
+const LAUNCH_RECORDER: &str = r#"
+import json, os, sys
+fds = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink("/proc/self/fd/" + fd)
+    except FileNotFoundError:
+        pass  # the descriptor listdir itself used, closed by now
+parent = os.getppid()
+with open("/proc/%d/comm" % parent) as comm:
+    parent_name = comm.read().strip()
+record = {"pid": os.getpid(), "sid": os.getsid(0), "parent": parent_name,
+          "parent_sid": os.getsid(parent), "fds": fds}
+with open(sys.argv[1], "w") as out:
+    json.dump(record, out)
+os.execvp(sys.argv[2], sys.argv[2:])
+"#;
+
+/// The browser runs in its own session (so it outlives the plugin's
+/// process group and takes no signals meant for it), with stdin, stdout
+/// and stderr on /dev/null and neither fd 3 nor any other pipe or socket
+/// of the plugin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_runs_in_its_own_session_with_stdio_on_dev_null_and_no_fd_3() {
+    let idp = start();
+    let driver = LoggedDriver::http(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("launch.py");
+    std::fs::write(&script, LAUNCH_RECORDER).unwrap();
+    let record = dir.path().join("launch.json");
+    let browser = format!(
+        "python3 {} {} {}",
+        script.display(),
+        record.display(),
+        driver.command
+    );
+    let output = Run::new(&dev_args(&idp.issuer, &browser))
+        .go()
+        .await
+        .expect("a login through the recording browser");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("the browser's record"))
+            .expect("JSON");
+    assert_eq!(record["parent"], "authplug-oidc", "{record}");
+    assert_eq!(record["sid"], record["pid"], "a session leader: {record}");
+    assert_ne!(record["sid"], record["parent_sid"], "{record}");
+    let fds = record["fds"].as_object().expect("the descriptors");
+    for fd in ["0", "1", "2"] {
+        assert_eq!(fds[fd], "/dev/null", "fd {fd}: {record}");
+    }
+    assert_eq!(fds.len(), 3, "descriptors besides stdio: {record}");
+}
