@@ -61,6 +61,30 @@ async fn a_token_near_expiry_is_refreshed_without_a_browser() {
     assert_eq!(third.state, second.state);
 }
 
+/// The token needs refreshing (30 s lifetimes, inside the 60 s skew) and
+/// the IdP is gone: a clear network error, and no browser, since a login
+/// could not reach it either.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refresh_that_cannot_reach_the_idp_fails_without_opening_a_browser() {
+    let idp = start(r#"{"ttl":{"idToken":30,"accessToken":30}}"#);
+    let driver = LoggedDriver::http(&[]);
+    let first = Run::new(&dev_args(&idp.issuer, &driver.command))
+        .go()
+        .await
+        .expect("first login");
+    let issuer = idp.issuer.clone();
+    drop(idp);
+    let forbidden = ForbiddenBrowser::new();
+    let refusal = Run::new(&dev_args(&issuer, &forbidden.command))
+        .state(&first.state)
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean("refreshing the token: the provider could not be reached");
+    assert!(message.contains("Connection refused"), "{message}");
+    forbidden.assert_unused();
+    assert_eq!(driver.logins(), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_refresh_token_leads_to_a_new_login() {
     let idp = start(r#"{"rotateRefreshToken":true}"#);

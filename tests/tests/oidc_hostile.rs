@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authplug_protocol::State;
-use oidc_support::stub::{Case, Stub};
+use oidc_support::stub::{Alg, Case, Stub};
 use oidc_support::{jwt_claims, state_json, token_text, Run};
 
 const CLIENT: &str = "stub-client";
@@ -76,9 +76,14 @@ refused!(
 refused!(wrong_iss, Case::WrongIss, "ID token is invalid");
 refused!(wrong_aud, Case::WrongAud, "ID token is invalid");
 refused!(
-    several_audiences,
+    several_audiences_without_azp,
     Case::ExtraAudNoAzp,
-    "not a trusted audience"
+    "ID token is invalid: it has several audiences but no azp claim"
+);
+refused!(
+    several_audiences_with_another_azp,
+    Case::ExtraAudWrongAzp,
+    "ID token is invalid: its azp is \"someone-else\", not this client"
 );
 refused!(wrong_azp, Case::WrongAzp, "azp");
 refused!(wrong_nonce, Case::WrongNonce, "once");
@@ -109,6 +114,18 @@ refused!(
     Case::TokenNotJson,
     "exchanging the login code"
 );
+
+/// A loopback http issuer may have http endpoints on loopback only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_token_endpoint_off_loopback_is_refused() {
+    let (stub, message) = refused(
+        Case::NonLoopbackHttpTokenEndpoint,
+        "gives its token_endpoint as http://stub.invalid:",
+    )
+    .await;
+    assert!(message.contains("only on loopback"), "{message}");
+    assert_eq!(stub.authorize_hits(), 0, "the browser was sent to log in");
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callback_iss_mismatch_never_reaches_the_token_endpoint() {
@@ -152,11 +169,57 @@ async fn honest_provider_is_accepted() {
     let state = state_json(&output.state);
     assert_eq!(state["issuer"], stub.issuer);
     assert_eq!(state["subject"], "alice");
-    assert_eq!(state["refresh_token"], "stub-refresh-token");
+    assert_eq!(state["refresh_token"], "stub-refresh-token-0");
     assert!(!output.stderr_tail.contains(&token));
     assert!(output
         .stderr_tail
         .contains("if your browser did not open, visit"));
+}
+
+refused!(
+    ps256_when_not_advertised,
+    Case::NotAdvertised(Alg::Ps256),
+    "Disallowed signature algorithm: algorithm `PS256` is not one of: EdDSA"
+);
+refused!(
+    es256_when_not_advertised,
+    Case::NotAdvertised(Alg::Es256),
+    "Disallowed signature algorithm: algorithm `ES256` is not one of: EdDSA"
+);
+
+/// RSA-PSS and ECDSA ID tokens verify when the provider advertises them.
+async fn accepted_when_advertised(alg: Alg, name: &str) {
+    let stub = Stub::start(Case::SignedWith(alg)).await;
+    let output = login(&stub, CURL).go().await.expect("a login");
+    let token = token_text(&output);
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').next().unwrap())
+        .unwrap();
+    let header: serde_json::Value = serde_json::from_slice(&header).unwrap();
+    assert_eq!(header["alg"], name);
+    assert_eq!(jwt_claims(&token)["sub"], "alice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ps256_is_accepted_when_advertised() {
+    accepted_when_advertised(Alg::Ps256, "PS256").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn es256_is_accepted_when_advertised() {
+    accepted_when_advertised(Alg::Es256, "ES256").await;
+}
+
+/// OIDC Core 3.1.3.7: other audiences besides this client are fine when
+/// `azp` names this client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_audiences_with_azp_for_this_client_are_accepted() {
+    let stub = Stub::start(Case::ExtraAudWithAzp).await;
+    let output = login(&stub, CURL).go().await.expect("a login");
+    let claims = jwt_claims(&token_text(&output));
+    assert_eq!(claims["aud"], serde_json::json!([CLIENT, "someone-else"]));
+    assert_eq!(claims["azp"], CLIENT);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,4 +260,79 @@ async fn device_flow_slow_down_makes_the_plugin_poll_less_often() {
     // The stub's interval is 1 s; RFC 8628 3.5: slow_down adds 5 s.
     let gap = polls[1] - polls[0];
     assert!(gap >= Duration::from_secs(5), "polled again after {gap:?}");
+}
+
+fn device_login(stub: &Stub, login_timeout: &str) -> Run {
+    Run::new(&[
+        "--issuer",
+        &stub.issuer,
+        "--client-id",
+        CLIENT,
+        "--flow",
+        "device",
+        "--login-timeout",
+        login_timeout,
+        "--http-timeout",
+        "5",
+    ])
+}
+
+/// `interval: 100000` must not outlast --login-timeout (oauth2 sleeps the
+/// interval before it looks at its deadline).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_huge_device_interval_still_ends_at_the_login_timeout() {
+    let stub = Stub::start(Case::DevicePending { interval: 100_000 }).await;
+    let started = std::time::Instant::now();
+    let refusal = device_login(&stub, "2").go_refused().await;
+    refusal.assert_clean("the device login was not completed within 2 seconds");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(stub.device_polls().len(), 1, "polled once, then waited");
+}
+
+/// A token endpoint that is not there: the wait ends after a few failed
+/// polls, with the network error, not an `expired_token` much later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_polls_that_keep_failing_end_with_the_network_error() {
+    let stub = Stub::start(Case::DeviceTokenEndpointDown).await;
+    let started = std::time::Instant::now();
+    let refusal = device_login(&stub, "60").go_refused().await;
+    let message = refusal.assert_clean(
+        "waiting for the device login: the provider could not be reached (the last 3 polls failed)",
+    );
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("expired"), "{message}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+/// The same at the deadline: the last poll's network error is the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn device_polls_failing_at_the_deadline_report_the_network_error() {
+    let stub = Stub::start(Case::DeviceTokenEndpointDown).await;
+    let refusal = device_login(&stub, "1").go_refused().await;
+    let message =
+        refusal.assert_clean("waiting for the device login: the provider could not be reached");
+    assert!(message.contains("Connection refused"), "{message}");
+    assert!(!message.contains("expired"), "{message}");
+}
+
+/// The provider's error text reaches the user's terminal without its
+/// escape sequences.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_error_description_loses_its_control_characters() {
+    let stub = Stub::start(Case::DeviceDeniedWithEscapes).await;
+    let refusal = device_login(&stub, "20").go_refused().await;
+    let message =
+        refusal.assert_clean("the login was denied (access_denied: no?]0;pwned??[2J?[31mred)");
+    assert!(
+        !message.contains(['\u{1b}', '\u{7}']),
+        "control characters: {message:?}"
+    );
 }

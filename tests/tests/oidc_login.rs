@@ -7,8 +7,14 @@
 
 mod oidc_support;
 
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
 use authplug_protocol::State;
-use oidc_support::{dev_args, jwt_claims, token_text, DevIdp, ForbiddenBrowser, LoggedDriver, Run};
+use oidc_support::{
+    dev_args, jwt_claims, login_http_command, token_text, DevIdp, ForbiddenBrowser, LoggedDriver,
+    Run,
+};
 
 fn start() -> DevIdp {
     DevIdp::start("{}").expect("the dev IdP starts")
@@ -115,4 +121,113 @@ async fn not_interactive_never_opens_a_browser() {
         assert!(!message.contains("visit"), "{flow}: {message}");
     }
     forbidden.assert_unused();
+}
+
+/// `--no-browser` with `--flow auto` (and a provider that has the device
+/// flow): the browser flow, its URL printed and nothing opened. The test
+/// plays the user, opening the printed URL with the HTTP login driver.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_browser_with_auto_prints_the_login_url_and_opens_nothing() {
+    let idp = start();
+    let forbidden = ForbiddenBrowser::new();
+    let mut args = dev_args(&idp.issuer, &forbidden.command);
+    args[5] = "auto".into();
+    args.push("--no-browser".into());
+    let users: Arc<Mutex<Vec<Child>>> = Arc::default();
+    let started = Arc::clone(&users);
+    let output = Run::new(&args)
+        .on_stderr(move |line| {
+            let Some(url) = line.split("to log in, visit ").nth(1) else {
+                return;
+            };
+            let mut words = shell_words::split(&login_http_command(&[])).unwrap();
+            let program = words.remove(0);
+            let child = Command::new(program)
+                .args(words)
+                .arg(url.trim())
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("the login driver starts");
+            started.lock().unwrap().push(child);
+        })
+        .go()
+        .await
+        .expect("a browser login through the printed URL");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    let mut users = users.lock().unwrap();
+    assert_eq!(
+        users.len(),
+        1,
+        "one login URL printed: {}",
+        output.stderr_tail
+    );
+    assert!(users[0].wait().unwrap().success());
+    assert!(
+        !output.stderr_tail.contains("device"),
+        "{}",
+        output.stderr_tail
+    );
+    forbidden.assert_unused();
+}
+
+/// A "browser" that records how it was started (its session and its
+/// parent's, what each of its descriptors points at) before it opens
+/// anything, then logs in with the HTTP driver. Arguments: the record
+/// file, the driver command, the URL. (Python, not sh: a shell redirecting
+/// its own output would change the very descriptors it lists.)
+const LAUNCH_RECORDER: &str = r#"
+import json, os, sys
+fds = {}
+for fd in os.listdir("/proc/self/fd"):
+    try:
+        fds[fd] = os.readlink("/proc/self/fd/" + fd)
+    except FileNotFoundError:
+        pass  # the descriptor listdir itself used, closed by now
+parent = os.getppid()
+with open("/proc/%d/comm" % parent) as comm:
+    parent_name = comm.read().strip()
+record = {"pid": os.getpid(), "sid": os.getsid(0), "parent": parent_name,
+          "parent_sid": os.getsid(parent), "fds": fds}
+with open(sys.argv[1], "w") as out:
+    json.dump(record, out)
+os.execvp(sys.argv[2], sys.argv[2:])
+"#;
+
+/// The browser runs in its own session (so it outlives the plugin's
+/// process group and takes no signals meant for it), with stdin, stdout
+/// and stderr on /dev/null and neither fd 3 nor any other pipe or socket
+/// of the plugin's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_browser_runs_in_its_own_session_with_stdio_on_dev_null_and_no_fd_3() {
+    let idp = start();
+    let driver = LoggedDriver::http(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("launch.py");
+    std::fs::write(&script, LAUNCH_RECORDER).unwrap();
+    let record = dir.path().join("launch.json");
+    let browser = format!(
+        "python3 {} {} {}",
+        script.display(),
+        record.display(),
+        driver.command
+    );
+    let output = Run::new(&dev_args(&idp.issuer, &browser))
+        .go()
+        .await
+        .expect("a login through the recording browser");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+
+    let record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&record).expect("the browser's record"))
+            .expect("JSON");
+    assert_eq!(record["parent"], "authplug-oidc", "{record}");
+    assert_eq!(record["sid"], record["pid"], "a session leader: {record}");
+    assert_ne!(record["sid"], record["parent_sid"], "{record}");
+    let fds = record["fds"].as_object().expect("the descriptors");
+    for fd in ["0", "1", "2"] {
+        assert_eq!(fds[fd], "/dev/null", "fd {fd}: {record}");
+    }
+    assert_eq!(fds.len(), 3, "descriptors besides stdio: {record}");
 }

@@ -1,88 +1,96 @@
-//! `--ca-file`: the stub provider behind a TLS front on 127.0.0.1 with a
-//! self-signed certificate made in the test. Without the certificate as an
-//! extra trust root the plugin refuses the provider; with it, it logs in.
+//! An https issuer: the stub provider behind a TLS front on 127.0.0.1 with a
+//! self-signed certificate made in the test (oidc_support/tls.rs).
+//! `--ca-file` adds it as a trust root; and whatever endpoints discovery
+//! lists must be https too, or nothing is sent to them.
 
 mod oidc_support;
 
-use std::sync::Arc;
+use oidc_support::stub::Case;
+use oidc_support::tls::TlsStub;
+use oidc_support::{jwt_claims, token_text, ForbiddenBrowser, Run};
 
-use oidc_support::stub::{Case, Stub};
-use oidc_support::{jwt_claims, token_text, Run};
-use tokio::net::{TcpListener, TcpStream};
-use tokio_rustls::rustls;
-
-/// Terminates TLS with `cert` and forwards each connection to `backend`.
-async fn tls_front(
-    listener: TcpListener,
-    cert: &rcgen::CertifiedKey,
-    backend: std::net::SocketAddr,
-) {
-    let key = rustls::pki_types::PrivateKeyDer::try_from(cert.key_pair.serialize_der())
-        .expect("a private key");
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .expect("TLS versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.cert.der().clone()], key)
-    .expect("a server config");
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    tokio::spawn(async move {
-        while let Ok((client, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                // A client that refuses the certificate ends here.
-                let Ok(mut tls) = acceptor.accept(client).await else {
-                    return;
-                };
-                if let Ok(mut plain) = TcpStream::connect(backend).await {
-                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
-                }
-            });
-        }
-    });
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ca_file_adds_a_trust_root() {
-    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let issuer = format!("https://{}", front.local_addr().unwrap());
-    let stub = Stub::start_as(Case::Honest, Some(issuer.clone())).await;
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("a self-signed certificate");
-    tls_front(front, &cert, stub.addr).await;
-    let dir = tempfile::tempdir().unwrap();
-    let ca = dir.path().join("ca.pem");
-    std::fs::write(&ca, cert.cert.pem()).unwrap();
-    // The test's "browser" trusts the same certificate.
-    let browser = format!("curl -sS -L -o /dev/null --cacert {}", ca.display());
-    let args = [
+fn args(tls: &TlsStub, flow: &str, browser: &str) -> Vec<String> {
+    [
         "--issuer",
-        &issuer,
+        &tls.issuer,
         "--client-id",
         "stub-client",
         "--flow",
-        "browser",
+        flow,
         "--browser-command",
-        &browser,
+        browser,
         "--login-timeout",
         "10",
         "--http-timeout",
         "5",
-    ];
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ca_file_adds_a_trust_root() {
+    let tls = TlsStub::start(Case::Honest).await;
+    // The test's "browser" trusts the same certificate.
+    let args = args(&tls, "browser", &tls.curl());
 
     let refusal = Run::new(&args).go_refused().await;
     let message = refusal.assert_clean("discovery at https://127.0.0.1");
     assert!(message.to_lowercase().contains("certificate"), "{message}");
-    assert_eq!(stub.token_hits(), 0);
+    assert_eq!(tls.stub.token_hits(), 0);
 
     let output = Run::new(&args)
         .arg("--ca-file")
-        .arg(ca.display().to_string())
+        .arg(tls.ca_file.display().to_string())
         .go()
         .await
         .expect("a login once the certificate is trusted");
     assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
-    assert_eq!(stub.token_hits(), 1);
+    assert_eq!(tls.stub.token_hits(), 1);
+}
+
+/// The issuer is https but its discovery document sends one endpoint to
+/// the stub's plain-http port (which answers, so without the check the
+/// login would go through in the clear): refused before anything is sent
+/// there or a browser is opened.
+async fn plain_http_endpoint_is_refused(endpoint: &'static str, flow: &str) {
+    let tls = TlsStub::start(Case::PlainHttpEndpoint(endpoint)).await;
+    let forbidden = ForbiddenBrowser::new();
+    let refusal = Run::new(&args(&tls, flow, &forbidden.command))
+        .arg("--ca-file")
+        .arg(tls.ca_file.display().to_string())
+        .go_refused()
+        .await;
+    let message = refusal.assert_clean(&format!(
+        "gives its {endpoint} as http://{}/",
+        tls.stub.plain_addr
+    ));
+    assert!(message.contains("which is not https"), "{message}");
+    forbidden.assert_unused();
+    assert_eq!(tls.stub.token_hits(), 0, "a token request went out");
+    assert_eq!(
+        tls.stub.plain_http_hits(),
+        0,
+        "a request went to the http endpoint"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_token_endpoint_is_refused() {
+    plain_http_endpoint_is_refused("token_endpoint", "browser").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_authorization_endpoint_is_refused() {
+    plain_http_endpoint_is_refused("authorization_endpoint", "browser").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_jwks_uri_is_refused() {
+    plain_http_endpoint_is_refused("jwks_uri", "browser").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http_device_endpoint_is_refused() {
+    plain_http_endpoint_is_refused("device_authorization_endpoint", "device").await;
 }

@@ -17,6 +17,8 @@ use hyper_util::rt::TokioIo;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
+use crate::printable;
+
 /// What the login we started expects to see.
 #[derive(Debug)]
 pub struct Expected {
@@ -182,14 +184,6 @@ fn answer(request: &hyper::Request<Incoming>, expected: &Expected) -> Answer {
             )
         }
     }
-}
-
-/// Text from the provider, made safe for a terminal: no control characters.
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(500)
-        .collect()
 }
 
 fn page(title: &str, message: &str) -> String {

@@ -95,15 +95,22 @@ pub struct Config {
 }
 
 impl Config {
+    /// Local development: an http issuer on a loopback address. Only then
+    /// may the provider's endpoints be plain http (and only on loopback).
+    pub fn issuer_is_loopback_http(&self) -> bool {
+        url::Url::parse(&self.issuer).is_ok_and(|u| u.scheme() == "http" && is_loopback(&u))
+    }
+
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
     }
 
     pub fn http_timeout(&self) -> Duration {
-        Duration::from_secs(self.http_timeout.max(1))
+        Duration::from_secs(self.http_timeout)
     }
 
-    /// Checks what clap cannot: the issuer's scheme and the redirect path.
+    /// Checks what clap cannot: the issuer's scheme, the listener's address
+    /// and the redirect path.
     pub fn validate(&self) -> Result<(), String> {
         let issuer = url::Url::parse(&self.issuer)
             .map_err(|e| format!("--issuer {:?} is not a URL: {e}", self.issuer))?;
@@ -117,6 +124,18 @@ impl Config {
                 ))
             }
             other => return Err(format!("--issuer uses the scheme {other:?}; use https")),
+        }
+        // These feed time arithmetic (chrono panics on overflow) and
+        // timers: keep them to what makes sense.
+        check_range("--skew", self.skew, 0, MAX_SKEW)?;
+        check_range("--login-timeout", self.login_timeout, 1, MAX_LOGIN_TIMEOUT)?;
+        check_range("--http-timeout", self.http_timeout, 1, MAX_HTTP_TIMEOUT)?;
+        if !self.listen.ip().is_loopback() {
+            return Err(format!(
+                "--listen {} is not a loopback address: the login redirect listener must not be \
+                 reachable from other machines; use 127.0.0.1 (or [::1]) with any port",
+                self.listen
+            ));
         }
         if !self.redirect_path.starts_with('/') {
             return Err(format!(
@@ -134,7 +153,26 @@ impl Config {
     }
 }
 
-fn is_loopback(url: &url::Url) -> bool {
+/// A day: a token this close to expiry counts as expired; more would
+/// refresh on every run.
+const MAX_SKEW: u64 = 24 * 60 * 60;
+/// A day to log in.
+const MAX_LOGIN_TIMEOUT: u64 = 24 * 60 * 60;
+/// An hour for one request.
+const MAX_HTTP_TIMEOUT: u64 = 60 * 60;
+
+fn check_range(flag: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+    if (min..=max).contains(&value) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{flag} {value} is out of range: give between {min} and {max} seconds"
+        ))
+    }
+}
+
+/// Whether `url` names this machine: `localhost` or a loopback address.
+pub fn is_loopback(url: &url::Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(name)) => name == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),

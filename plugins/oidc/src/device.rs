@@ -2,12 +2,17 @@
 //! browser. The user opens a URL elsewhere and enters a code.
 
 use std::io::IsTerminal;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use openidconnect::core::CoreDeviceAuthorizationResponse;
-use openidconnect::{DeviceCodeErrorResponseType, RequestTokenError, Scope};
+use openidconnect::{
+    AsyncHttpClient, DeviceCodeErrorResponseType, HttpRequest, RequestTokenError, Scope,
+};
+use tokio::sync::Notify;
 
 use crate::verify::ExpectNonce;
-use crate::{request_error, say, Error, Session};
+use crate::{error_chain, printable, request_error, say, Error, Session};
 
 pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     let config = session.config;
@@ -53,31 +58,113 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
         }
     }
 
-    // oauth2 polls at the given interval, adds 5 s on `slow_down`, backs
-    // off on network errors (doubling, at most 10 s) and stops at this
-    // limit with `expired_token`: the wait is bounded whatever happens.
+    // oauth2 polls at the given interval, adds 5 s on `slow_down` and backs
+    // off on network errors (doubling, at most 10 s), but it sleeps before
+    // it looks at its deadline and retries network errors silently. So the
+    // sleep is capped, the whole wait is bounded here, and network errors
+    // are counted: a provider that stays unreachable ends the wait with
+    // what went wrong.
     let limit = config.login_timeout().min(details.expires_in());
+    let health = Arc::new(Mutex::new(PollHealth::default()));
+    let gave_up = Arc::new(Notify::new());
+    let polling_client = |request: HttpRequest| {
+        let http = session.http.clone();
+        let health = Arc::clone(&health);
+        let gave_up = Arc::clone(&gave_up);
+        async move {
+            let result = http.call(request).await;
+            let mut health = health.lock().unwrap_or_else(|e| e.into_inner());
+            match &result {
+                Ok(_) => *health = PollHealth::default(),
+                Err(e) => {
+                    health.failures_in_a_row += 1;
+                    health.last_error = Some(error_chain(e));
+                    if health.failures_in_a_row >= MAX_NETWORK_FAILURES {
+                        gave_up.notify_one();
+                    }
+                }
+            }
+            result
+        }
+    };
     let poll = client
         .exchange_device_access_token(&details)
         .map_err(|e| format!("the provider has no token endpoint: {e}"))?
-        .request_async(&session.http, tokio::time::sleep, Some(limit))
-        .await;
-    let response = match poll {
-        Ok(response) => response,
-        Err(RequestTokenError::ServerResponse(r)) => {
+        .request_async(&polling_client, capped_sleep, Some(limit));
+    let outcome = tokio::select! {
+        // A second's grace lets the provider's own `expired_token`, or
+        // oauth2's deadline, speak first; this is the hard stop.
+        outcome = tokio::time::timeout(limit + Duration::from_secs(1), poll) => outcome.ok(),
+        _ = gave_up.notified() => None,
+    };
+    let health = health.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let response = match outcome {
+        Some(Ok(response)) => response,
+        // Any answer resets the count: the last poll got none, so the wait
+        // ended (here or in oauth2) for want of a provider.
+        _ if health.failures_in_a_row > 0 => {
+            let polls = match health.failures_in_a_row {
+                1 => "the last poll".to_owned(),
+                n => format!("the last {n} polls"),
+            };
+            return Err(format!(
+                "waiting for the device login: the provider could not be reached ({polls} failed): {}",
+                health.last_error.unwrap_or_default()
+            )
+            .into());
+        }
+        None => return Err(not_completed(limit).into()),
+        Some(Err(RequestTokenError::ServerResponse(r))) => {
             let why = match r.error() {
                 DeviceCodeErrorResponseType::AccessDenied => "the login was denied".to_owned(),
-                DeviceCodeErrorResponseType::ExpiredToken => format!(
-                    "the device login was not completed within {} seconds (or the provider was unreachable); run again to retry",
-                    limit.as_secs()
-                ),
+                DeviceCodeErrorResponseType::ExpiredToken => not_completed(limit),
                 _ => "the provider refused the device login".to_owned(),
             };
-            return Err(format!("{why} ({r})").into());
+            return Err(format!("{why} ({})", printable(&r.to_string())).into());
         }
-        Err(e) => return Err(request_error("waiting for the device login", e)),
+        Some(Err(e)) => return Err(request_error("waiting for the device login", e)),
     };
     session
         .absorb(&response, ExpectNonce::Refresh, None, true)
         .await
+}
+
+/// The longest sleep between polls, whatever `interval` the provider asks
+/// for: one huge sleep must not outlast the login timeout.
+const MAX_POLL_INTERVAL: Duration = Duration::from_secs(30);
+
+/// Network errors in a row after which the wait ends with the error.
+const MAX_NETWORK_FAILURES: u32 = 3;
+
+async fn capped_sleep(interval: Duration) {
+    tokio::time::sleep(capped(interval)).await
+}
+
+fn capped(interval: Duration) -> Duration {
+    interval.min(MAX_POLL_INTERVAL)
+}
+
+/// How the polls are going: network errors since the last answer.
+#[derive(Clone, Default)]
+struct PollHealth {
+    failures_in_a_row: u32,
+    last_error: Option<String>,
+}
+
+fn not_completed(limit: Duration) -> String {
+    format!(
+        "the device login was not completed within {} seconds; run again to retry",
+        limit.as_secs()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_huge_interval_is_capped() {
+        assert_eq!(capped(Duration::from_secs(100_000)), MAX_POLL_INTERVAL);
+        assert_eq!(capped(Duration::from_secs(5)), Duration::from_secs(5));
+    }
 }

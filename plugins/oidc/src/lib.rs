@@ -50,7 +50,9 @@ impl OidcPlugin {
 
 impl Plugin for OidcPlugin {
     fn run(&mut self, request: Request) -> Result<Response, Error> {
-        run(&self.config, request)
+        // Messages quote the provider (errors, claims, URLs); whatever got
+        // through, no control character reaches the user's terminal.
+        run(&self.config, request).map_err(|e| Error::from(without_controls(&error_chain(&*e))))
     }
 }
 
@@ -147,11 +149,14 @@ async fn run_online(
                 .into(),
         );
     }
-    let can_open = !config.no_browser && browser::can_open(config.browser_command.as_deref());
     match config.flow {
         Flow::Device => device::device_login(&mut session).await?,
         Flow::Browser => login::browser_login(&mut session, !config.no_browser).await?,
-        Flow::Auto if can_open => login::browser_login(&mut session, true).await?,
+        // The user asked for the login URL, to open it themselves.
+        Flow::Auto if config.no_browser => login::browser_login(&mut session, false).await?,
+        Flow::Auto if browser::can_open(config.browser_command.as_deref()) => {
+            login::browser_login(&mut session, true).await?
+        }
         Flow::Auto if session.provider.device_endpoint().is_some() => {
             say("no browser can be opened here, so using the device flow");
             device::device_login(&mut session).await?
@@ -348,9 +353,16 @@ impl Session<'_> {
     }
 }
 
-/// Says something to the user, on stderr (never a token or secret).
+/// Says something to the user, on stderr (never a token or secret), with
+/// no control characters (messages quote the provider).
 pub fn say(message: &str) {
-    eprintln!("authplug-oidc: {message}");
+    eprintln!("authplug-oidc: {}", without_controls(message));
+}
+
+fn without_controls(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
 }
 
 /// An error and its causes on one line.
@@ -396,11 +408,10 @@ where
     .into()
 }
 
-fn printable(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .take(500)
-        .collect()
+/// Text from the provider, made safe for a terminal (no control
+/// characters) and short.
+pub(crate) fn printable(text: &str) -> String {
+    without_controls(text).chars().take(500).collect()
 }
 
 fn unix_now() -> u64 {

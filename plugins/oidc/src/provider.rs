@@ -1,5 +1,7 @@
-//! The provider: an HTTP client that never follows redirects, discovery with
-//! an exact issuer match, and the JWKS, cached in the state.
+//! The provider: an HTTP client that never follows redirects and speaks
+//! only https (except to a loopback issuer in local development), discovery
+//! with an exact issuer match and endpoints checked the same way, and the
+//! JWKS, cached in the state.
 
 use std::time::Duration;
 
@@ -9,12 +11,13 @@ use openidconnect::core::{
     CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, ClientId, ClientSecret, DeviceAuthorizationUrl, EndpointMaybeSet,
-    EndpointNotSet, EndpointSet, IssuerUrl, ProviderMetadata,
+    AdditionalProviderMetadata, AsyncHttpClient, ClientId, ClientSecret, DeviceAuthorizationUrl,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpClientError, HttpRequest, IssuerUrl,
+    ProviderMetadata,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::config::Config;
+use crate::config::{is_loopback, Config};
 use crate::state::ProviderCache;
 use crate::Error;
 
@@ -62,10 +65,14 @@ pub type OidcClient = CoreClient<
 
 /// The HTTP client for every request to the provider. Redirects are never
 /// followed: a token request that is redirected could carry a code or secret
-/// somewhere else (the openidconnect docs' SSRF advice).
+/// somewhere else (the openidconnect docs' SSRF advice). Plain http is
+/// refused outright unless the issuer itself is http on loopback: codes,
+/// PKCE verifiers, secrets and refresh tokens travel in these requests, and
+/// keys fetched in the clear could be forged.
 pub fn http_client(config: &Config) -> Result<reqwest::Client, Error> {
     let mut builder = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
+        .https_only(!config.issuer_is_loopback_http())
         .timeout(config.http_timeout())
         .connect_timeout(config.http_timeout().min(Duration::from_secs(10)))
         .user_agent(concat!("authplug-oidc/", env!("CARGO_PKG_VERSION")));
@@ -86,11 +93,12 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Error> {
         .map_err(|e| format!("cannot set up the HTTP client: {e}"))?)
 }
 
-/// The provider's metadata (with its keys) and when it was fetched.
+/// The provider's metadata (with its keys) and when each was fetched.
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub metadata: Metadata,
-    pub fetched_at: u64,
+    pub discovery_fetched_at: u64,
+    pub jwks_fetched_at: u64,
 }
 
 impl Provider {
@@ -102,7 +110,8 @@ impl Provider {
         now: u64,
     ) -> Result<Provider, Error> {
         if let Some(cache) = cache {
-            if now.saturating_sub(cache.fetched_at) < CACHE_TTL {
+            let fresh = |at: u64| now.saturating_sub(at) < CACHE_TTL;
+            if fresh(cache.discovery_fetched_at) && fresh(cache.jwks_fetched_at) {
                 if let Some(provider) = Provider::from_cache(config, cache) {
                     return Ok(provider);
                 }
@@ -117,9 +126,13 @@ impl Provider {
         if metadata.issuer().as_str() != config.issuer {
             return None;
         }
+        // A cache an older version wrote unchecked: discover again, which
+        // says what is wrong.
+        check_endpoints(config, &metadata).ok()?;
         Some(Provider {
             metadata: metadata.set_jwks(jwks),
-            fetched_at: cache.fetched_at,
+            discovery_fetched_at: cache.discovery_fetched_at,
+            jwks_fetched_at: cache.jwks_fetched_at,
         })
     }
 
@@ -130,13 +143,32 @@ impl Provider {
     ) -> Result<Provider, Error> {
         let issuer = IssuerUrl::new(config.issuer.clone())
             .map_err(|e| format!("--issuer {} is not a URL: {e}", config.issuer))?;
-        let metadata = Metadata::discover_async(issuer, http).await.map_err(|e| {
-            format!(
-                "discovery at {}/.well-known/openid-configuration failed: {}",
-                config.issuer.trim_end_matches('/'),
-                crate::error_chain(&e)
-            )
-        })?;
+        // openidconnect fetches the JWKS within discovery: check its URL
+        // before that request goes out. (The discovery URL is the issuer's,
+        // checked with the flags.)
+        let discovery_url = issuer
+            .join(".well-known/openid-configuration")
+            .map_err(|e| format!("--issuer {} is not a URL: {e}", config.issuer))?;
+        let guarded = |request: HttpRequest| {
+            let allowed = match url::Url::parse(&request.uri().to_string()) {
+                Ok(url) if url == discovery_url => Ok(()),
+                Ok(url) => check_endpoint(config, "jwks_uri", &url),
+                Err(e) => Err(format!("the provider's jwks_uri is not a URL: {e}")),
+            };
+            async move {
+                allowed.map_err(HttpClientError::Other)?;
+                http.call(request).await
+            }
+        };
+        let metadata = Metadata::discover_async(issuer, &guarded)
+            .await
+            .map_err(|e| {
+                format!(
+                    "discovery at {}/.well-known/openid-configuration failed: {}",
+                    config.issuer.trim_end_matches('/'),
+                    crate::error_chain(&e)
+                )
+            })?;
         // openidconnect compares too, but say it here in so many words: the
         // document must name exactly the issuer we were told to trust.
         if metadata.issuer().as_str() != config.issuer {
@@ -147,9 +179,11 @@ impl Provider {
             )
             .into());
         }
+        check_endpoints(config, &metadata)?;
         Ok(Provider {
             metadata,
-            fetched_at: now,
+            discovery_fetched_at: now,
+            jwks_fetched_at: now,
         })
     }
 
@@ -164,7 +198,8 @@ impl Provider {
                 )
             })?;
         self.metadata = self.metadata.clone().set_jwks(jwks);
-        self.fetched_at = now;
+        // Only the keys are new: the document keeps its own age.
+        self.jwks_fetched_at = now;
         Ok(())
     }
 
@@ -172,7 +207,8 @@ impl Provider {
         Ok(ProviderCache {
             discovery: serde_json::to_value(&self.metadata)?,
             jwks: serde_json::to_value(self.metadata.jwks())?,
-            fetched_at: self.fetched_at,
+            discovery_fetched_at: self.discovery_fetched_at,
+            jwks_fetched_at: self.jwks_fetched_at,
         })
     }
 
@@ -201,5 +237,40 @@ impl Provider {
         self.metadata
             .scopes_supported()
             .is_some_and(|scopes| scopes.iter().any(|s| s.as_str() == scope))
+    }
+}
+
+/// Every endpoint this plugin sends credentials to, or takes keys or the
+/// user's browser from, must be as safe as the issuer: https, or http on
+/// loopback when the issuer is http on loopback (local development).
+fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), String> {
+    check_endpoint(
+        config,
+        "authorization_endpoint",
+        metadata.authorization_endpoint().url(),
+    )?;
+    if let Some(token) = metadata.token_endpoint() {
+        check_endpoint(config, "token_endpoint", token.url())?;
+    }
+    check_endpoint(config, "jwks_uri", metadata.jwks_uri().url())?;
+    if let Some(device) = &metadata.additional_metadata().device_authorization_endpoint {
+        check_endpoint(config, "device_authorization_endpoint", device.url())?;
+    }
+    Ok(())
+}
+
+fn check_endpoint(config: &Config, name: &str, url: &url::Url) -> Result<(), String> {
+    match url.scheme() {
+        "https" => Ok(()),
+        "http" if config.issuer_is_loopback_http() && is_loopback(url) => Ok(()),
+        _ => Err(format!(
+            "the provider's discovery document gives its {name} as {url}, which is not https{}; \
+             refusing it (codes, secrets, tokens and keys would travel in the clear)",
+            if config.issuer_is_loopback_http() {
+                " (plain http is allowed only on loopback addresses, as the issuer is)"
+            } else {
+                ""
+            }
+        )),
     }
 }

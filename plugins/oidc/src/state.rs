@@ -36,12 +36,18 @@ impl StoredToken {
     }
 }
 
-/// The provider's discovery document and keys, as fetched.
+/// The provider's discovery document and keys, each with when it was
+/// fetched (the keys are fetched again on rotation, the document is not).
+/// A cache written before these times were kept apart has neither: 0
+/// makes it stale, so the next run that goes online discovers again.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProviderCache {
     pub discovery: serde_json::Value,
     pub jwks: serde_json::Value,
-    pub fetched_at: u64,
+    #[serde(default)]
+    pub discovery_fetched_at: u64,
+    #[serde(default)]
+    pub jwks_fetched_at: u64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -173,5 +179,18 @@ mod tests {
             PluginState::load(&State::new(b"{not json".to_vec()), "a", "b"),
             Loaded::Ignored(_)
         ));
+    }
+
+    #[test]
+    fn a_cache_with_one_fetch_time_loads_as_stale() {
+        let old = br#"{"version":1,"issuer":"https://idp.example","client_id":"cli",
+            "provider":{"discovery":{},"jwks":{"keys":[]},"fetched_at":1700000000}}"#;
+        match PluginState::load(&State::new(old.to_vec()), "https://idp.example", "cli") {
+            Loaded::Usable(state) => {
+                let cache = state.provider.expect("the cache");
+                assert_eq!((cache.discovery_fetched_at, cache.jwks_fetched_at), (0, 0));
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }

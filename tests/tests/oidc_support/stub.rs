@@ -1,16 +1,17 @@
 //! A small, deliberately hostile OpenID provider for the tests: real HTTP on
-//! 127.0.0.1, real EdDSA-signed ID tokens, and one switch per way a
-//! provider can lie. Its authorize endpoint redirects straight back (no
-//! login page), so `curl -L` serves as the browser.
+//! 127.0.0.1, real signed ID tokens (EdDSA; PS256 and ES256 with keys made
+//! by `openssl`), and one switch per way a provider can lie. Its authorize
+//! endpoint redirects straight back (no login page), so `curl -L` serves as
+//! the browser.
 //!
 //! Only for what the real dev IdP (scripts/dev-idp) cannot be made to do:
-//! forged or broken tokens and responses, and the device flow's `slow_down`.
-//! Honest flows are tested against the dev IdP.
+//! forged or broken tokens and responses, odd device-flow answers, refresh
+//! responses that lie. Honest flows are tested against the dev IdP.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 use axum::extract::{Form, State as AxState};
 use axum::http::{header, StatusCode, Uri};
@@ -22,7 +23,8 @@ use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
 
-/// What the provider gets wrong.
+/// What the provider gets wrong at login (discovery, callback, the code
+/// exchange, the device flow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Case {
     /// Nothing: the control case.
@@ -35,11 +37,20 @@ pub enum Case {
     WrongAud,
     /// Two audiences and no azp.
     ExtraAudNoAzp,
+    /// Two audiences, azp = this client: fine.
+    ExtraAudWithAzp,
+    /// Two audiences, azp = the other one.
+    ExtraAudWrongAzp,
     WrongAzp,
     WrongNonce,
     Expired,
     IatInFuture,
     MissingSub,
+    /// Signed with this algorithm, which discovery advertises.
+    SignedWith(Alg),
+    /// Signed with this algorithm (its key in the JWKS), which discovery
+    /// does not advertise.
+    NotAdvertised(Alg),
     DiscoveryIssuerMismatch,
     CallbackIssMismatch,
     /// Advertises RFC 9207 but leaves `iss` out of the callback.
@@ -54,27 +65,92 @@ pub enum Case {
     TokenNotJson,
     /// Discovery redirects elsewhere (must not be followed).
     DiscoveryRedirect,
+    /// Discovery gives this endpoint (a discovery field name) as plain http
+    /// on a second port of the stub, which answers it
+    /// ([`Stub::plain_http_hits`] counts connections there).
+    PlainHttpEndpoint(&'static str),
+    /// Discovery gives the token endpoint as `http://stub.invalid:PORT`.
+    NonLoopbackHttpTokenEndpoint,
     /// The device flow's first poll is answered `slow_down`.
     DeviceSlowDown,
+    /// The device authorization response says to poll every this many
+    /// seconds; every poll is answered `authorization_pending`.
+    DevicePending {
+        interval: u64,
+    },
+    /// The device poll is answered `access_denied` with terminal escape
+    /// sequences in its description.
+    DeviceDeniedWithEscapes,
+    /// Discovery gives a token endpoint on a port where nothing listens: the
+    /// device authorization works, every poll is a network error.
+    DeviceTokenEndpointDown,
+}
+
+/// A signing algorithm besides the stub's usual EdDSA.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Alg {
+    Ps256,
+    Es256,
+}
+
+impl Alg {
+    fn name(self) -> &'static str {
+        match self {
+            Alg::Ps256 => "PS256",
+            Alg::Es256 => "ES256",
+        }
+    }
+}
+
+/// How the stub answers a refresh grant (set with [`Stub::set_refresh`];
+/// logins follow [`Case`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refresh {
+    /// New tokens, a rotated refresh token, an ID token for the same user
+    /// carrying the login's nonce (as oidc-provider does).
+    Honest,
+    /// As honest, but the ID token has no nonce.
+    WithoutNonce,
+    /// The ID token names another user.
+    ChangedSub,
+    BadSignature,
+    WrongIss,
+    /// New access and refresh tokens, no ID token.
+    NoIdToken,
+    /// The ID token is signed with a new key; the JWKS rotates to it.
+    RotatedKey,
 }
 
 pub struct Stub {
     pub case: Case,
     pub issuer: String,
     pub addr: SocketAddr,
+    /// Where [`Case::PlainHttpEndpoint`] points its endpoint.
+    pub plain_addr: SocketAddr,
+    /// Where [`Case::DeviceTokenEndpointDown`] points the token endpoint.
+    dead_addr: SocketAddr,
+    refresh: Mutex<Refresh>,
     old_key: SigningKey,
     new_key: SigningKey,
+    /// Set once the JWKS serves the new key instead of the old.
+    rotated: AtomicBool,
     pub token_hits: AtomicUsize,
     pub jwks_hits: AtomicUsize,
+    discovery_hits: AtomicUsize,
+    refresh_hits: AtomicUsize,
+    authorize_hits: AtomicUsize,
+    plain_http_hits: Arc<AtomicUsize>,
     nonce: Mutex<Option<String>>,
     /// When each device-code poll arrived.
     device_polls: Mutex<Vec<std::time::Instant>>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Stub {
     fn drop(&mut self) {
-        self.task.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 
@@ -97,23 +173,60 @@ impl Stub {
             .route("/token", post(token))
             .route("/device", post(device))
             .with_state(Arc::clone(&shared));
-        let task = tokio::spawn(async move {
+        let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
-        });
+        })];
+        // The plain-http side door: counts connections, forwards them.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let plain_addr = plain.local_addr().unwrap();
+        let plain_http_hits = Arc::new(AtomicUsize::new(0));
+        let hits = Arc::clone(&plain_http_hits);
+        tasks.push(tokio::spawn(async move {
+            while let Ok((mut client, _)) = plain.accept().await {
+                hits.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    if let Ok(mut backend) = tokio::net::TcpStream::connect(addr).await {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut backend).await;
+                    }
+                });
+            }
+        }));
+        // A port nothing listens on (bound, then closed at once).
+        let dead_addr = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        if matches!(case, Case::SignedWith(_) | Case::NotAdvertised(_)) {
+            // openssl takes a moment: before the first request, not in it.
+            tokio::task::spawn_blocking(extra_keys).await.unwrap();
+        }
         let stub = Arc::new(Stub {
             case,
             issuer,
             addr,
+            plain_addr,
+            dead_addr,
+            refresh: Mutex::new(Refresh::Honest),
             old_key: SigningKey::from_bytes(&[7u8; 32]),
             new_key: SigningKey::from_bytes(&[9u8; 32]),
+            rotated: AtomicBool::new(false),
             token_hits: AtomicUsize::new(0),
             jwks_hits: AtomicUsize::new(0),
+            discovery_hits: AtomicUsize::new(0),
+            refresh_hits: AtomicUsize::new(0),
+            authorize_hits: AtomicUsize::new(0),
+            plain_http_hits,
             nonce: Mutex::new(None),
             device_polls: Mutex::new(Vec::new()),
-            task,
+            tasks,
         });
         *shared.lock().unwrap() = Arc::downgrade(&stub);
         stub
+    }
+
+    /// How the next refresh grants are answered.
+    pub fn set_refresh(&self, refresh: Refresh) {
+        *self.refresh.lock().unwrap() = refresh;
     }
 
     /// When each device-code poll arrived.
@@ -121,8 +234,28 @@ impl Stub {
         self.device_polls.lock().unwrap().clone()
     }
 
+    /// Requests to the token endpoint, any grant.
     pub fn token_hits(&self) -> usize {
         self.token_hits.load(Ordering::SeqCst)
+    }
+
+    /// Refresh grants answered.
+    pub fn refresh_hits(&self) -> usize {
+        self.refresh_hits.load(Ordering::SeqCst)
+    }
+
+    pub fn discovery_hits(&self) -> usize {
+        self.discovery_hits.load(Ordering::SeqCst)
+    }
+
+    /// Logins: requests to the authorize endpoint.
+    pub fn authorize_hits(&self) -> usize {
+        self.authorize_hits.load(Ordering::SeqCst)
+    }
+
+    /// Connections to the plain-http port ([`Case::PlainHttpEndpoint`]).
+    pub fn plain_http_hits(&self) -> usize {
+        self.plain_http_hits.load(Ordering::SeqCst)
     }
 
     fn sign(&self, header: Value, claims: Value, key: &SigningKey) -> String {
@@ -135,7 +268,8 @@ impl Stub {
         format!("{input}.{}", B64.encode(signature))
     }
 
-    fn id_token(&self, client_id: &str) -> String {
+    /// An ID token for a login (`refresh` None) or a refresh grant.
+    fn id_token(&self, client_id: &str, refresh: Option<Refresh>) -> String {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap()
@@ -146,11 +280,40 @@ impl Stub {
             "exp": now + 300, "iat": now, "nonce": nonce,
         });
         let mut header = json!({"alg": "EdDSA", "typ": "JWT", "kid": "old"});
-        let mut key = &self.old_key;
-        match self.case {
+        if self.rotated.load(Ordering::SeqCst) {
+            header["kid"] = json!("new");
+        }
+        let mut broken_signature = false;
+        match refresh {
+            None | Some(Refresh::Honest | Refresh::NoIdToken) => {}
+            Some(Refresh::WithoutNonce) => {
+                claims.as_object_mut().unwrap().remove("nonce");
+            }
+            Some(Refresh::ChangedSub) => claims["sub"] = json!("mallory"),
+            Some(Refresh::BadSignature) => broken_signature = true,
+            Some(Refresh::WrongIss) => claims["iss"] = json!("http://127.0.0.1:1"),
+            Some(Refresh::RotatedKey) => {
+                self.rotated.store(true, Ordering::SeqCst);
+                header["kid"] = json!("new");
+            }
+        }
+        let case = if refresh.is_some() {
+            Case::Honest
+        } else {
+            self.case
+        };
+        match case {
             Case::WrongIss => claims["iss"] = json!("http://127.0.0.1:1"),
             Case::WrongAud => claims["aud"] = json!("someone-else"),
             Case::ExtraAudNoAzp => claims["aud"] = json!([client_id, "someone-else"]),
+            Case::ExtraAudWithAzp => {
+                claims["aud"] = json!([client_id, "someone-else"]);
+                claims["azp"] = json!(client_id);
+            }
+            Case::ExtraAudWrongAzp => {
+                claims["aud"] = json!([client_id, "someone-else"]);
+                claims["azp"] = json!("someone-else");
+            }
             Case::WrongAzp => claims["azp"] = json!("someone-else"),
             Case::WrongNonce => claims["nonce"] = json!("not-the-nonce"),
             Case::Expired => {
@@ -161,13 +324,16 @@ impl Stub {
             Case::MissingSub => {
                 claims.as_object_mut().unwrap().remove("sub");
             }
-            Case::RotatedKey => {
-                header["kid"] = json!("new");
-                key = &self.new_key;
-            }
+            Case::RotatedKey => header["kid"] = json!("new"),
+            Case::BadSignature => broken_signature = true,
             _ => {}
         }
-        match self.case {
+        let key = if header["kid"] == "new" {
+            &self.new_key
+        } else {
+            &self.old_key
+        };
+        let token = match case {
             Case::AlgNone => format!(
                 "{}.{}.",
                 B64.encode(json!({"alg": "none", "typ": "JWT"}).to_string()),
@@ -186,15 +352,79 @@ impl Stub {
                 mac.update(input.as_bytes());
                 format!("{input}.{}", B64.encode(mac.finalize().into_bytes()))
             }
-            Case::BadSignature => {
-                let good = self.sign(header, claims, key);
-                let (head, signature) = good.rsplit_once('.').unwrap();
-                let mut bytes = B64.decode(signature).unwrap();
-                bytes[0] ^= 1;
-                format!("{head}.{}", B64.encode(bytes))
-            }
+            Case::SignedWith(alg) | Case::NotAdvertised(alg) => extra_keys().sign(alg, &claims),
             _ => self.sign(header, claims, key),
+        };
+        if broken_signature {
+            let (head, signature) = token.rsplit_once('.').unwrap();
+            let mut bytes = B64.decode(signature).unwrap();
+            bytes[0] ^= 1;
+            format!("{head}.{}", B64.encode(bytes))
+        } else {
+            token
         }
+    }
+}
+
+/// RSA (PS256) and P-256 (ES256) signing keys, made once per test process
+/// by `openssl` (fast, where the pure-Rust RSA key generation is slow in
+/// debug builds); signing and the JWKs are jsonwebtoken's.
+struct ExtraKeys {
+    rsa: jsonwebtoken::EncodingKey,
+    ec: jsonwebtoken::EncodingKey,
+}
+
+fn extra_keys() -> &'static ExtraKeys {
+    static KEYS: OnceLock<ExtraKeys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let der = |pipeline: &str| {
+            let output = std::process::Command::new("sh")
+                .args(["-c", pipeline])
+                .stderr(std::process::Stdio::null())
+                .output()
+                .expect("openssl runs");
+            assert!(
+                output.status.success() && !output.stdout.is_empty(),
+                "{pipeline} failed"
+            );
+            output.stdout
+        };
+        ExtraKeys {
+            // PKCS#1 DER, as jsonwebtoken's RSA keys are.
+            rsa: jsonwebtoken::EncodingKey::from_rsa_der(&der(
+                "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -outform DER",
+            )),
+            // PKCS#8 DER.
+            ec: jsonwebtoken::EncodingKey::from_ec_der(&der(
+                "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 \
+                 | openssl pkcs8 -topk8 -nocrypt -outform DER",
+            )),
+        }
+    })
+}
+
+impl ExtraKeys {
+    fn key(&self, alg: Alg) -> (&jsonwebtoken::EncodingKey, jsonwebtoken::Algorithm) {
+        match alg {
+            Alg::Ps256 => (&self.rsa, jsonwebtoken::Algorithm::PS256),
+            Alg::Es256 => (&self.ec, jsonwebtoken::Algorithm::ES256),
+        }
+    }
+
+    fn sign(&self, alg: Alg, claims: &Value) -> String {
+        let (key, algorithm) = self.key(alg);
+        let mut header = jsonwebtoken::Header::new(algorithm);
+        header.kid = Some(alg.name().to_lowercase());
+        jsonwebtoken::encode(&header, claims, key).expect("a signed token")
+    }
+
+    fn jwk(&self, alg: Alg) -> Value {
+        let (key, algorithm) = self.key(alg);
+        let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(key, algorithm).expect("a JWK");
+        jwk.common.key_id = Some(alg.name().to_lowercase());
+        let mut jwk = serde_json::to_value(jwk).unwrap();
+        jwk["use"] = json!("sig");
+        jwk
     }
 }
 
@@ -211,6 +441,7 @@ fn jwk(kid: &str, key: &SigningKey) -> Value {
 
 async fn discovery(shared: Shared) -> Response {
     let stub = stub(&shared);
+    stub.discovery_hits.fetch_add(1, Ordering::SeqCst);
     if stub.case == Case::DiscoveryRedirect {
         return (
             StatusCode::FOUND,
@@ -224,39 +455,68 @@ async fn discovery(shared: Shared) -> Response {
         stub.issuer.clone()
     };
     let base = &stub.issuer;
-    json_body(
-        StatusCode::OK,
-        json!({
-            "issuer": issuer,
-            "authorization_endpoint": format!("{base}/authorize"),
-            "token_endpoint": format!("{base}/token"),
-            "jwks_uri": format!("{base}/jwks"),
-            "response_types_supported": ["code"],
-            "subject_types_supported": ["public"],
-            "id_token_signing_alg_values_supported": ["EdDSA", "HS256", "none"],
-            "scopes_supported": ["openid", "profile", "email", "offline_access"],
+    let mut algs = vec!["EdDSA", "HS256", "none"];
+    if let Case::SignedWith(alg) = stub.case {
+        algs.push(alg.name());
+    }
+    let mut document = json!({
+        "issuer": issuer,
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "jwks_uri": format!("{base}/jwks"),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": algs,
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "device_authorization_endpoint": format!("{base}/device"),
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials",
                                   "urn:ietf:params:oauth:grant-type:device_code"],
-            "code_challenge_methods_supported": ["S256"],
-            "authorization_response_iss_parameter_supported": true,
-        }),
-    )
+        "code_challenge_methods_supported": ["S256"],
+        "authorization_response_iss_parameter_supported": true,
+    });
+    match stub.case {
+        Case::PlainHttpEndpoint(field) => {
+            let path = match field {
+                "authorization_endpoint" => "authorize",
+                "token_endpoint" => "token",
+                "jwks_uri" => "jwks",
+                "device_authorization_endpoint" => "device",
+                other => panic!("no endpoint {other}"),
+            };
+            document[field] = json!(format!("http://{}/{path}", stub.plain_addr));
+        }
+        Case::NonLoopbackHttpTokenEndpoint => {
+            document["token_endpoint"] =
+                json!(format!("http://stub.invalid:{}/token", stub.addr.port()));
+        }
+        Case::DeviceTokenEndpointDown => {
+            document["token_endpoint"] = json!(format!("http://{}/token", stub.dead_addr));
+        }
+        _ => {}
+    }
+    json_body(StatusCode::OK, document)
 }
 
 async fn jwks(shared: Shared) -> Response {
     let stub = stub(&shared);
     let hits = stub.jwks_hits.fetch_add(1, Ordering::SeqCst);
-    let keys = if stub.case == Case::RotatedKey && hits > 0 {
+    if stub.case == Case::RotatedKey && hits > 0 {
+        stub.rotated.store(true, Ordering::SeqCst);
+    }
+    let mut keys = if stub.rotated.load(Ordering::SeqCst) {
         vec![jwk("new", &stub.new_key)]
     } else {
         vec![jwk("old", &stub.old_key)]
     };
+    if let Case::SignedWith(alg) | Case::NotAdvertised(alg) = stub.case {
+        keys.push(extra_keys().jwk(alg));
+    }
     json_body(StatusCode::OK, json!({ "keys": keys }))
 }
 
 async fn authorize(shared: Shared, uri: Uri) -> Response {
     let stub = stub(&shared);
+    stub.authorize_hits.fetch_add(1, Ordering::SeqCst);
     let params: HashMap<String, String> =
         url::form_urlencoded::parse(uri.query().unwrap_or("").as_bytes())
             .into_owned()
@@ -291,6 +551,10 @@ async fn authorize(shared: Shared, uri: Uri) -> Response {
 async fn device(shared: Shared) -> Response {
     let stub = stub(&shared);
     let base = &stub.issuer;
+    let interval = match stub.case {
+        Case::DevicePending { interval } => interval,
+        _ => 1,
+    };
     json_body(
         StatusCode::OK,
         json!({
@@ -298,41 +562,66 @@ async fn device(shared: Shared) -> Response {
             "user_code": "ABCD-EFGH",
             "verification_uri": format!("{base}/device-login"),
             "verification_uri_complete": format!("{base}/device-login?user_code=ABCD-EFGH"),
-            "expires_in": 60,
-            "interval": 1,
+            "expires_in": 600,
+            "interval": interval,
         }),
     )
 }
 
 fn oauth_error(status: StatusCode, error: &str) -> Response {
+    oauth_error_described(status, error, &format!("stub says {error}"))
+}
+
+fn oauth_error_described(status: StatusCode, error: &str, description: &str) -> Response {
     json_body(
         status,
-        json!({ "error": error, "error_description": format!("stub says {error}") }),
+        json!({ "error": error, "error_description": description }),
     )
 }
 
 async fn token(shared: Shared, Form(form): Form<HashMap<String, String>>) -> Response {
     let stub = stub(&shared);
-    stub.token_hits.fetch_add(1, Ordering::SeqCst);
+    let hit = stub.token_hits.fetch_add(1, Ordering::SeqCst);
     let client_id = form.get("client_id").cloned().unwrap_or_default();
+    let mut refresh = None;
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {}
+        Some("refresh_token") => {
+            stub.refresh_hits.fetch_add(1, Ordering::SeqCst);
+            refresh = Some(*stub.refresh.lock().unwrap());
+        }
         Some("urn:ietf:params:oauth:grant-type:device_code") => {
             let mut polls = stub.device_polls.lock().unwrap();
             polls.push(std::time::Instant::now());
-            if polls.len() == 1 && stub.case == Case::DeviceSlowDown {
-                return oauth_error(StatusCode::BAD_REQUEST, "slow_down");
+            match stub.case {
+                Case::DeviceSlowDown if polls.len() == 1 => {
+                    return oauth_error(StatusCode::BAD_REQUEST, "slow_down")
+                }
+                Case::DevicePending { .. } => {
+                    return oauth_error(StatusCode::BAD_REQUEST, "authorization_pending")
+                }
+                Case::DeviceDeniedWithEscapes => {
+                    return oauth_error_described(
+                        StatusCode::BAD_REQUEST,
+                        "access_denied",
+                        "no\u{1b}]0;pwned\u{7}\u{1b}[2J\u{1b}[31mred",
+                    )
+                }
+                _ => {}
             }
         }
         _ => return oauth_error(StatusCode::BAD_REQUEST, "unsupported_grant_type"),
     }
-    let body = json!({
-        "access_token": "stub-access-token",
+    // Each answer's tokens differ, so a test sees which one it got.
+    let mut body = json!({
+        "access_token": format!("stub-access-token-{hit}"),
         "token_type": "Bearer",
         "expires_in": 300,
-        "refresh_token": "stub-refresh-token",
-        "id_token": stub.id_token(&client_id),
+        "refresh_token": format!("stub-refresh-token-{hit}"),
     });
+    if refresh != Some(Refresh::NoIdToken) {
+        body["id_token"] = json!(stub.id_token(&client_id, refresh));
+    }
     match stub.case {
         Case::TokenServerError => json_body(StatusCode::INTERNAL_SERVER_ERROR, body),
         Case::TokenNotJson => (
