@@ -1,16 +1,16 @@
 //! The example plugins in plugins/examples/, each run through the real host
 //! (`authplug_protocol::host::run`) and through `authplug check`. The Python
-//! plugin trades its refresh token at a real HTTP token endpoint served here
-//! on 127.0.0.1 (the refresh_token grant, with rotation).
+//! plugin trades its refresh token at the dev IdP's token endpoint
+//! (scripts/dev-idp, npm oidc-provider: the refresh_token grant, with
+//! rotation), after a login there gave it its first refresh token.
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
 use authplug_protocol::State;
+use authplug_tests::idp::{login_http_command, DevIdp};
 use authplug_tests::{workspace, workspace_binary};
 
 fn example(relative: &str) -> PathBuf {
@@ -288,77 +288,40 @@ async fn the_rust_example_passes_authplug_check() {
 
 // --------------------------------------------------------------- python
 
-/// A token endpoint that implements the refresh_token grant with rotation:
-/// each refresh token works once and is replaced by a new one.
-#[derive(Default)]
-struct TokenEndpoint {
-    current_refresh_token: String,
-    issued: u32,
-}
+/// The dev IdP's public client, which may refresh (with rotation: each
+/// refresh token works once and is replaced by a new one).
+const CLIENT_ID: &str = "demo";
 
-const CLIENT_ID: &str = "example-cli";
-
-async fn token_endpoint(
-    axum::extract::State(endpoint): axum::extract::State<Arc<Mutex<TokenEndpoint>>>,
-    axum::Form(form): axum::Form<HashMap<String, String>>,
-) -> (
-    axum::http::StatusCode,
-    [(&'static str, &'static str); 2],
-    String,
-) {
-    use axum::http::StatusCode;
-    let headers = [
-        ("content-type", "application/json"),
-        ("cache-control", "no-store"),
-    ];
-    let refuse = |status, error: &str, description: &str| {
-        let body = serde_json::json!({ "error": error, "error_description": description });
-        (status, headers, body.to_string())
-    };
-    if form.get("grant_type").map(String::as_str) != Some("refresh_token") {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "only refresh_token",
-        );
-    }
-    if form.get("client_id").map(String::as_str) != Some(CLIENT_ID) {
-        return refuse(StatusCode::UNAUTHORIZED, "invalid_client", "unknown client");
-    }
-    let mut endpoint = endpoint.lock().unwrap();
-    if form.get("refresh_token") != Some(&endpoint.current_refresh_token) {
-        return refuse(
-            StatusCode::BAD_REQUEST,
-            "invalid_grant",
-            "refresh token expired, revoked or already used",
-        );
-    }
-    endpoint.issued += 1;
-    let n = endpoint.issued;
-    endpoint.current_refresh_token = format!("rt-{n}");
-    let body = serde_json::json!({
-        "access_token": format!("at-{n}"),
-        "token_type": "Bearer",
-        "expires_in": 300,
-        "refresh_token": format!("rt-{n}"),
-    });
-    (StatusCode::OK, headers, body.to_string())
-}
-
-/// Serves the endpoint on 127.0.0.1 (a free port) until the test's runtime
-/// ends; returns its URL and its state.
-async fn start_token_endpoint(first_refresh_token: &str) -> (String, Arc<Mutex<TokenEndpoint>>) {
-    let endpoint = Arc::new(Mutex::new(TokenEndpoint {
-        current_refresh_token: first_refresh_token.to_owned(),
-        issued: 0,
-    }));
-    let app = axum::Router::new()
-        .route("/token", axum::routing::post(token_endpoint))
-        .with_state(endpoint.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/token", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (url, endpoint)
+/// A dev IdP and a fresh refresh token from it, got the way a person gets
+/// one: a login (authplug-oidc with the dev IdP's HTTP login driver as the
+/// browser). Returns the IdP, its token endpoint and the refresh token.
+async fn idp_with_refresh_token() -> (DevIdp, String, String) {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let login = PluginCommand::new(workspace_binary("authplug-oidc", "authplug-oidc")).args([
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        CLIENT_ID,
+        "--flow",
+        "browser",
+        "--browser-command",
+        &login_http_command(&[]),
+        "--login-timeout",
+        "20",
+    ]);
+    let mut login_options = options(&NO_PROXY);
+    login_options.interactive = true;
+    let output = run(&login, &State::default(), &login_options)
+        .await
+        .expect("a login at the dev IdP");
+    let state: serde_json::Value =
+        serde_json::from_slice(output.state.as_bytes()).expect("authplug-oidc's JSON state");
+    let refresh_token = state["refresh_token"]
+        .as_str()
+        .expect("a refresh token in the state")
+        .to_owned();
+    let token_endpoint = format!("{}/token", idp.issuer);
+    (idp, token_endpoint, refresh_token)
 }
 
 fn python_example(url: &str) -> PluginCommand {
@@ -370,33 +333,49 @@ fn python_example(url: &str) -> PluginCommand {
 /// Loopback traffic must not go through a proxy a developer has set.
 const NO_PROXY: [(&str, &str); 2] = [("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")];
 
+fn refresh_token_in(state: &State) -> String {
+    let state: serde_json::Value = serde_json::from_slice(state.as_bytes()).expect("JSON state");
+    assert_eq!(
+        state.as_object().map(|o| o.len()),
+        Some(1),
+        "only the refresh token is kept"
+    );
+    state["refresh_token"]
+        .as_str()
+        .expect("a refresh token")
+        .to_owned()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_trades_and_rotates_its_refresh_token() {
-    let (url, endpoint) = start_token_endpoint("rt-0").await;
+    let (_idp, url, bootstrap) = idp_with_refresh_token().await;
     let command = python_example(&url);
     let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", "rt-0"));
+    env.push(("EXAMPLE_REFRESH_TOKEN", &bootstrap));
 
     let first = run(&command, &State::default(), &options(&env))
         .await
-        .unwrap();
-    assert_eq!(first.token.as_bytes(), b"at-1");
-    let state: serde_json::Value = serde_json::from_slice(first.state.as_bytes()).unwrap();
-    assert_eq!(state, serde_json::json!({ "refresh_token": "rt-1" }));
+        .expect("the first refresh");
+    let first_refresh = refresh_token_in(&first.state);
+    assert_ne!(
+        first_refresh, bootstrap,
+        "the IdP rotated the refresh token"
+    );
 
-    // The state, not the bootstrap variable, is what the second run uses.
-    let second = run(&command, &first.state, &options(&NO_PROXY))
+    // The state, not the bootstrap variable, is what the second run uses:
+    // the bootstrap token is spent.
+    let second = run(&command, &first.state, &options(&env))
         .await
-        .unwrap();
-    assert_eq!(second.token.as_bytes(), b"at-2");
-    let state: serde_json::Value = serde_json::from_slice(second.state.as_bytes()).unwrap();
-    assert_eq!(state, serde_json::json!({ "refresh_token": "rt-2" }));
+        .expect("the second refresh");
+    assert_ne!(second.token.as_bytes(), first.token.as_bytes());
+    let second_refresh = refresh_token_in(&second.state);
+    assert_ne!(second_refresh, first_refresh);
 
-    // A stale refresh token (already rotated) is refused: a clear error, and
-    // the caller still holds its state.
+    // A stale refresh token (already rotated) is refused: a clear error,
+    // and the plugin wrote no state (the host keeps the caller's).
     let error = run(&command, &first.state, &options(&NO_PROXY))
         .await
-        .unwrap_err();
+        .expect_err("a spent refresh token is refused");
     assert!(
         matches!(error, RunError::Exited { code: 1, .. }),
         "{error:?}"
@@ -406,10 +385,18 @@ async fn the_python_example_trades_and_rotates_its_refresh_token() {
         message.contains("invalid_grant") && message.contains("log in again"),
         "{message}"
     );
-    assert_eq!(endpoint.lock().unwrap().issued, 2);
+    // The refresh tokens are secrets: they never appear on stderr.
+    for secret in [&bootstrap, &first_refresh, &second_refresh] {
+        assert!(!message.contains(secret.as_str()), "{message}");
+    }
 
-    // The refresh token is a secret: it never appears on stderr.
-    assert!(!message.contains("rt-1"), "{message}");
+    // The IdP took the reuse of a spent refresh token for theft and revoked
+    // the whole grant (OAuth 2.0 Security BCP, refresh token reuse
+    // detection): the newest one is refused as clearly.
+    let error = run(&command, &second.state, &options(&NO_PROXY))
+        .await
+        .expect_err("the grant was revoked");
+    assert!(error.to_string().contains("invalid_grant"), "{error}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,17 +419,17 @@ async fn the_python_example_fails_clearly_when_the_endpoint_is_down() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_example_passes_authplug_check() {
-    let (url, endpoint) = start_token_endpoint("bootstrap").await;
+    let (_idp, url, bootstrap) = idp_with_refresh_token().await;
     let script = example("python/refresh_token.py");
     let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", "bootstrap"));
+    env.push(("EXAMPLE_REFRESH_TOKEN", &bootstrap));
     let output = authplug_cli(
         &[
             "check",
             "--non-interactive",
             "--",
             "python3",
-            script.to_str().unwrap(),
+            script.to_str().expect("a UTF-8 path"),
             "--token-endpoint",
             &url,
             "--client-id",
@@ -464,5 +451,4 @@ async fn the_python_example_passes_authplug_check() {
         report.contains("ok    run 2 used its state: without it the plugin failed"),
         "{report}"
     );
-    assert_eq!(endpoint.lock().unwrap().issued, 2);
 }
