@@ -245,6 +245,36 @@ fn token_and_reject_through_the_cli_with_one_run_for_many_callers() {
     assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
     assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
 
+    // Late rejecters of the stale tok-1, after the re-run ended: the agent
+    // compares before clearing, so tok-2 stays cached and nothing runs.
+    let late: Vec<_> = (0..10)
+        .map(|_| {
+            let socket = agent.socket.clone();
+            std::thread::spawn(move || reject_cli(&socket, "tok-1\n"))
+        })
+        .collect();
+    for rejecter in late {
+        let output = rejecter.join().expect("thread");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"reject\",\"token\":\"tok-1\"}\n");
+    assert_eq!(connection.final_answer()["cleared"], false);
+    let status = authplug()
+        .args(["status", "--json", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("status");
+    let profiles: serde_json::Value = serde_json::from_str(&stdout(&status)).expect("json");
+    assert_eq!(profiles[0]["has_token"], true);
+    assert_eq!(profiles[0]["rejected"], false);
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
+
     let empty = reject_cli(&agent.socket, "");
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no token on stdin"));

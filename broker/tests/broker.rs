@@ -125,6 +125,29 @@ async fn a_401_storm_on_the_same_token_causes_one_rerun() {
     }
     assert_eq!(cleared.load(Ordering::SeqCst), 1);
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
+
+    // The "compare": now that tok-2 is cached, the stale tok-1 clears nothing.
+    assert!(!broker.reject(&stale));
+    let status = broker.status();
+    assert!(status.has_token && !status.rejected, "{status:?}");
+    // Nor do late rejecters of tok-1 arriving after the re-run ended, however
+    // many, while some callers keep asking for the token.
+    let mut late = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (broker, stale) = (broker.clone(), stale.clone());
+        late.spawn(async move { (broker.reject(&stale), broker.token().await) });
+    }
+    while let Some(result) = late.join_next().await {
+        let (cleared, token) = result.expect("caller task");
+        assert!(!cleared, "a stale token cleared the fresh one");
+        assert_eq!(text(&token.expect("token")), "tok-2");
+    }
+    assert_eq!(text(&broker.token().await.expect("cached")), "tok-2");
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "rejected 1"],
+        "no run for a stale token"
+    );
 }
 
 #[tokio::test]
