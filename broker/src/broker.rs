@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use authplug_protocol::host::{self, PluginCommand, RunError, RunOptions, StderrSink};
 use authplug_protocol::{Reason, State, Token};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::jwt;
 
@@ -152,7 +152,7 @@ pub struct Status {
     /// When the broker re-runs the plugin ahead of `expires_at`.
     pub refresh_at: Option<SystemTime>,
     pub has_state: bool,
-    /// A run is under way.
+    /// A run is under way, or a cancelled one is still being stopped.
     pub running: bool,
     /// Callers waiting on that run.
     pub waiters: usize,
@@ -258,14 +258,29 @@ fn refresh_time(exp: SystemTime, skew: Duration, now: SystemTime) -> SystemTime 
 /// URL is usually printed first).
 const REPLAY_LINES: usize = 64;
 
+/// After a cancelled run's future is dropped, the protocol crate sends its
+/// group TERM at once and KILL `kill_grace` later, from a timer of its own;
+/// this much more makes sure that KILL has gone out before a new run starts.
+const KILL_MARGIN: Duration = Duration::from_millis(50);
+
 struct Flight {
     id: u64,
     result: watch::Receiver<Option<Result<Token, BrokerError>>>,
     waiters: usize,
-    task: tokio::task::AbortHandle,
+    /// Tells the run's task that every caller went away; `None` once sent.
+    /// The flight stays until the task has stopped the plugin, so nobody
+    /// starts a second run with the same state while the first still lives
+    /// (it may have spent a refresh token already).
+    cancel: Option<oneshot::Sender<()>>,
     lines: VecDeque<String>,
     listeners: Vec<(u64, StderrSink)>,
     next_listener: u64,
+}
+
+impl Flight {
+    fn is_cancelling(&self) -> bool {
+        self.cancel.is_none()
+    }
 }
 
 /// Held by each caller waiting on a run; the last one to go cancels it.
@@ -289,10 +304,10 @@ impl Drop for Waiter {
         }
         flight.waiters -= 1;
         if flight.waiters == 0 {
-            // Dropping the run's future kills the plugin's process group.
-            flight.task.abort();
-            shared.flight = None;
-            tracing::info!(plugin = %self.inner.label, "every caller went away; plugin run cancelled");
+            if let Some(cancel) = flight.cancel.take() {
+                let _ = cancel.send(());
+            }
+            tracing::info!(plugin = %self.inner.label, "every caller went away; cancelling the plugin run");
         }
     }
 }
@@ -347,24 +362,55 @@ impl Broker {
     /// Callers that arrive while a run is under way wait for it and get its
     /// result, whether it was started interactive or not. If every waiting
     /// caller is dropped, the run is cancelled and the plugin's process group
-    /// killed (a cancelled run starts no cool-down).
+    /// stopped (TERM, then KILL after `kill_grace`; a cancelled run starts
+    /// no cool-down). A caller arriving meanwhile waits until the KILL has
+    /// gone out, then starts a fresh run, so two runs never share a state.
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
+        loop {
+            let dying = {
+                let shared = self.inner.lock();
+                match &shared.flight {
+                    Some(flight) if flight.is_cancelling() => Some(flight.result.clone()),
+                    _ => None,
+                }
+            };
+            match dying {
+                // It ends with a result if it finished just before it was
+                // cancelled (then the cache has it), or without one.
+                Some(mut ended) => {
+                    let _ = ended.wait_for(Option::is_some).await;
+                }
+                None => {
+                    if let Some(outcome) = self.join_or_start(&request).await {
+                        return outcome;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The cached token, or the result of the run under way or a new one;
+    /// `None` if the run under way is being cancelled (wait and ask again).
+    async fn join_or_start(&self, request: &TokenRequest) -> Option<Result<Token, BrokerError>> {
         let (waiter, mut result) = {
             let mut shared = self.inner.lock();
             if let Some(cached) = &shared.cached {
                 if cached.is_fresh(SystemTime::now()) {
-                    return Ok(cached.token.clone());
+                    return Some(Ok(cached.token.clone()));
                 }
+            }
+            if shared.flight.as_ref().is_some_and(Flight::is_cancelling) {
+                return None;
             }
             if shared.flight.is_none() {
                 if request.interactive && !request.force {
                     if let Some((until, _)) = shared.cooldown_until {
                         let now = Instant::now();
                         if now < until {
-                            return Err(BrokerError::CoolingDown {
+                            return Some(Err(BrokerError::CoolingDown {
                                 remaining: until - now,
                                 last_error: shared.last_error.clone().unwrap_or_default(),
-                            });
+                            }));
                         }
                     }
                 }
@@ -374,7 +420,7 @@ impl Broker {
                 unreachable!("a flight was just started");
             };
             flight.waiters += 1;
-            let listener = request.on_stderr.map(|sink| {
+            let listener = request.on_stderr.clone().map(|sink| {
                 for line in &flight.lines {
                     sink(line);
                 }
@@ -397,7 +443,7 @@ impl Broker {
             Err(_) => Err(BrokerError::Aborted),
         };
         drop(waiter);
-        outcome
+        Some(outcome)
     }
 
     /// Reports that a server refused `token` (say, HTTP 401). Clears the
@@ -463,19 +509,21 @@ impl Broker {
             Reason::for_state(&shared.state)
         };
         let (sender, receiver) = watch::channel(None);
-        let task = tokio::spawn(run_flight(
+        let (cancel, cancelled) = oneshot::channel();
+        tokio::spawn(run_flight(
             self.inner.clone(),
             id,
             shared.state.clone(),
             reason,
             interactive,
             sender,
+            cancelled,
         ));
         shared.flight = Some(Flight {
             id,
             result: receiver,
             waiters: 0,
-            task: task.abort_handle(),
+            cancel: Some(cancel),
             lines: VecDeque::new(),
             listeners: Vec::new(),
             next_listener: 0,
@@ -507,6 +555,22 @@ impl Inner {
     }
 }
 
+/// Ends the flight when its task ends, however it ends (finished,
+/// cancelled, panicked, or dropped with the runtime).
+struct FlightGuard {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut shared = self.inner.lock();
+        if shared.flight.as_ref().is_some_and(|f| f.id == self.id) {
+            shared.flight = None;
+        }
+    }
+}
+
 async fn run_flight(
     inner: Arc<Inner>,
     id: u64,
@@ -514,7 +578,12 @@ async fn run_flight(
     reason: Reason,
     interactive: bool,
     result: watch::Sender<Option<Result<Token, BrokerError>>>,
+    cancelled: oneshot::Receiver<()>,
 ) {
+    let guard = FlightGuard {
+        inner: inner.clone(),
+        id,
+    };
     let mut options = inner.options.run.clone();
     options.reason = Some(reason.clone());
     options.interactive = interactive;
@@ -525,8 +594,21 @@ async fn run_flight(
         }
     }));
     tracing::info!(plugin = %inner.label, %reason, interactive, "running plugin");
-    let outcome = host::run(&inner.command, &state, &options).await;
+    let outcome = tokio::select! {
+        // A run that finished as its last caller left still counts.
+        biased;
+        outcome = host::run(&inner.command, &state, &options) => Some(outcome),
+        // The run's future is dropped here: TERM now, KILL after the grace.
+        _ = cancelled => None,
+    };
     drop(state);
+    let Some(outcome) = outcome else {
+        tokio::time::sleep(inner.options.run.kill_grace.saturating_add(KILL_MARGIN)).await;
+        tracing::info!(plugin = %inner.label, "cancelled plugin run stopped");
+        // The guard ends the flight; callers that came meanwhile start anew.
+        drop(guard);
+        return;
+    };
 
     // From here on there is no await: once the plugin has succeeded its new
     // state is kept even if every caller has just gone away, since the old
@@ -576,10 +658,14 @@ async fn run_flight(
         ok: record_ok,
         elapsed,
     });
+    // The flight ends with the same lock that stored its outcome, and
+    // before its result is out, so a caller that sees the result and asks
+    // again finds the cache, not this flight.
     if shared.flight.as_ref().is_some_and(|f| f.id == id) {
         shared.flight = None;
     }
     drop(shared);
+    drop(guard);
     result.send_replace(Some(answer));
 }
 

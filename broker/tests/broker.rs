@@ -287,12 +287,64 @@ wait"#,
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!broker.status().running);
+    wait_until(|| !broker.status().running).await;
 
     // A later call starts a fresh run.
     std::fs::write(plugin.path("quick"), "").expect("quick flag");
     assert_eq!(text(&broker.token().await.expect("fresh run")), "tok-quick");
     assert_eq!(plugin.runs().len(), 2);
+}
+
+/// A plugin that takes its time to die: on TERM it goes on for 0.4 s (as one
+/// might that has just sent a refresh token to its IdP). `$DIR/running` is
+/// held while a run lives, so a second run at the same time is noticed.
+const LINGERING: &str = r#"
+if ! mkdir "$DIR/running" 2>/dev/null; then echo "overlap" >> "$DIR/overlaps"; fi
+if [ -e "$DIR/quick" ]; then
+  echo fresh >> "$DIR/events"
+  rmdir "$DIR/running"
+  echo tok-fresh
+  exit 0
+fi
+trap 'echo term >> "$DIR/events"; sleep 0.4; echo gone >> "$DIR/events"; rmdir "$DIR/running"; exit 1' TERM
+echo started >> "$DIR/events"
+sleep 30 &
+wait
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_after_a_cancel_waits_until_the_dying_run_is_gone() {
+    let plugin = Plugin::new(LINGERING);
+    let mut options = options();
+    options.run.kill_grace = Duration::from_secs(1);
+    let broker = plugin.broker(options);
+    let events = || -> Vec<String> {
+        std::fs::read_to_string(plugin.path("events"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let caller = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    wait_until(|| events() == ["started"]).await;
+    caller.abort();
+    assert!(caller.await.is_err_and(|e| e.is_cancelled()));
+
+    // At once a new caller asks; the dying run still has its state.
+    std::fs::write(plugin.path("quick"), "").expect("quick flag");
+    let token = broker.token().await.expect("fresh run");
+    assert_eq!(text(&token), "tok-fresh");
+    assert!(
+        !plugin.path("overlaps").exists(),
+        "two plugin runs at once: {:?}",
+        events()
+    );
+    assert_eq!(events(), ["started", "term", "gone", "fresh"]);
+    assert_eq!(plugin.runs().len(), 2);
+    assert!(!broker.status().running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
