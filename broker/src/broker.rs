@@ -618,10 +618,12 @@ async fn run_flight(
     let (record_ok, elapsed, answer) = match outcome {
         Ok(output) => {
             let elapsed = output.elapsed;
+            // The plugin succeeded, so its state is the current one even if
+            // its token is useless: the old state may be spent.
+            shared.state = output.state;
             if shared.rejected.as_ref() == Some(&output.token) {
                 (false, elapsed, Err(BrokerError::SameTokenAfterReject))
             } else {
-                shared.state = output.state;
                 shared.rejected = None;
                 let cached = Cached::new(output.token, inner.options.skew, now);
                 let token = cached.token.clone();

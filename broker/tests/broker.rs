@@ -152,7 +152,13 @@ async fn a_401_storm_on_the_same_token_causes_one_rerun() {
 
 #[tokio::test]
 async fn the_same_token_after_a_reject_is_an_error_not_a_loop() {
-    let plugin = Plugin::new("echo always-the-same");
+    // Its state moves on (a rotated refresh token), its token does not.
+    let plugin = Plugin::new(
+        r#"state=$(cat)
+echo "stdin=$state" >> "$DIR/stdin"
+printf '%s' $(( ${state:-0} + 1 )) >&3
+echo always-the-same"#,
+    );
     let broker = plugin.broker(options());
     let token = broker.token().await.expect("first token");
     assert!(broker.reject(&token));
@@ -165,6 +171,15 @@ async fn the_same_token_after_a_reject_is_an_error_not_a_loop() {
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
     let status = broker.status();
     assert!(!status.has_token && status.rejected && status.last_error.is_some());
+
+    // The failed-looking run still wrote the state the next run gets.
+    broker
+        .token_with(TokenRequest::new().interactive(false))
+        .await
+        .expect_err("same token yet again");
+    let stdin = std::fs::read_to_string(plugin.path("stdin")).expect("stdin log");
+    assert_eq!(stdin, "stdin=\nstdin=1\nstdin=2\n");
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1", "rejected 0"]);
 }
 
 #[tokio::test]
