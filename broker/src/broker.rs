@@ -27,8 +27,9 @@ pub struct BrokerOptions {
     /// A JWT counts as expired this long before its `exp`, so the plugin is
     /// re-run (reason `refresh`) before a server would refuse it.
     pub skew: Duration,
-    /// After a failed interactive run, further interactive runs are refused
-    /// this long unless a caller forces one.
+    /// After a failed interactive run, runs started for interactive callers
+    /// are non-interactive (`AUTHPLUG_INTERACTIVE=0`: a silent refresh still
+    /// works, no browser opens) this long, unless a caller forces one.
     pub interactive_cooldown: Duration,
     /// How often [`Broker::with_token`] and [`Broker::send`] get a new token
     /// and retry after "unauthorized".
@@ -67,8 +68,9 @@ impl fmt::Debug for BrokerOptions {
 #[derive(Clone)]
 pub struct TokenRequest {
     /// May a run started for this caller open a browser or prompt
-    /// (`AUTHPLUG_INTERACTIVE=1`)? Callers joining a run already under way
-    /// get that run's result, whichever way it was started.
+    /// (`AUTHPLUG_INTERACTIVE=1`)? Not during the cool-down after a failed
+    /// interactive run, unless `force`. Callers joining a run already under
+    /// way get that run's result, whichever way it was started.
     pub interactive: bool,
     /// Start an interactive run even during the cool-down after a failed one.
     pub force: bool,
@@ -130,11 +132,14 @@ pub enum BrokerError {
     /// A run after a rejection handed out the rejected token again.
     #[error("the plugin returned the very token the server just rejected, so retrying cannot help: its login is probably revoked or its server-side session broken (check the plugin's configuration, or log out and in again)")]
     SameTokenAfterReject,
-    /// An interactive run failed recently; no new one was started.
-    #[error("not starting another interactive login for {}s: the last one failed ({last_error}); wait, or force one (`authplug token --force`, `TokenRequest::force`)", remaining.as_secs().max(1))]
+    /// A run for an interactive caller, started non-interactively because
+    /// an interactive one failed less than the cool-down ago, failed too.
+    #[error("{error}\nAn interactive login was not tried: after a failed one they are refused for the rest of the cool-down ({}s); to start one anyway, use `authplug token --force` (`TokenRequest::force` in the library)", remaining.as_secs().max(1))]
     CoolingDown {
+        /// Left of the cool-down when the run ended.
         remaining: Duration,
-        last_error: String,
+        /// How the non-interactive run failed.
+        error: Box<BrokerError>,
     },
     /// The run's task ended without a result (a panic in an embedding
     /// daemon's stderr callback, or the runtime shutting down).
@@ -403,18 +408,18 @@ impl Broker {
                 return None;
             }
             if shared.flight.is_none() {
-                if request.interactive && !request.force {
-                    if let Some((until, _)) = shared.cooldown_until {
-                        let now = Instant::now();
-                        if now < until {
-                            return Some(Err(BrokerError::CoolingDown {
-                                remaining: until - now,
-                                last_error: shared.last_error.clone().unwrap_or_default(),
-                            }));
-                        }
+                let cooling_down = shared
+                    .cooldown_until
+                    .map(|(until, _)| until)
+                    .filter(|until| Instant::now() < *until);
+                let mode = match cooling_down {
+                    Some(until) if request.interactive && !request.force => {
+                        RunMode::CoolingDown { until }
                     }
-                }
-                self.start_flight(&mut shared, request.interactive);
+                    _ if request.interactive => RunMode::Interactive,
+                    _ => RunMode::Quiet,
+                };
+                self.start_flight(&mut shared, mode);
             }
             let Some(flight) = shared.flight.as_mut() else {
                 unreachable!("a flight was just started");
@@ -500,7 +505,7 @@ impl Broker {
         }
     }
 
-    fn start_flight(&self, shared: &mut Shared, interactive: bool) {
+    fn start_flight(&self, shared: &mut Shared, mode: RunMode) {
         let id = shared.next_flight_id;
         shared.next_flight_id += 1;
         let reason = if shared.rejected.is_some() {
@@ -515,7 +520,7 @@ impl Broker {
             id,
             shared.state.clone(),
             reason,
-            interactive,
+            mode,
             sender,
             cancelled,
         ));
@@ -571,15 +576,27 @@ impl Drop for FlightGuard {
     }
 }
 
+/// How a run was started.
+#[derive(Clone, Copy)]
+enum RunMode {
+    Interactive,
+    /// For non-interactive callers.
+    Quiet,
+    /// For an interactive caller, but non-interactive since an interactive
+    /// run failed recently: its failure says so.
+    CoolingDown { until: Instant },
+}
+
 async fn run_flight(
     inner: Arc<Inner>,
     id: u64,
     state: State,
     reason: Reason,
-    interactive: bool,
+    mode: RunMode,
     result: watch::Sender<Option<Result<Token, BrokerError>>>,
     cancelled: oneshot::Receiver<()>,
 ) {
+    let interactive = matches!(mode, RunMode::Interactive);
     let guard = FlightGuard {
         inner: inner.clone(),
         id,
@@ -637,6 +654,13 @@ async fn run_flight(
             Err(BrokerError::Run(Arc::new(error))),
         ),
     };
+    let answer = match (answer, mode) {
+        (Err(error), RunMode::CoolingDown { until }) => Err(BrokerError::CoolingDown {
+            remaining: until.saturating_duration_since(Instant::now()),
+            error: Box::new(error),
+        }),
+        (answer, _) => answer,
+    };
     match &answer {
         Ok(_) => {
             shared.last_error = None;
@@ -645,6 +669,8 @@ async fn run_flight(
         }
         Err(error) => {
             shared.last_error = Some(error.to_string());
+            // Only a run that may have needed the user: a cool-down run
+            // failing does not prolong the cool-down.
             if interactive {
                 let cooldown = inner.options.interactive_cooldown;
                 shared.cooldown_until = Some((Instant::now() + cooldown, now + cooldown));

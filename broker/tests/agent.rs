@@ -368,6 +368,39 @@ fn errors_reach_the_cli_with_the_plugins_message_and_profiles_are_named() {
 }
 
 #[test]
+fn after_a_failed_login_token_runs_the_plugin_quietly_and_says_how_to_force() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "login",
+        r#"echo "$AUTHPLUG_INTERACTIVE" >> "$DIR/interactive"
+if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then echo "login timed out" >&2; exit 1; fi
+echo "a login is needed" >&2
+exit 2"#,
+    );
+    let agent = Agent::start(&scratch.socket(), &[("login", &plugin)]);
+    let interactive = || std::fs::read_to_string(scratch.path("interactive")).expect("log");
+
+    let first = token_cli(&agent.socket, &[]);
+    assert!(!first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("login timed out"));
+
+    let second = token_cli(&agent.socket, &[]);
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("a login is needed")
+            && message.contains("cool-down")
+            && message.contains("--force"),
+        "{message}"
+    );
+    assert_eq!(interactive(), "1\n0\n", "the second run was not interactive");
+
+    let forced = token_cli(&agent.socket, &["--force"]);
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("login timed out"));
+    assert_eq!(interactive(), "1\n0\n1\n");
+}
+
+#[test]
 fn the_agent_survives_garbage_overlong_lines_and_abrupt_disconnects() {
     let scratch = Scratch::new();
     let plugin = scratch.plugin("main", COUNTING);

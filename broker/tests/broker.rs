@@ -444,43 +444,52 @@ async fn an_opaque_token_is_kept_until_rejected() {
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
 }
 
-#[tokio::test]
-async fn a_failed_interactive_run_starts_a_cooldown_unless_forced() {
-    let plugin = Plugin::new(
-        r#"if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then
+/// A plugin that needs the user: there is no refresh path.
+const NEEDS_LOGIN: &str = r#"if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then
   echo "login cancelled in the browser" >&2
   exit 1
 fi
 echo "a login is needed, but this run may not open a browser" >&2
-exit 2"#,
-    );
+exit 2"#;
+
+#[tokio::test]
+async fn during_the_cooldown_interactive_callers_get_a_quiet_run_unless_forced() {
+    let plugin = Plugin::new(NEEDS_LOGIN);
     let broker = plugin.broker(options());
     let first = broker.token().await.expect_err("cancelled login");
     assert!(matches!(first, BrokerError::Run(_)), "{first}");
+    let cooldown_until = broker.status().cooldown_until.expect("cool-down");
 
-    let refused = broker.token().await.expect_err("cool-down");
+    // An interactive caller in the cool-down: the plugin runs, but may not
+    // open a browser, and the error says why and how to force one.
+    let refused = broker.token().await.expect_err("no login possible");
     match &refused {
-        BrokerError::CoolingDown {
-            remaining,
-            last_error,
-        } => {
+        BrokerError::CoolingDown { remaining, error } => {
             assert!(*remaining > Duration::from_secs(50), "{remaining:?}");
-            assert!(
-                last_error.contains("login cancelled in the browser"),
-                "{last_error}"
-            );
+            assert!(matches!(**error, BrokerError::Run(_)), "{error}");
         }
         other => panic!("expected a cool-down, got {other}"),
     }
-    assert!(refused.to_string().contains("force"), "{refused}");
-    assert!(broker.status().cooldown_until.is_some());
-    assert_eq!(plugin.runs(), ["initial 1"], "no second interactive run");
+    let message = refused.to_string();
+    for expected in [
+        "may not open a browser",
+        "interactive login was not tried",
+        "rest of the cool-down (",
+        "authplug token --force",
+        "TokenRequest::force",
+    ] {
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
+    assert_eq!(plugin.runs(), ["initial 1", "initial 0"]);
+    // A failed quiet run does not prolong the cool-down.
+    assert_eq!(broker.status().cooldown_until, Some(cooldown_until));
 
-    // Non-interactive runs go on (they cannot open a browser anyway)...
+    // A non-interactive caller gets the plain error...
     let quiet = broker
         .token_with(TokenRequest::new().interactive(false))
         .await
         .expect_err("non-interactive");
+    assert!(matches!(quiet, BrokerError::Run(_)), "{quiet}");
     assert!(
         quiet.to_string().contains("may not open a browser"),
         "{quiet}"
@@ -490,7 +499,43 @@ exit 2"#,
         .token_with(TokenRequest::new().force(true))
         .await
         .expect_err("forced run fails again");
-    assert_eq!(plugin.runs(), ["initial 1", "initial 0", "initial 1"]);
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "initial 0", "initial 0", "initial 1"]
+    );
+}
+
+#[tokio::test]
+async fn after_a_network_blip_a_silent_refresh_still_works_in_the_cooldown() {
+    let plugin = Plugin::new(&format!(
+        r#"if [ -e "$DIR/offline" ]; then
+  echo "cannot reach the identity provider: network unreachable" >&2
+  exit 1
+fi
+{COUNTING}"#
+    ));
+    let broker = plugin.broker(options());
+    assert_eq!(text(&broker.token().await.expect("login")), "tok-1");
+
+    // The refresh fails on a network error; as the run was interactive, the
+    // cool-down starts.
+    broker.invalidate();
+    std::fs::write(plugin.path("offline"), "").expect("offline");
+    broker.token().await.expect_err("offline");
+    assert!(broker.status().cooldown_until.is_some());
+
+    // Back online: an interactive caller in the cool-down gets a quiet run,
+    // which refreshes silently.
+    std::fs::remove_file(plugin.path("offline")).expect("online");
+    broker.invalidate();
+    assert_eq!(text(&broker.token().await.expect("refreshed")), "tok-2");
+    assert_eq!(broker.status().cooldown_until, None, "a success ends it");
+    broker.invalidate();
+    assert_eq!(text(&broker.token().await.expect("refreshed")), "tok-3");
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "refresh 1", "refresh 0", "refresh 1"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
