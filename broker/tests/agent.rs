@@ -655,6 +655,45 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     );
 }
 
+#[test]
+fn stop_then_token_at_once_meets_a_new_agent() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", COUNTING);
+    let socket = scratch.socket();
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display()),
+    )
+    .expect("config");
+    let _stop_at_the_end = StopAgent(socket.clone());
+    // `authplug stop && authplug token`, again and again: each token comes
+    // from a new agent (the old one's token went with it), never from one
+    // on its way out, nor from an autostarted one that lost the lock race.
+    for round in 0..15 {
+        let output = authplug()
+            .args(["token", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .expect("token");
+        assert_eq!(stdout(&output), "tok-1\n", "round {round}");
+        let stop = authplug()
+            .args(["stop", "--socket"])
+            .arg(&socket)
+            .output()
+            .expect("stop");
+        assert!(
+            stop.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&stop.stderr)
+        );
+        assert!(!socket.exists(), "round {round}: socket still there");
+    }
+    assert_eq!(scratch.runs("main").len(), 15);
+}
+
 /// Stops a background agent even when the test fails half-way.
 struct StopAgent(PathBuf);
 

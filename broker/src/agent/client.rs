@@ -28,6 +28,8 @@ pub enum ClientError {
     /// The agent answered with an error.
     #[error("{0}")]
     Agent(String),
+    #[error("{0}")]
+    StillRunning(String),
 }
 
 /// A connection to the agent.
@@ -168,6 +170,38 @@ impl Client {
             path: self.path.clone(),
             source,
         }
+    }
+}
+
+/// After a `stop` was answered: waits, up to `timeout`, until the agent has
+/// let go of its lock (which it releases after removing its socket), so a
+/// new agent can start on the same socket at once.
+pub fn wait_until_stopped(socket: &Path, timeout: Duration) -> Result<(), ClientError> {
+    let deadline = Instant::now() + timeout;
+    let lock = paths::lock_file(socket);
+    while !agent_gone(socket, &lock) {
+        if Instant::now() >= deadline {
+            return Err(ClientError::StillRunning(format!(
+                "the agent on {} said it would stop, but still holds {} after {} s; it may be stuck (see its log {}); kill it if it does not go",
+                socket.display(),
+                lock.display(),
+                timeout.as_secs(),
+                paths::log_file(socket).display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn agent_gone(socket: &Path, lock: &Path) -> bool {
+    match std::fs::File::open(lock) {
+        // Taking the lock for a moment is the only way to see it is free.
+        Ok(file) => {
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+        }
+        // No lock file (an agent from before there was one): the socket.
+        Err(_) => !socket.exists(),
     }
 }
 
