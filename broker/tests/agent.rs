@@ -694,6 +694,64 @@ fn stop_then_token_at_once_meets_a_new_agent() {
     assert_eq!(scratch.runs("main").len(), 15);
 }
 
+#[test]
+fn an_autostarted_agent_that_dies_at_once_is_reported_with_its_log() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    std::fs::write(&config, "[profiles.main]\ncommand = \"x\"\ntimout = 3\n").expect("config");
+    let output = authplug()
+        .args(["token", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(scratch.socket())
+        .output()
+        .expect("token");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("could not start the agent: it exited at once")
+            && message.contains("is not valid")
+            && message.contains("timout")
+            && message.contains("agent.log"),
+        "{message}"
+    );
+    assert!(!message.contains("within 10 s"), "{message}");
+}
+
+#[test]
+fn concurrent_autostarts_end_with_one_agent_serving_everyone() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", &format!("sleep 0.3\n{COUNTING}"));
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display()),
+    )
+    .expect("config");
+    let socket = scratch.socket();
+    let _stop_at_the_end = StopAgent(socket.clone());
+    // Each finds no agent and starts one; all but one of those lose the
+    // race for the lock and exit, and their clients use the winner.
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (config, socket) = (config.clone(), socket.clone());
+            std::thread::spawn(move || {
+                authplug()
+                    .args(["token", "--config"])
+                    .arg(&config)
+                    .arg("--socket")
+                    .arg(&socket)
+                    .output()
+                    .expect("token")
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(stdout(&caller.join().expect("thread")), "tok-1\n");
+    }
+    assert_eq!(scratch.runs("main"), ["initial"]);
+}
+
 /// Stops a background agent even when the test fails half-way.
 struct StopAgent(PathBuf);
 

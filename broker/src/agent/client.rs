@@ -76,11 +76,22 @@ impl Client {
             Err(ClientError::NotRunning(_)) => {}
             other => return other,
         }
-        start_agent(socket, agent_args)?;
+        let mut agent = start_agent(socket, agent_args)?;
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut watching = true;
         loop {
             match Client::connect(socket) {
                 Err(ClientError::NotRunning(_)) if Instant::now() < deadline => {
+                    if watching {
+                        if let Some(status) = agent.child.try_wait().ok().flatten() {
+                            if status.code() != Some(super::server::EXIT_ALREADY_RUNNING) {
+                                return Err(ClientError::Autostart(agent.died(status)));
+                            }
+                            // Another client's agent won the race for the
+                            // lock: wait for it to listen.
+                            watching = false;
+                        }
+                    }
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(ClientError::NotRunning(_)) => {
@@ -205,9 +216,51 @@ fn agent_gone(socket: &Path, lock: &Path) -> bool {
     }
 }
 
+/// An agent this client started.
+struct StartedAgent {
+    child: std::process::Child,
+    log: PathBuf,
+    /// The log's length before this agent started: its own lines follow.
+    log_start: u64,
+}
+
+/// How many of a dead agent's last log lines an autostart error shows.
+const LOG_TAIL_LINES: usize = 10;
+
+impl StartedAgent {
+    /// The message for an agent that exited before it listened.
+    fn died(&self, status: std::process::ExitStatus) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            use std::io::Seek;
+            if file.seek(io::SeekFrom::Start(self.log_start)).is_ok() {
+                // A few KiB are plenty for the last lines of a failed start.
+                let _ = file.take(64 * 1024).read_to_string(&mut text);
+            }
+        }
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        if tail.is_empty() {
+            format!(
+                "it exited at once ({status}) without a word in its log {}",
+                self.log.display()
+            )
+        } else {
+            format!(
+                "it exited at once ({status}); the end of its log {}:\n  {}",
+                self.log.display(),
+                tail.join("\n  ")
+            )
+        }
+    }
+}
+
 /// Starts `authplug agent --socket SOCKET` detached: its own session, stdin
 /// from /dev/null, output appended to the log file beside the socket.
-fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), ClientError> {
+fn start_agent(
+    socket: &Path,
+    agent_args: &[std::ffi::OsString],
+) -> Result<StartedAgent, ClientError> {
     let fail = |what: &str, error: io::Error| ClientError::Autostart(format!("{what}: {error}"));
     let dir = socket
         .parent()
@@ -221,6 +274,7 @@ fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), C
         .mode(0o600)
         .open(&log_path)
         .map_err(|e| fail(&format!("cannot open the log {}", log_path.display()), e))?;
+    let log_start = log.metadata().map_or(0, |m| m.len());
     let log_err = log
         .try_clone()
         .map_err(|e| fail("cannot open the log", e))?;
@@ -240,11 +294,15 @@ fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), C
         .stdout(log)
         .stderr(log_err);
     detach(&mut command);
-    command
+    let child = command
         .spawn()
         .map_err(|e| fail("cannot run authplug agent", e))?;
     tracing::info!(socket = %socket.display(), log = %log_path.display(), "started an agent in the background");
-    Ok(())
+    Ok(StartedAgent {
+        child,
+        log: log_path,
+        log_start,
+    })
 }
 
 use std::os::unix::fs::OpenOptionsExt;

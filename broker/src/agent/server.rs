@@ -18,6 +18,10 @@ use super::paths;
 use super::wire::{Op, ProfileStatus, Request, Response, MAX_LINE, WIRE_VERSION};
 use crate::{Token, TokenRequest};
 
+/// The exit code of `authplug agent` when another agent holds the socket's
+/// lock: an autostarting client then waits for that one.
+pub const EXIT_ALREADY_RUNNING: i32 = 75;
+
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum AgentError {
