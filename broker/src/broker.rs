@@ -29,7 +29,8 @@ pub struct BrokerOptions {
     pub skew: Duration,
     /// After a failed interactive run, runs started for interactive callers
     /// are non-interactive (`AUTHPLUG_INTERACTIVE=0`: a silent refresh still
-    /// works, no browser opens) this long, unless a caller forces one.
+    /// works, no browser opens) this long (at most a century), unless a
+    /// caller forces one.
     pub interactive_cooldown: Duration,
     /// How often [`Broker::with_token`] and [`Broker::send`] get a new token
     /// and retry after "unauthorized".
@@ -576,6 +577,9 @@ impl Drop for FlightGuard {
     }
 }
 
+/// Longer cool-downs are cut to this.
+const LONGEST_COOLDOWN: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
 /// How a run was started.
 #[derive(Clone, Copy)]
 enum RunMode {
@@ -672,8 +676,14 @@ async fn run_flight(
             // Only a run that may have needed the user: a cool-down run
             // failing does not prolong the cool-down.
             if interactive {
-                let cooldown = inner.options.interactive_cooldown;
-                shared.cooldown_until = Some((Instant::now() + cooldown, now + cooldown));
+                // Any Duration may be configured; the clocks cannot take
+                // them all.
+                let cooldown = inner.options.interactive_cooldown.min(LONGEST_COOLDOWN);
+                if let (Some(until), Some(at)) =
+                    (Instant::now().checked_add(cooldown), now.checked_add(cooldown))
+                {
+                    shared.cooldown_until = Some((until, at));
+                }
             }
             tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
         }

@@ -719,6 +719,48 @@ fn an_autostarted_agent_that_dies_at_once_is_reported_with_its_log() {
 }
 
 #[test]
+fn out_of_range_durations_in_the_config_file_are_refused_by_name() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    for (field, value) in [("cooldown", "1e19"), ("timeout", "0"), ("skew", "1e12")] {
+        std::fs::write(
+            &config,
+            format!("[profiles.ok]\ncommand = \"x\"\n[profiles.big]\ncommand = \"x\"\n{field} = {value}\n"),
+        )
+        .expect("config");
+        let mut agent = authplug()
+            .args(["agent", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(scratch.socket())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent");
+        // An agent that took the value would serve on: stop it and fail.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while agent.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = agent.kill();
+                let _ = agent.wait();
+                panic!("{field} = {value} was accepted");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = agent.wait_with_output().expect("agent");
+        assert!(!output.status.success(), "{field} = {value} accepted");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains("profile `big`")
+                && message.contains(&format!("{field} must be a number of seconds")),
+            "{message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+#[test]
 fn concurrent_autostarts_end_with_one_agent_serving_everyone() {
     let scratch = Scratch::new();
     let plugin = scratch.plugin("main", &format!("sleep 0.3\n{COUNTING}"));

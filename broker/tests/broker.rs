@@ -506,6 +506,20 @@ async fn during_the_cooldown_interactive_callers_get_a_quiet_run_unless_forced()
 }
 
 #[tokio::test]
+async fn an_endless_cooldown_is_no_overflow() {
+    let plugin = Plugin::new(NEEDS_LOGIN);
+    let mut options = options();
+    options.interactive_cooldown = Duration::MAX;
+    let broker = plugin.broker(options);
+    let error = broker.token().await.expect_err("cancelled login");
+    assert!(matches!(error, BrokerError::Run(_)), "{error}");
+    let until = broker.status().cooldown_until.expect("cool-down");
+    assert!(until > SystemTime::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+    let quiet = broker.token().await.expect_err("quiet run");
+    assert!(matches!(quiet, BrokerError::CoolingDown { .. }), "{quiet}");
+}
+
+#[tokio::test]
 async fn after_a_network_blip_a_silent_refresh_still_works_in_the_cooldown() {
     let plugin = Plugin::new(&format!(
         r#"if [ -e "$DIR/offline" ]; then

@@ -5,9 +5,9 @@
 //!
 //! [profiles.work]
 //! command = "authplug-oidc --issuer https://id.example.com --client-id cli"
-//! timeout = 300      # seconds for one plugin run (default 300)
-//! skew = 60          # refresh a JWT this many seconds before exp (default 60)
-//! cooldown = 60      # seconds without interactive runs after one failed (default 60)
+//! timeout = 300      # seconds for one plugin run (default 300, at most a day)
+//! skew = 60          # refresh a JWT this many seconds before exp (default 60, at most a year)
+//! cooldown = 60      # seconds without interactive runs after one failed (default 60, at most a day)
 //! env = { AUTHPLUG_OIDC_CLIENT_SECRET = "..." }  # extra environment for the plugin
 //! ```
 
@@ -102,19 +102,54 @@ fn check_name(name: &str) -> Result<(), ConfigError> {
     }
 }
 
+const DAY: u64 = 24 * 60 * 60;
+
+/// What a duration field may hold. The upper bounds are far past any sane
+/// setting, and keep the times computed from them representable.
+struct Bounds {
+    positive: bool,
+    max_secs: u64,
+    max_text: &'static str,
+}
+
+const TIMEOUT: Bounds = Bounds {
+    positive: true,
+    max_secs: DAY,
+    max_text: "a day",
+};
+const SKEW: Bounds = Bounds {
+    positive: false,
+    max_secs: 365 * DAY,
+    max_text: "a year",
+};
+const COOLDOWN: Bounds = Bounds {
+    positive: false,
+    max_secs: DAY,
+    max_text: "a day",
+};
+
 fn seconds(
     name: &str,
     field: &str,
     value: Option<f64>,
     default: Duration,
+    bounds: Bounds,
 ) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(secs) => Duration::try_from_secs_f64(secs).map_err(|_| ConfigError::Profile {
+    let Some(secs) = value else {
+        return Ok(default);
+    };
+    let low = if bounds.positive { "above 0" } else { "from 0" };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !(bounds.positive && d.is_zero()))
+        .filter(|d| *d <= Duration::from_secs(bounds.max_secs))
+        .ok_or_else(|| ConfigError::Profile {
             name: name.to_owned(),
-            message: format!("{field} must be a non-negative number of seconds, not {secs}"),
-        }),
-    }
+            message: format!(
+                "{field} must be a number of seconds {low} to {} ({}), not {secs}",
+                bounds.max_secs, bounds.max_text
+            ),
+        })
 }
 
 impl ProfileConfig {
@@ -128,13 +163,20 @@ impl ProfileConfig {
             label: Some(name.to_owned()),
             ..BrokerOptions::default()
         };
-        options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout)?;
-        options.skew = seconds(name, "skew", self.skew, options.skew)?;
+        options.run.timeout = seconds(
+            name,
+            "timeout",
+            self.timeout,
+            options.run.timeout,
+            TIMEOUT,
+        )?;
+        options.skew = seconds(name, "skew", self.skew, options.skew, SKEW)?;
         options.interactive_cooldown = seconds(
             name,
             "cooldown",
             self.cooldown,
             options.interactive_cooldown,
+            COOLDOWN,
         )?;
         options.run.env = self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
         Ok(Broker::new(command, options))
@@ -281,8 +323,28 @@ command = "sh -c 'echo token'"
         ));
         assert!(Profiles::build(&empty, &["bad name=x".into()]).is_err());
         assert!(Profiles::build(&empty, &["a=".into()]).is_err());
-        let negative: ConfigFile =
-            toml::from_str("[profiles.a]\ncommand = \"x\"\nskew = -1\n").expect("parses");
-        assert!(Profiles::build(&negative, &[]).is_err());
+        for (field, value) in [
+            ("skew", "-1"),
+            ("skew", "4e7"),
+            ("timeout", "0"),
+            ("timeout", "86401"),
+            ("cooldown", "1e19"),
+            ("cooldown", "nan"),
+            ("cooldown", "inf"),
+        ] {
+            let file: ConfigFile =
+                toml::from_str(&format!("[profiles.a]\ncommand = \"x\"\n{field} = {value}\n"))
+                    .expect("parses");
+            let message = Profiles::build(&file, &[]).unwrap_err().to_string();
+            assert!(
+                message.contains("profile `a`") && message.contains(field),
+                "{field} = {value}: {message}"
+            );
+        }
+        let edges: ConfigFile = toml::from_str(
+            "[profiles.a]\ncommand = \"x\"\ntimeout = 86400\nskew = 0\ncooldown = 0\n",
+        )
+        .expect("parses");
+        assert!(Profiles::build(&edges, &[]).is_ok());
     }
 }
