@@ -794,6 +794,47 @@ fn concurrent_autostarts_end_with_one_agent_serving_everyone() {
     assert_eq!(scratch.runs("main"), ["initial"]);
 }
 
+#[test]
+fn an_existing_socket_directory_keeps_its_mode_and_new_ones_are_private() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", "echo tok");
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    // Like `--socket ~/agent.sock`: the user's own, shared directory.
+    let open = scratch.path("home");
+    std::fs::create_dir(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let agent = Agent::start(&open.join("agent.sock"), &[("main", &plugin)]);
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok\n");
+    assert_eq!(mode(&open), 0o755, "an existing directory was changed");
+    assert_eq!(mode(&agent.socket), 0o600);
+    drop(agent);
+
+    // Directories the agent creates are its own: 0700.
+    let nested = open.join("new/deeper/agent.sock");
+    let agent = Agent::start(&nested, &[("main", &plugin)]);
+    assert_eq!(mode(&open), 0o755);
+    assert_eq!(mode(&open.join("new")), 0o700);
+    assert_eq!(mode(&open.join("new/deeper")), 0o700);
+    drop(agent);
+
+    // So is authplug's default directory, even if it was opened up.
+    let runtime = scratch.path("xdg-runtime");
+    std::fs::create_dir_all(runtime.join("authplug")).expect("dir");
+    std::fs::set_permissions(runtime.join("authplug"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let mut token = authplug();
+    token
+        .args(["token", "--config", "/dev/null"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("XDG_CONFIG_HOME", scratch.path("no-config"));
+    let _stop_at_the_end = StopAgent(runtime.join("authplug/agent.sock"));
+    let output = token.output().expect("token");
+    // No profiles, so no token; but the agent started and set up its place.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no profiles are configured"));
+    assert_eq!(mode(&runtime.join("authplug")), 0o700);
+    assert_eq!(mode(&runtime), 0o755);
+}
+
 /// Stops a background agent even when the test fails half-way.
 struct StopAgent(PathBuf);
 

@@ -266,7 +266,7 @@ fn start_agent(
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    paths::private_dir(dir).map_err(|e| fail("cannot create the socket's directory", e))?;
+    paths::socket_dir(dir).map_err(|e| fail("cannot create the socket's directory", e))?;
     let log_path = paths::log_file(socket);
     let log = std::fs::OpenOptions::new()
         .create(true)

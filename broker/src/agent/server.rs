@@ -1,4 +1,4 @@
-//! The agent daemon: a unix socket in a private directory, one broker per
+//! The agent daemon: a unix socket (0600, peers' uid checked), one broker per
 //! profile, JSON lines.
 
 use std::future::Future;
@@ -42,7 +42,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Creates the socket's private directory (0700), takes the agent lock,
+    /// Creates the socket's directory (see [`paths::socket_dir`]), takes the agent lock,
     /// replaces a stale socket and listens (0600).
     pub fn bind(socket: &Path, profiles: Profiles) -> Result<Agent, AgentError> {
         let fail = |source: io::Error| AgentError::Socket {
@@ -53,7 +53,7 @@ impl Agent {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        paths::private_dir(dir).map_err(fail)?;
+        paths::socket_dir(dir).map_err(fail)?;
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
