@@ -423,6 +423,26 @@ fn the_agent_survives_garbage_overlong_lines_and_abrupt_disconnects() {
         .as_str()
         .expect("error")
         .contains("version 1"));
+    // A newer client with an op this agent has never heard of is told
+    // about the version, not that its request is malformed.
+    connection.send(b"{\"v\":2,\"op\":\"renew\",\"profile\":\"main\",\"scopes\":[\"a\"]}\n");
+    let error = connection.answer()["error"]
+        .as_str()
+        .expect("error")
+        .to_owned();
+    assert!(
+        error.contains("version 1, not 2") && !error.contains("malformed"),
+        "{error}"
+    );
+    connection.send(b"{\"op\":\"token\"}\n");
+    let error = connection.answer()["error"]
+        .as_str()
+        .expect("error")
+        .to_owned();
+    assert!(
+        error.contains("malformed") && error.contains("`v`"),
+        "{error}"
+    );
     connection.send(b"{\"v\":1,\"op\":\"launch-missiles\"}\n");
     assert_eq!(connection.answer()["ok"], false);
     connection.send(&[0xff, 0xfe, b'\n']);

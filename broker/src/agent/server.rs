@@ -15,7 +15,7 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::config::Profiles;
 use super::paths;
-use super::wire::{Op, ProfileStatus, Request, Response, MAX_LINE, WIRE_VERSION};
+use super::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
 use crate::{Token, TokenRequest};
 
 /// The exit code of `authplug agent` when another agent holds the socket's
@@ -157,26 +157,36 @@ async fn connection(
             }
             Line::Complete => {}
         }
-        let request: Request = match serde_json::from_slice(&line) {
-            Ok(request) => request,
+        let malformed = |error: serde_json::Error| {
+            Response::error(format!(
+                "malformed request ({error}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}"
+            ))
+        };
+        let version = match serde_json::from_slice::<Version>(&line) {
+            Ok(version) => version.v,
             Err(error) => {
-                let message = format!(
-                    "malformed request ({}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}",
-                    error
-                );
-                send(&mut writer, &Response::error(message)).await?;
+                line.zeroize();
+                send(&mut writer, &malformed(error)).await?;
                 continue;
             }
         };
-        line.zeroize();
-        if request.v != WIRE_VERSION {
+        if version != WIRE_VERSION {
+            line.zeroize();
             let message = format!(
-                "this agent speaks protocol version {WIRE_VERSION}, not {}: restart it with the same authplug version as the client (`authplug stop`)",
-                request.v
+                "this agent speaks protocol version {WIRE_VERSION}, not {version}: restart it with the same authplug version as the client (`authplug stop`)"
             );
             send(&mut writer, &Response::error(message)).await?;
             continue;
         }
+        let parsed = serde_json::from_slice::<Request>(&line);
+        line.zeroize();
+        let request = match parsed {
+            Ok(request) => request,
+            Err(error) => {
+                send(&mut writer, &malformed(error)).await?;
+                continue;
+            }
+        };
         tracing::debug!(op = ?request.op, "request");
         match request.op {
             Op::Token {

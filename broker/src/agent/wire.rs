@@ -31,6 +31,14 @@ pub struct Request {
     pub op: Op,
 }
 
+/// A request's version alone: read before the rest, so that a client of
+/// another version (with ops or fields this agent does not know) is told
+/// about the version rather than that its request is malformed.
+#[derive(Deserialize)]
+pub struct Version {
+    pub v: u32,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
