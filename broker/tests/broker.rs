@@ -632,3 +632,21 @@ async fn with_token_rejects_and_retries_on_unauthorized_as_configured() {
         "the refused token was still rejected"
     );
 }
+
+#[tokio::test]
+async fn with_token_with_gets_every_token_as_the_caller_asks() {
+    let plugin = Plugin::new(COUNTING);
+    let broker = plugin.broker(options());
+    let quiet = TokenRequest::new().interactive(false);
+    let result = broker
+        .with_token_with(quiet, |token| async move {
+            match text(&token).as_str() {
+                "tok-1" => Err(Failure::Unauthorized("401")),
+                other => Ok(other.to_owned()),
+            }
+        })
+        .await
+        .expect("retried with a new token");
+    assert_eq!(result, "tok-2");
+    assert_eq!(plugin.runs(), ["initial 0", "rejected 0"]);
+}
