@@ -855,6 +855,84 @@ fn an_existing_socket_directory_keeps_its_mode_and_new_ones_are_private() {
     assert_eq!(mode(&runtime), 0o755);
 }
 
+#[test]
+fn a_config_file_others_can_read_is_warned_about_in_the_log() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.main]\ncommand = \"true\"\nenv = { CLIENT_SECRET = \"s3cr3t\" }\n",
+    )
+    .expect("config");
+    let agent_log = |mode: u32| -> String {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let log = scratch.path("agent.stderr");
+        let mut child = authplug()
+            .args(["agent", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(scratch.socket())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("agent");
+        wait_for_socket(&scratch.socket());
+        let _ = child.kill();
+        let _ = child.wait();
+        std::fs::read_to_string(&log).expect("log")
+    };
+    let shared = agent_log(0o644);
+    assert!(
+        shared.contains("WARN")
+            && shared.contains("readable by other users (mode 644)")
+            && shared.contains("chmod 600"),
+        "{shared}"
+    );
+    assert!(!shared.contains("s3cr3t"), "{shared}");
+    let private = agent_log(0o600);
+    assert!(!private.contains("other users"), "{private}");
+}
+
+#[test]
+fn a_chatty_plugin_and_a_slow_client_drop_lines_not_memory() {
+    let scratch = Scratch::new();
+    let lines = 200_000;
+    let plugin = scratch.plugin(
+        "chatty",
+        &format!("seq 1 {lines} >&2\ntouch \"$DIR/printed\"\necho tok-chatty"),
+    );
+    let agent = Agent::start(&scratch.socket(), &[("chatty", &plugin)]);
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"token\"}\n");
+    // The client reads nothing until the plugin is done: the run went on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !scratch.path("printed").exists() {
+        assert!(Instant::now() < deadline, "the plugin was held up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut received, mut dropped) = (0, 0);
+    let token = loop {
+        let answer = connection.answer();
+        if answer.get("ok").is_some() {
+            break answer["token"].clone();
+        }
+        let line = answer["stderr"].as_str().expect("progress line");
+        let note = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(_, rest)| matches!(*rest, "line dropped]" | "lines dropped]"));
+        match note {
+            Some((count, _)) => dropped += count.parse::<usize>().expect("count"),
+            None => received += 1,
+        }
+    };
+    assert_eq!(token, "tok-chatty");
+    assert!(dropped > 0, "nothing was dropped for a client that did not read");
+    assert_eq!(received + dropped, lines, "every line arrived or was counted");
+}
+
 /// Stops a background agent even when the test fails half-way.
 struct StopAgent(PathBuf);
 

@@ -27,7 +27,7 @@ pub struct ConfigFile {
     pub profiles: BTreeMap<String, ProfileConfig>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
     /// The plugin's command line, split by shell-word rules (no shell runs).
@@ -37,6 +37,27 @@ pub struct ProfileConfig {
     pub cooldown: Option<f64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ProfileConfig {
+    /// The program's name and the env names only: the command line and the
+    /// env values may hold a client secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let program = PluginCommand::parse(&self.command)
+            .ok()
+            .and_then(|command| {
+                Path::new(command.program())
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            });
+        f.debug_struct("ProfileConfig")
+            .field("program", &program)
+            .field("timeout", &self.timeout)
+            .field("skew", &self.skew)
+            .field("cooldown", &self.cooldown)
+            .field("env_names", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A config that cannot be used, with what to fix.
@@ -66,24 +87,51 @@ pub struct Profiles {
 
 impl ConfigFile {
     /// Reads `path`. A missing file is an empty config unless `required`.
+    /// Warns (a log line) if other users may read or write it.
     pub fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        let read_error = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(ConfigFile::default())
             }
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(read_error(source)),
         };
+        if let Ok(metadata) = file.metadata() {
+            warn_if_shared(path, &metadata);
+        }
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(read_error)?;
         toml::from_str(&text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
             message: error.to_string(),
         })
     }
+}
+
+/// The file may hold client secrets (in `env` or a command line), and
+/// whoever can write it chooses what the agent runs.
+fn warn_if_shared(path: &Path, metadata: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode();
+    // Not `--config /dev/null` and the like.
+    if !metadata.is_file() || mode & 0o066 == 0 {
+        return;
+    }
+    let what = if mode & 0o022 != 0 {
+        "readable or writable"
+    } else {
+        "readable"
+    };
+    tracing::warn!(
+        "config file {} is {what} by other users (mode {:o}); it may hold secrets (env values, command lines), and whoever can write it chooses what the agent runs: chmod 600 {}",
+        path.display(),
+        mode & 0o777,
+        path.display()
+    );
 }
 
 fn check_name(name: &str) -> Result<(), ConfigError> {
@@ -309,6 +357,27 @@ command = "sh -c 'echo token'"
             .get(Some("nope"))
             .unwrap_err()
             .contains("ci, extra, work"));
+    }
+
+    #[test]
+    fn debug_shows_env_names_but_no_values_nor_command_line() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+[profiles.work]
+command = "/opt/bin/my-plugin --client-secret hunter2"
+env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
+"#,
+        )
+        .expect("config");
+        let shown = format!("{file:?}");
+        assert!(
+            shown.contains("AUTHPLUG_OIDC_CLIENT_SECRET") && shown.contains("my-plugin"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("hunter2"),
+            "{shown}"
+        );
     }
 
     #[test]

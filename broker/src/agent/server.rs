@@ -5,6 +5,7 @@ use std::future::Future;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -16,7 +17,7 @@ use zeroize::{Zeroize, Zeroizing};
 use super::config::Profiles;
 use super::paths;
 use super::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
-use crate::{Token, TokenRequest};
+use crate::TokenRequest;
 
 /// The exit code of `authplug agent` when another agent holds the socket's
 /// lock: an autostarting client then waits for that one.
@@ -207,8 +208,8 @@ async fn connection(
                     return Ok(());
                 }
             }
-            Op::Reject { profile, token } => {
-                let token = Token::from(token);
+            Op::Reject { profile, mut token } => {
+                let token = token.take();
                 let response = match profiles.get(profile.as_deref()) {
                     Ok((_, broker)) => {
                         let mut response = Response::ok();
@@ -266,12 +267,30 @@ async fn token(
             return Ok(Served::Answered);
         }
     };
-    let (lines_sender, mut lines) = mpsc::unbounded_channel::<String>();
+    // Bounded: a chatty plugin and a client that reads slowly must not
+    // grow the agent without end, nor hold up the run. Lines that do not
+    // fit are dropped and counted, and the client is told how many.
+    let (lines_sender, mut lines) = mpsc::channel::<String>(PROGRESS_QUEUE);
+    let dropped = Arc::new(AtomicUsize::new(0));
     let request = TokenRequest::new()
         .interactive(interactive)
         .force(force)
-        .on_stderr(move |line| {
-            let _ = lines_sender.send(line.to_owned());
+        .on_stderr({
+            let dropped = dropped.clone();
+            move |line| {
+                // Called under the broker's lock, so one call at a time.
+                let missed = dropped.load(Ordering::Relaxed);
+                if missed > 0 {
+                    if lines_sender.try_send(dropped_note(missed)).is_err() {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    dropped.store(0, Ordering::Relaxed);
+                }
+                if lines_sender.try_send(line.to_owned()).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         });
     let pending = broker.token_with(request);
     tokio::pin!(pending);
@@ -290,6 +309,10 @@ async fn token(
     while let Ok(line) = lines.try_recv() {
         send(writer, &Response::progress(&line)).await?;
     }
+    let missed = dropped.swap(0, Ordering::Relaxed);
+    if missed > 0 {
+        send(writer, &Response::progress(&dropped_note(missed))).await?;
+    }
     let response = match result {
         Ok(token) => match token.to_str() {
             Ok(text) => {
@@ -305,6 +328,18 @@ async fn token(
     };
     send(writer, &response).await?;
     Ok(Served::Answered)
+}
+
+/// Progress lines waiting for a slow client, at most (each line is at most
+/// 4 KiB, so 1 MiB per client).
+const PROGRESS_QUEUE: usize = 256;
+
+fn dropped_note(count: usize) -> String {
+    if count == 1 {
+        "[1 line dropped]".to_owned()
+    } else {
+        format!("[{count} lines dropped]")
+    }
 }
 
 enum Line {
