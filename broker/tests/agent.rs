@@ -856,6 +856,58 @@ fn an_existing_socket_directory_keeps_its_mode_and_new_ones_are_private() {
 }
 
 #[test]
+fn a_client_that_shuts_down_its_write_side_still_gets_its_answer() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "slow",
+        "echo $$ >> \"$DIR/pids\"\nwhile [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\necho tok-slow",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("slow", &plugin)]);
+    let started = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids: Vec<i32> = std::fs::read_to_string(scratch.path("pids"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect();
+            if pids.len() == count {
+                return pids[count - 1];
+            }
+            assert!(Instant::now() < deadline, "plugin run {count} never started");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // Like `printf '{"v":1,"op":"token"}\n' | nc -U agent.sock`.
+    let mut half = agent.connect();
+    half.send(b"{\"v\":1,\"op\":\"token\"}\n");
+    half.writer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    started(1);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(scratch.path("go"), "").expect("go");
+    assert_eq!(half.final_answer()["token"], "tok-slow");
+
+    // Half-closed, then gone altogether: that still cancels the run.
+    std::fs::remove_file(scratch.path("go")).expect("reset");
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"reject\",\"token\":\"tok-slow\"}\n");
+    assert_eq!(connection.final_answer()["cleared"], true);
+    connection.send(b"{\"v\":1,\"op\":\"token\"}\n");
+    connection
+        .writer
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let pid = started(2);
+    drop(connection);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_running(pid) {
+        assert!(Instant::now() < deadline, "the run outlived its only client");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
 fn a_config_file_others_can_read_is_warned_about_in_the_log() {
     let scratch = Scratch::new();
     let config = scratch.path("config.toml");

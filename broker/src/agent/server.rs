@@ -7,6 +7,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -294,16 +295,33 @@ async fn token(
         });
     let pending = broker.token_with(request);
     tokio::pin!(pending);
-    let mut watch_hangup = true;
+    let mut watch_reads = true;
+    let mut half_closed = false;
+    let mut hangup_check = tokio::time::interval(HANGUP_CHECK);
     let result = loop {
         tokio::select! {
             result = &mut pending => break result,
             Some(line) = lines.recv() => send(writer, &Response::progress(&line)).await?,
-            read = reader.fill_buf(), if watch_hangup => match read {
-                Ok([]) | Err(_) => return Ok(Served::ClientGone),
+            read = reader.fill_buf(), if watch_reads => match read {
+                Err(_) => return Ok(Served::ClientGone),
+                // End of input: the client hung up, or only shut down its
+                // write side (`printf ... | nc -U`) and still waits for
+                // the answer. Only the former cancels.
+                Ok([]) => {
+                    watch_reads = false;
+                    half_closed = true;
+                    if hung_up(writer) {
+                        return Ok(Served::ClientGone);
+                    }
+                }
                 // The client sent its next request already: it is still there.
-                Ok(_) => watch_hangup = false,
+                Ok(_) => watch_reads = false,
             },
+            _ = hangup_check.tick(), if half_closed => {
+                if hung_up(writer) {
+                    return Ok(Served::ClientGone);
+                }
+            }
         }
     };
     while let Ok(line) = lines.try_recv() {
@@ -328,6 +346,26 @@ async fn token(
     };
     send(writer, &response).await?;
     Ok(Served::Answered)
+}
+
+/// How often a client that shut down its write side is checked for having
+/// gone altogether.
+const HANGUP_CHECK: Duration = Duration::from_millis(100);
+
+/// Whether the peer has closed its socket (not just its write side: that
+/// reads as end of input, while a full close also sets POLLHUP here).
+fn hung_up(writer: &OwnedWriteHalf) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stream: &UnixStream = writer.as_ref();
+    // No events asked for: poll still reports hang-up and error.
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        Err(_) => false,
+    }
 }
 
 /// Progress lines waiting for a slow client, at most (each line is at most
