@@ -511,7 +511,12 @@ fn is_running(pid: i32) -> bool {
 #[test]
 fn the_agent_refuses_a_client_of_another_uid() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to connect as another uid");
+        // Straight to stderr, past the test harness's capture, so the skip
+        // shows in a plain `cargo test` run (eprintln! would be swallowed).
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED the_agent_refuses_a_client_of_another_uid: it needs root to connect as another uid"
+        );
         return;
     }
     let scratch = Scratch::new();

@@ -111,6 +111,8 @@ async fn a_401_is_healed_by_one_rerun_and_one_retry() {
         .expect("send");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(server.requests.load(Ordering::SeqCst), 5);
+    // The server counted the retry's body: all of it came again.
+    assert_eq!(response.text().await.expect("body"), "hello (10 bytes)");
 }
 
 #[tokio::test]
