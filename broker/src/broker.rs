@@ -588,7 +588,9 @@ enum RunMode {
     Quiet,
     /// For an interactive caller, but non-interactive since an interactive
     /// run failed recently: its failure says so.
-    CoolingDown { until: Instant },
+    CoolingDown {
+        until: Instant,
+    },
 }
 
 async fn run_flight(
@@ -679,9 +681,10 @@ async fn run_flight(
                 // Any Duration may be configured; the clocks cannot take
                 // them all.
                 let cooldown = inner.options.interactive_cooldown.min(LONGEST_COOLDOWN);
-                if let (Some(until), Some(at)) =
-                    (Instant::now().checked_add(cooldown), now.checked_add(cooldown))
-                {
+                if let (Some(until), Some(at)) = (
+                    Instant::now().checked_add(cooldown),
+                    now.checked_add(cooldown),
+                ) {
                     shared.cooldown_until = Some((until, at));
                 }
             }

@@ -393,7 +393,11 @@ exit 2"#,
             && message.contains("--force"),
         "{message}"
     );
-    assert_eq!(interactive(), "1\n0\n", "the second run was not interactive");
+    assert_eq!(
+        interactive(),
+        "1\n0\n",
+        "the second run was not interactive"
+    );
 
     let forced = token_cli(&agent.socket, &["--force"]);
     assert!(String::from_utf8_lossy(&forced.stderr).contains("login timed out"));
@@ -845,8 +849,11 @@ fn an_existing_socket_directory_keeps_its_mode_and_new_ones_are_private() {
     // So is authplug's default directory, even if it was opened up.
     let runtime = scratch.path("xdg-runtime");
     std::fs::create_dir_all(runtime.join("authplug")).expect("dir");
-    std::fs::set_permissions(runtime.join("authplug"), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod");
+    std::fs::set_permissions(
+        runtime.join("authplug"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
     let mut token = authplug();
     token
         .args(["token", "--config", "/dev/null"])
@@ -879,7 +886,10 @@ fn a_client_that_shuts_down_its_write_side_still_gets_its_answer() {
             if pids.len() == count {
                 return pids[count - 1];
             }
-            assert!(Instant::now() < deadline, "plugin run {count} never started");
+            assert!(
+                Instant::now() < deadline,
+                "plugin run {count} never started"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     };
@@ -887,7 +897,9 @@ fn a_client_that_shuts_down_its_write_side_still_gets_its_answer() {
     // Like `printf '{"v":1,"op":"token"}\n' | nc -U agent.sock`.
     let mut half = agent.connect();
     half.send(b"{\"v\":1,\"op\":\"token\"}\n");
-    half.writer.shutdown(std::net::Shutdown::Write).expect("shutdown");
+    half.writer
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
     started(1);
     std::thread::sleep(Duration::from_millis(300));
     std::fs::write(scratch.path("go"), "").expect("go");
@@ -907,7 +919,10 @@ fn a_client_that_shuts_down_its_write_side_still_gets_its_answer() {
     drop(connection);
     let deadline = Instant::now() + Duration::from_secs(10);
     while is_running(pid) {
-        assert!(Instant::now() < deadline, "the run outlived its only client");
+        assert!(
+            Instant::now() < deadline,
+            "the run outlived its only client"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -986,8 +1001,15 @@ fn a_chatty_plugin_and_a_slow_client_drop_lines_not_memory() {
         }
     };
     assert_eq!(token, "tok-chatty");
-    assert!(dropped > 0, "nothing was dropped for a client that did not read");
-    assert_eq!(received + dropped, lines, "every line arrived or was counted");
+    assert!(
+        dropped > 0,
+        "nothing was dropped for a client that did not read"
+    );
+    assert_eq!(
+        received + dropped,
+        lines,
+        "every line arrived or was counted"
+    );
 }
 
 /// Stops a background agent even when the test fails half-way.

@@ -211,13 +211,7 @@ impl ProfileConfig {
             label: Some(name.to_owned()),
             ..BrokerOptions::default()
         };
-        options.run.timeout = seconds(
-            name,
-            "timeout",
-            self.timeout,
-            options.run.timeout,
-            TIMEOUT,
-        )?;
+        options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout, TIMEOUT)?;
         options.skew = seconds(name, "skew", self.skew, options.skew, SKEW)?;
         options.interactive_cooldown = seconds(
             name,
@@ -401,9 +395,10 @@ env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
             ("cooldown", "nan"),
             ("cooldown", "inf"),
         ] {
-            let file: ConfigFile =
-                toml::from_str(&format!("[profiles.a]\ncommand = \"x\"\n{field} = {value}\n"))
-                    .expect("parses");
+            let file: ConfigFile = toml::from_str(&format!(
+                "[profiles.a]\ncommand = \"x\"\n{field} = {value}\n"
+            ))
+            .expect("parses");
             let message = Profiles::build(&file, &[]).unwrap_err().to_string();
             assert!(
                 message.contains("profile `a`") && message.contains(field),
