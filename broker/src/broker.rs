@@ -130,7 +130,8 @@ pub enum BrokerError {
     /// The plugin run failed; the stored state is unchanged.
     #[error("{0}")]
     Run(Arc<RunError>),
-    /// A run after a rejection handed out the rejected token again.
+    /// A run after a rejection handed out the rejected token again (its new
+    /// state is kept).
     #[error("the plugin returned the very token the server just rejected, so retrying cannot help: its login is probably revoked or its server-side session broken (check the plugin's configuration, or log out and in again)")]
     SameTokenAfterReject,
     /// A run for an interactive caller, started non-interactively because
@@ -577,6 +578,16 @@ impl Drop for FlightGuard {
     }
 }
 
+/// Whether a failed run left the state as it was: all but a run whose only
+/// fault was its token.
+fn state_unchanged_by(error: &BrokerError) -> bool {
+    match error {
+        BrokerError::SameTokenAfterReject => false,
+        BrokerError::CoolingDown { error, .. } => state_unchanged_by(error),
+        _ => true,
+    }
+}
+
 /// Longer cool-downs are cut to this.
 const LONGEST_COOLDOWN: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
 
@@ -688,7 +699,11 @@ async fn run_flight(
                     shared.cooldown_until = Some((until, at));
                 }
             }
-            tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
+            if state_unchanged_by(error) {
+                tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
+            } else {
+                tracing::warn!(plugin = %inner.label, %error, "plugin run refused; its new state kept");
+            }
         }
     }
     shared.runs += 1;

@@ -28,6 +28,7 @@ pub enum ClientError {
     /// The agent answered with an error.
     #[error("{0}")]
     Agent(String),
+    /// The agent answered `stop` but did not let go of its lock in time.
     #[error("{0}")]
     StillRunning(String),
 }
