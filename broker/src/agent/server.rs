@@ -164,27 +164,26 @@ async fn connection(
                 "malformed request ({error}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}"
             ))
         };
-        let version = match serde_json::from_slice::<Version>(&line) {
-            Ok(version) => version.v,
-            Err(error) => {
-                line.zeroize();
-                send(&mut writer, &malformed(error)).await?;
-                continue;
-            }
+        // The version decides before anything else does: a request of
+        // another version is told so even if the rest makes no sense here
+        // (an op added later). Parsing `v` alone only when the whole
+        // request fails keeps the common case to one parse.
+        let parsed = match serde_json::from_slice::<Request>(&line) {
+            Ok(request) if request.v == WIRE_VERSION => Ok(request),
+            Ok(request) => Err(Refusal::OtherVersion(request.v)),
+            Err(error) => Err(match serde_json::from_slice::<Version>(&line) {
+                Ok(Version { v }) if v != WIRE_VERSION => Refusal::OtherVersion(v),
+                _ => Refusal::Malformed(error),
+            }),
         };
-        if version != WIRE_VERSION {
-            line.zeroize();
-            let message = format!(
-                "this agent speaks protocol version {WIRE_VERSION}, not {version}: restart it with the same authplug version as the client (`authplug stop`)"
-            );
-            send(&mut writer, &Response::error(message)).await?;
-            continue;
-        }
-        let parsed = serde_json::from_slice::<Request>(&line);
         line.zeroize();
         let request = match parsed {
             Ok(request) => request,
-            Err(error) => {
+            Err(Refusal::OtherVersion(v)) => {
+                send(&mut writer, &Response::error(other_version(v))).await?;
+                continue;
+            }
+            Err(Refusal::Malformed(error)) => {
                 send(&mut writer, &malformed(error)).await?;
                 continue;
             }
@@ -244,6 +243,17 @@ async fn connection(
     }
 }
 
+enum Refusal {
+    OtherVersion(u32),
+    Malformed(serde_json::Error),
+}
+
+fn other_version(v: u32) -> String {
+    format!(
+        "this agent speaks protocol version {WIRE_VERSION}, not {v}: restart it with the same authplug version as the client (`authplug stop`)"
+    )
+}
+
 #[derive(PartialEq, Eq)]
 enum Served {
     Answered,
@@ -296,8 +306,8 @@ async fn token(
     let pending = broker.token_with(request);
     tokio::pin!(pending);
     let mut watch_reads = true;
-    let mut half_closed = false;
-    let mut hangup_check = tokio::time::interval(HANGUP_CHECK);
+    // Set once the client's input has ended.
+    let mut hangup_check: Option<tokio::time::Interval> = None;
     let result = loop {
         tokio::select! {
             result = &mut pending => break result,
@@ -309,15 +319,15 @@ async fn token(
                 // the answer. Only the former cancels.
                 Ok([]) => {
                     watch_reads = false;
-                    half_closed = true;
                     if hung_up(writer) {
                         return Ok(Served::ClientGone);
                     }
+                    hangup_check = Some(tokio::time::interval(HANGUP_CHECK));
                 }
                 // The client sent its next request already: it is still there.
                 Ok(_) => watch_reads = false,
             },
-            _ = hangup_check.tick(), if half_closed => {
+            () = tick(&mut hangup_check), if hangup_check.is_some() => {
                 if hung_up(writer) {
                     return Ok(Served::ClientGone);
                 }
@@ -351,6 +361,15 @@ async fn token(
 /// How often a client that shut down its write side is checked for having
 /// gone altogether.
 const HANGUP_CHECK: Duration = Duration::from_millis(100);
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
 
 /// Whether the peer has closed its socket (not just its write side: that
 /// reads as end of input, while a full close also sets POLLHUP here).
