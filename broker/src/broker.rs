@@ -270,9 +270,12 @@ const REPLAY_LINES: usize = 64;
 /// this much more makes sure that KILL has gone out before a new run starts.
 const KILL_MARGIN: Duration = Duration::from_millis(50);
 
+/// A run's result, once it has one.
+type FlightResult = watch::Receiver<Option<Result<Token, BrokerError>>>;
+
 struct Flight {
     id: u64,
-    result: watch::Receiver<Option<Result<Token, BrokerError>>>,
+    result: FlightResult,
     waiters: usize,
     /// Tells the run's task that every caller went away; `None` once sent.
     /// The flight stays until the task has stopped the plugin, so nobody
@@ -374,40 +377,33 @@ impl Broker {
     /// gone out, then starts a fresh run, so two runs never share a state.
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
         loop {
-            let dying = {
-                let shared = self.inner.lock();
-                match &shared.flight {
-                    Some(flight) if flight.is_cancelling() => Some(flight.result.clone()),
-                    _ => None,
-                }
-            };
-            match dying {
+            match self.join_or_start(&request).await {
+                Ok(outcome) => return outcome,
                 // It ends with a result if it finished just before it was
                 // cancelled (then the cache has it), or without one.
-                Some(mut ended) => {
-                    let _ = ended.wait_for(Option::is_some).await;
-                }
-                None => {
-                    if let Some(outcome) = self.join_or_start(&request).await {
-                        return outcome;
-                    }
+                Err(mut dying) => {
+                    let _ = dying.wait_for(Option::is_some).await;
                 }
             }
         }
     }
 
     /// The cached token, or the result of the run under way or a new one;
-    /// `None` if the run under way is being cancelled (wait and ask again).
-    async fn join_or_start(&self, request: &TokenRequest) -> Option<Result<Token, BrokerError>> {
+    /// if the run under way is being cancelled, what to wait on before
+    /// asking again.
+    async fn join_or_start(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<Result<Token, BrokerError>, FlightResult> {
         let (waiter, mut result) = {
             let mut shared = self.inner.lock();
             if let Some(cached) = &shared.cached {
                 if cached.is_fresh(SystemTime::now()) {
-                    return Some(Ok(cached.token.clone()));
+                    return Ok(Ok(cached.token.clone()));
                 }
             }
-            if shared.flight.as_ref().is_some_and(Flight::is_cancelling) {
-                return None;
+            if let Some(dying) = shared.flight.as_ref().filter(|f| f.is_cancelling()) {
+                return Err(dying.result.clone());
             }
             if shared.flight.is_none() {
                 let cooling_down = shared
@@ -450,7 +446,7 @@ impl Broker {
             Err(_) => Err(BrokerError::Aborted),
         };
         drop(waiter);
-        Some(outcome)
+        Ok(outcome)
     }
 
     /// Reports that a server refused `token` (say, HTTP 401). Clears the
