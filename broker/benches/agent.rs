@@ -7,7 +7,8 @@
 //!    `/bin/true`, alternating, 300 rounds each: medians and their ratio.
 //! 2. 64 concurrent socket clients, one persistent connection each, for
 //!    5 s: tokens per second and latency percentiles.
-//! 3. The agent's resident memory with 10 idle profiles.
+//! 3. The agent's resident memory with 10 idle profiles (before any has
+//!    run its plugin), then with each of the 10 holding a token.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -203,19 +204,25 @@ fn main() {
     let agent = start_agent(&socket, &profiles);
     std::thread::sleep(Duration::from_millis(300));
     let idle_rss = rss_kib(agent.0.id());
-    // Fill the default profile's cache.
-    let status = Command::new(AUTHPLUG)
-        .args(["token", "--no-autostart", "--socket"])
-        .arg(&socket)
-        .stdout(Stdio::null())
-        .status()
-        .expect("token");
-    assert!(status.success());
+    // Fill every profile's cache (the default one is used below).
+    for profile in &profiles {
+        let name = profile.split('=').next().expect("name");
+        let status = Command::new(AUTHPLUG)
+            .args(["token", "--no-autostart", "--profile", name, "--socket"])
+            .arg(&socket)
+            .stdout(Stdio::null())
+            .status()
+            .expect("token");
+        assert!(status.success());
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let holding_rss = rss_kib(agent.0.id());
     if quick {
         println!("agent bench: smoke run only (use `cargo bench` for figures)");
         return;
     }
-    println!("agent with 10 idle profiles: RSS {idle_rss} KiB");
+    println!("agent with 10 idle profiles, none holding a token yet: RSS {idle_rss} KiB");
+    println!("agent with 10 profiles each holding a token: RSS {holding_rss} KiB");
     whole_process(&socket);
     throughput(&socket);
     println!(

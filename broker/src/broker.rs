@@ -8,7 +8,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use authplug_protocol::host::{self, PluginCommand, RunError, RunOptions, StderrSink};
 use authplug_protocol::{Reason, State, Token};
-use tokio::sync::{broadcast, watch};
+use tokio::sync::{broadcast, oneshot, watch};
 
 use crate::jwt;
 
@@ -27,8 +27,10 @@ pub struct BrokerOptions {
     /// A JWT counts as expired this long before its `exp`, so the plugin is
     /// re-run (reason `refresh`) before a server would refuse it.
     pub skew: Duration,
-    /// After a failed interactive run, further interactive runs are refused
-    /// this long unless a caller forces one.
+    /// After a failed interactive run, runs started for interactive callers
+    /// are non-interactive (`AUTHPLUG_INTERACTIVE=0`: a silent refresh still
+    /// works, no browser opens) this long (at most a century), unless a
+    /// caller forces one.
     pub interactive_cooldown: Duration,
     /// How often [`Broker::with_token`] and [`Broker::send`] get a new token
     /// and retry after "unauthorized".
@@ -67,8 +69,9 @@ impl fmt::Debug for BrokerOptions {
 #[derive(Clone)]
 pub struct TokenRequest {
     /// May a run started for this caller open a browser or prompt
-    /// (`AUTHPLUG_INTERACTIVE=1`)? Callers joining a run already under way
-    /// get that run's result, whichever way it was started.
+    /// (`AUTHPLUG_INTERACTIVE=1`)? Not during the cool-down after a failed
+    /// interactive run, unless `force`. Callers joining a run already under
+    /// way get that run's result, whichever way it was started.
     pub interactive: bool,
     /// Start an interactive run even during the cool-down after a failed one.
     pub force: bool,
@@ -127,14 +130,18 @@ pub enum BrokerError {
     /// The plugin run failed; the stored state is unchanged.
     #[error("{0}")]
     Run(Arc<RunError>),
-    /// A run after a rejection handed out the rejected token again.
+    /// A run after a rejection handed out the rejected token again (its new
+    /// state is kept).
     #[error("the plugin returned the very token the server just rejected, so retrying cannot help: its login is probably revoked or its server-side session broken (check the plugin's configuration, or log out and in again)")]
     SameTokenAfterReject,
-    /// An interactive run failed recently; no new one was started.
-    #[error("not starting another interactive login for {}s: the last one failed ({last_error}); wait, or force one (`authplug token --force`, `TokenRequest::force`)", remaining.as_secs().max(1))]
+    /// A run for an interactive caller, started non-interactively because
+    /// an interactive one failed less than the cool-down ago, failed too.
+    #[error("{error}\nAn interactive login was not tried: after a failed one they are refused for the rest of the cool-down ({}s); to start one anyway, use `authplug token --force` (`TokenRequest::force` in the library)", remaining.as_secs().max(1))]
     CoolingDown {
+        /// Left of the cool-down when the run ended.
         remaining: Duration,
-        last_error: String,
+        /// How the non-interactive run failed.
+        error: Box<BrokerError>,
     },
     /// The run's task ended without a result (a panic in an embedding
     /// daemon's stderr callback, or the runtime shutting down).
@@ -152,7 +159,7 @@ pub struct Status {
     /// When the broker re-runs the plugin ahead of `expires_at`.
     pub refresh_at: Option<SystemTime>,
     pub has_state: bool,
-    /// A run is under way.
+    /// A run is under way, or a cancelled one is still being stopped.
     pub running: bool,
     /// Callers waiting on that run.
     pub waiters: usize,
@@ -258,14 +265,32 @@ fn refresh_time(exp: SystemTime, skew: Duration, now: SystemTime) -> SystemTime 
 /// URL is usually printed first).
 const REPLAY_LINES: usize = 64;
 
+/// After a cancelled run's future is dropped, the protocol crate sends its
+/// group TERM at once and KILL `kill_grace` later, from a timer of its own;
+/// this much more makes sure that KILL has gone out before a new run starts.
+const KILL_MARGIN: Duration = Duration::from_millis(50);
+
+/// A run's result, once it has one.
+type FlightResult = watch::Receiver<Option<Result<Token, BrokerError>>>;
+
 struct Flight {
     id: u64,
-    result: watch::Receiver<Option<Result<Token, BrokerError>>>,
+    result: FlightResult,
     waiters: usize,
-    task: tokio::task::AbortHandle,
+    /// Tells the run's task that every caller went away; `None` once sent.
+    /// The flight stays until the task has stopped the plugin, so nobody
+    /// starts a second run with the same state while the first still lives
+    /// (it may have spent a refresh token already).
+    cancel: Option<oneshot::Sender<()>>,
     lines: VecDeque<String>,
     listeners: Vec<(u64, StderrSink)>,
     next_listener: u64,
+}
+
+impl Flight {
+    fn is_cancelling(&self) -> bool {
+        self.cancel.is_none()
+    }
 }
 
 /// Held by each caller waiting on a run; the last one to go cancels it.
@@ -289,10 +314,10 @@ impl Drop for Waiter {
         }
         flight.waiters -= 1;
         if flight.waiters == 0 {
-            // Dropping the run's future kills the plugin's process group.
-            flight.task.abort();
-            shared.flight = None;
-            tracing::info!(plugin = %self.inner.label, "every caller went away; plugin run cancelled");
+            if let Some(cancel) = flight.cancel.take() {
+                let _ = cancel.send(());
+            }
+            tracing::info!(plugin = %self.inner.label, "every caller went away; cancelling the plugin run");
         }
     }
 }
@@ -347,34 +372,58 @@ impl Broker {
     /// Callers that arrive while a run is under way wait for it and get its
     /// result, whether it was started interactive or not. If every waiting
     /// caller is dropped, the run is cancelled and the plugin's process group
-    /// killed (a cancelled run starts no cool-down).
+    /// stopped (TERM, then KILL after `kill_grace`; a cancelled run starts
+    /// no cool-down). A caller arriving meanwhile waits until the KILL has
+    /// gone out, then starts a fresh run, so two runs never share a state.
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
+        loop {
+            match self.join_or_start(&request).await {
+                Ok(outcome) => return outcome,
+                // It ends with a result if it finished just before it was
+                // cancelled (then the cache has it), or without one.
+                Err(mut dying) => {
+                    let _ = dying.wait_for(Option::is_some).await;
+                }
+            }
+        }
+    }
+
+    /// The cached token, or the result of the run under way or a new one;
+    /// if the run under way is being cancelled, what to wait on before
+    /// asking again.
+    async fn join_or_start(
+        &self,
+        request: &TokenRequest,
+    ) -> Result<Result<Token, BrokerError>, FlightResult> {
         let (waiter, mut result) = {
             let mut shared = self.inner.lock();
             if let Some(cached) = &shared.cached {
                 if cached.is_fresh(SystemTime::now()) {
-                    return Ok(cached.token.clone());
+                    return Ok(Ok(cached.token.clone()));
                 }
             }
+            if let Some(dying) = shared.flight.as_ref().filter(|f| f.is_cancelling()) {
+                return Err(dying.result.clone());
+            }
             if shared.flight.is_none() {
-                if request.interactive && !request.force {
-                    if let Some((until, _)) = shared.cooldown_until {
-                        let now = Instant::now();
-                        if now < until {
-                            return Err(BrokerError::CoolingDown {
-                                remaining: until - now,
-                                last_error: shared.last_error.clone().unwrap_or_default(),
-                            });
-                        }
+                let cooling_down = shared
+                    .cooldown_until
+                    .map(|(until, _)| until)
+                    .filter(|until| Instant::now() < *until);
+                let mode = match cooling_down {
+                    Some(until) if request.interactive && !request.force => {
+                        RunMode::CoolingDown { until }
                     }
-                }
-                self.start_flight(&mut shared, request.interactive);
+                    _ if request.interactive => RunMode::Interactive,
+                    _ => RunMode::Quiet,
+                };
+                self.start_flight(&mut shared, mode);
             }
             let Some(flight) = shared.flight.as_mut() else {
                 unreachable!("a flight was just started");
             };
             flight.waiters += 1;
-            let listener = request.on_stderr.map(|sink| {
+            let listener = request.on_stderr.clone().map(|sink| {
                 for line in &flight.lines {
                     sink(line);
                 }
@@ -397,7 +446,7 @@ impl Broker {
             Err(_) => Err(BrokerError::Aborted),
         };
         drop(waiter);
-        outcome
+        Ok(outcome)
     }
 
     /// Reports that a server refused `token` (say, HTTP 401). Clears the
@@ -454,7 +503,7 @@ impl Broker {
         }
     }
 
-    fn start_flight(&self, shared: &mut Shared, interactive: bool) {
+    fn start_flight(&self, shared: &mut Shared, mode: RunMode) {
         let id = shared.next_flight_id;
         shared.next_flight_id += 1;
         let reason = if shared.rejected.is_some() {
@@ -463,19 +512,21 @@ impl Broker {
             Reason::for_state(&shared.state)
         };
         let (sender, receiver) = watch::channel(None);
-        let task = tokio::spawn(run_flight(
+        let (cancel, cancelled) = oneshot::channel();
+        tokio::spawn(run_flight(
             self.inner.clone(),
             id,
             shared.state.clone(),
             reason,
-            interactive,
+            mode,
             sender,
+            cancelled,
         ));
         shared.flight = Some(Flight {
             id,
             result: receiver,
             waiters: 0,
-            task: task.abort_handle(),
+            cancel: Some(cancel),
             lines: VecDeque::new(),
             listeners: Vec::new(),
             next_listener: 0,
@@ -507,14 +558,62 @@ impl Inner {
     }
 }
 
+/// Ends the flight when its task ends, however it ends (finished,
+/// cancelled, panicked, or dropped with the runtime).
+struct FlightGuard {
+    inner: Arc<Inner>,
+    id: u64,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut shared = self.inner.lock();
+        if shared.flight.as_ref().is_some_and(|f| f.id == self.id) {
+            shared.flight = None;
+        }
+    }
+}
+
+/// Whether a failed run left the state as it was: all but a run whose only
+/// fault was its token.
+fn state_unchanged_by(error: &BrokerError) -> bool {
+    match error {
+        BrokerError::SameTokenAfterReject => false,
+        BrokerError::CoolingDown { error, .. } => state_unchanged_by(error),
+        _ => true,
+    }
+}
+
+/// Longer cool-downs are cut to this.
+const LONGEST_COOLDOWN: Duration = Duration::from_secs(100 * 365 * 24 * 60 * 60);
+
+/// How a run was started.
+#[derive(Clone, Copy)]
+enum RunMode {
+    Interactive,
+    /// For non-interactive callers.
+    Quiet,
+    /// For an interactive caller, but non-interactive since an interactive
+    /// run failed recently: its failure says so.
+    CoolingDown {
+        until: Instant,
+    },
+}
+
 async fn run_flight(
     inner: Arc<Inner>,
     id: u64,
     state: State,
     reason: Reason,
-    interactive: bool,
+    mode: RunMode,
     result: watch::Sender<Option<Result<Token, BrokerError>>>,
+    cancelled: oneshot::Receiver<()>,
 ) {
+    let interactive = matches!(mode, RunMode::Interactive);
+    let guard = FlightGuard {
+        inner: inner.clone(),
+        id,
+    };
     let mut options = inner.options.run.clone();
     options.reason = Some(reason.clone());
     options.interactive = interactive;
@@ -525,8 +624,21 @@ async fn run_flight(
         }
     }));
     tracing::info!(plugin = %inner.label, %reason, interactive, "running plugin");
-    let outcome = host::run(&inner.command, &state, &options).await;
+    let outcome = tokio::select! {
+        // A run that finished as its last caller left still counts.
+        biased;
+        outcome = host::run(&inner.command, &state, &options) => Some(outcome),
+        // The run's future is dropped here: TERM now, KILL after the grace.
+        _ = cancelled => None,
+    };
     drop(state);
+    let Some(outcome) = outcome else {
+        tokio::time::sleep(inner.options.run.kill_grace.saturating_add(KILL_MARGIN)).await;
+        tracing::info!(plugin = %inner.label, "cancelled plugin run stopped");
+        // The guard ends the flight; callers that came meanwhile start anew.
+        drop(guard);
+        return;
+    };
 
     // From here on there is no await: once the plugin has succeeded its new
     // state is kept even if every caller has just gone away, since the old
@@ -536,10 +648,12 @@ async fn run_flight(
     let (record_ok, elapsed, answer) = match outcome {
         Ok(output) => {
             let elapsed = output.elapsed;
+            // The plugin succeeded, so its state is the current one even if
+            // its token is useless: the old state may be spent.
+            shared.state = output.state;
             if shared.rejected.as_ref() == Some(&output.token) {
                 (false, elapsed, Err(BrokerError::SameTokenAfterReject))
             } else {
-                shared.state = output.state;
                 shared.rejected = None;
                 let cached = Cached::new(output.token, inner.options.skew, now);
                 let token = cached.token.clone();
@@ -553,6 +667,13 @@ async fn run_flight(
             Err(BrokerError::Run(Arc::new(error))),
         ),
     };
+    let answer = match (answer, mode) {
+        (Err(error), RunMode::CoolingDown { until }) => Err(BrokerError::CoolingDown {
+            remaining: until.saturating_duration_since(Instant::now()),
+            error: Box::new(error),
+        }),
+        (answer, _) => answer,
+    };
     match &answer {
         Ok(_) => {
             shared.last_error = None;
@@ -561,11 +682,24 @@ async fn run_flight(
         }
         Err(error) => {
             shared.last_error = Some(error.to_string());
+            // Only a run that may have needed the user: a cool-down run
+            // failing does not prolong the cool-down.
             if interactive {
-                let cooldown = inner.options.interactive_cooldown;
-                shared.cooldown_until = Some((Instant::now() + cooldown, now + cooldown));
+                // Any Duration may be configured; the clocks cannot take
+                // them all.
+                let cooldown = inner.options.interactive_cooldown.min(LONGEST_COOLDOWN);
+                if let (Some(until), Some(at)) = (
+                    Instant::now().checked_add(cooldown),
+                    now.checked_add(cooldown),
+                ) {
+                    shared.cooldown_until = Some((until, at));
+                }
             }
-            tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
+            if state_unchanged_by(error) {
+                tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
+            } else {
+                tracing::warn!(plugin = %inner.label, %error, "plugin run refused; its new state kept");
+            }
         }
     }
     shared.runs += 1;
@@ -576,10 +710,14 @@ async fn run_flight(
         ok: record_ok,
         elapsed,
     });
+    // The flight ends with the same lock that stored its outcome, and
+    // before its result is out, so a caller that sees the result and asks
+    // again finds the cache, not this flight.
     if shared.flight.as_ref().is_some_and(|f| f.id == id) {
         shared.flight = None;
     }
     drop(shared);
+    drop(guard);
     result.send_replace(Some(answer));
 }
 

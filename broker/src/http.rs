@@ -4,7 +4,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use zeroize::Zeroizing;
 
-use crate::{Broker, BrokerError};
+use crate::{Broker, BrokerError, TokenRequest};
 
 /// Why [`Broker::send`] has no response.
 #[derive(Debug, thiserror::Error)]
@@ -24,12 +24,26 @@ impl Broker {
     /// stream: [`reqwest::Request::try_clone`]), it is retried with a new
     /// token, up to [`BrokerOptions::unauthorized_retries`](crate::BrokerOptions)
     /// times. The last response is returned as it is, 401 included.
+    ///
+    /// Tokens come from [`Broker::token`], which may let the plugin open a
+    /// browser; a background program uses [`Broker::send_with`].
     pub async fn send(&self, request: RequestBuilder) -> Result<Response, HttpError> {
+        self.send_with(request, TokenRequest::default()).await
+    }
+
+    /// Like [`Broker::send`], getting each token (the first and any after a
+    /// 401) as `token_request` says: say
+    /// `TokenRequest::new().interactive(false)` for a daemon.
+    pub async fn send_with(
+        &self,
+        request: RequestBuilder,
+        token_request: TokenRequest,
+    ) -> Result<Response, HttpError> {
         let (client, request) = request.build_split();
         let mut request = request?;
         let mut retries_left = self.options().unauthorized_retries;
         loop {
-            let token = self.token().await?;
+            let token = self.token_with(token_request.clone()).await?;
             let copy = (retries_left > 0).then(|| request.try_clone()).flatten();
             let (mut attempt, kept) = match copy {
                 Some(copy) => (copy, Some(request)),

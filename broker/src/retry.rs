@@ -5,7 +5,7 @@ use std::future::Future;
 
 use authplug_protocol::Token;
 
-use crate::{Broker, BrokerError};
+use crate::{Broker, BrokerError, TokenRequest};
 
 /// How an operation run by [`Broker::with_token`] failed.
 #[derive(Debug)]
@@ -33,14 +33,35 @@ impl Broker {
     /// [`Failure::Unauthorized`], the token is rejected (compare-and-clear,
     /// see [`Broker::reject`]), a new one obtained and the operation run
     /// again, up to [`BrokerOptions::unauthorized_retries`](crate::BrokerOptions) times.
-    pub async fn with_token<T, E, F, Fut>(&self, mut operation: F) -> Result<T, WithTokenError<E>>
+    ///
+    /// Tokens come from [`Broker::token`], which may let the plugin open a
+    /// browser; a background program uses [`Broker::with_token_with`].
+    pub async fn with_token<T, E, F, Fut>(&self, operation: F) -> Result<T, WithTokenError<E>>
+    where
+        F: FnMut(Token) -> Fut,
+        Fut: Future<Output = Result<T, Failure<E>>>,
+    {
+        self.with_token_with(TokenRequest::default(), operation)
+            .await
+    }
+
+    /// Like [`Broker::with_token`], getting each token as `token_request`
+    /// says: say `TokenRequest::new().interactive(false)` for a daemon.
+    pub async fn with_token_with<T, E, F, Fut>(
+        &self,
+        token_request: TokenRequest,
+        mut operation: F,
+    ) -> Result<T, WithTokenError<E>>
     where
         F: FnMut(Token) -> Fut,
         Fut: Future<Output = Result<T, Failure<E>>>,
     {
         let mut retries_left = self.options().unauthorized_retries;
         loop {
-            let token = self.token().await.map_err(WithTokenError::Token)?;
+            let token = self
+                .token_with(token_request.clone())
+                .await
+                .map_err(WithTokenError::Token)?;
             match operation(token.clone()).await {
                 Ok(value) => return Ok(value),
                 Err(Failure::Other(error)) => return Err(WithTokenError::Other(error)),

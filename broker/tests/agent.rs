@@ -245,6 +245,36 @@ fn token_and_reject_through_the_cli_with_one_run_for_many_callers() {
     assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
     assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
 
+    // Late rejecters of the stale tok-1, after the re-run ended: the agent
+    // compares before clearing, so tok-2 stays cached and nothing runs.
+    let late: Vec<_> = (0..10)
+        .map(|_| {
+            let socket = agent.socket.clone();
+            std::thread::spawn(move || reject_cli(&socket, "tok-1\n"))
+        })
+        .collect();
+    for rejecter in late {
+        let output = rejecter.join().expect("thread");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"reject\",\"token\":\"tok-1\"}\n");
+    assert_eq!(connection.final_answer()["cleared"], false);
+    let status = authplug()
+        .args(["status", "--json", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("status");
+    let profiles: serde_json::Value = serde_json::from_str(&stdout(&status)).expect("json");
+    assert_eq!(profiles[0]["has_token"], true);
+    assert_eq!(profiles[0]["rejected"], false);
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
+
     let empty = reject_cli(&agent.socket, "");
     assert!(!empty.status.success());
     assert!(String::from_utf8_lossy(&empty.stderr).contains("no token on stdin"));
@@ -338,6 +368,43 @@ fn errors_reach_the_cli_with_the_plugins_message_and_profiles_are_named() {
 }
 
 #[test]
+fn after_a_failed_login_token_runs_the_plugin_quietly_and_says_how_to_force() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "login",
+        r#"echo "$AUTHPLUG_INTERACTIVE" >> "$DIR/interactive"
+if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then echo "login timed out" >&2; exit 1; fi
+echo "a login is needed" >&2
+exit 2"#,
+    );
+    let agent = Agent::start(&scratch.socket(), &[("login", &plugin)]);
+    let interactive = || std::fs::read_to_string(scratch.path("interactive")).expect("log");
+
+    let first = token_cli(&agent.socket, &[]);
+    assert!(!first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("login timed out"));
+
+    let second = token_cli(&agent.socket, &[]);
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("a login is needed")
+            && message.contains("cool-down")
+            && message.contains("--force"),
+        "{message}"
+    );
+    assert_eq!(
+        interactive(),
+        "1\n0\n",
+        "the second run was not interactive"
+    );
+
+    let forced = token_cli(&agent.socket, &["--force"]);
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("login timed out"));
+    assert_eq!(interactive(), "1\n0\n1\n");
+}
+
+#[test]
 fn the_agent_survives_garbage_overlong_lines_and_abrupt_disconnects() {
     let scratch = Scratch::new();
     let plugin = scratch.plugin("main", COUNTING);
@@ -360,6 +427,26 @@ fn the_agent_survives_garbage_overlong_lines_and_abrupt_disconnects() {
         .as_str()
         .expect("error")
         .contains("version 1"));
+    // A newer client with an op this agent has never heard of is told
+    // about the version, not that its request is malformed.
+    connection.send(b"{\"v\":2,\"op\":\"renew\",\"profile\":\"main\",\"scopes\":[\"a\"]}\n");
+    let error = connection.answer()["error"]
+        .as_str()
+        .expect("error")
+        .to_owned();
+    assert!(
+        error.contains("version 1, not 2") && !error.contains("malformed"),
+        "{error}"
+    );
+    connection.send(b"{\"op\":\"token\"}\n");
+    let error = connection.answer()["error"]
+        .as_str()
+        .expect("error")
+        .to_owned();
+    assert!(
+        error.contains("malformed") && error.contains("`v`"),
+        "{error}"
+    );
     connection.send(b"{\"v\":1,\"op\":\"launch-missiles\"}\n");
     assert_eq!(connection.answer()["ok"], false);
     connection.send(&[0xff, 0xfe, b'\n']);
@@ -428,7 +515,12 @@ fn is_running(pid: i32) -> bool {
 #[test]
 fn the_agent_refuses_a_client_of_another_uid() {
     if !nix::unistd::geteuid().is_root() {
-        eprintln!("skipped: needs root to connect as another uid");
+        // Straight to stderr, past the test harness's capture, so the skip
+        // shows in a plain `cargo test` run (eprintln! would be swallowed).
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED the_agent_refuses_a_client_of_another_uid: it needs root to connect as another uid"
+        );
         return;
     }
     let scratch = Scratch::new();
@@ -589,6 +681,334 @@ fn token_starts_an_agent_from_a_clean_runtime_dir() {
     assert!(
         !log.contains("tok-1") && !log.contains("tok-2"),
         "the log holds no token: {log}"
+    );
+}
+
+#[test]
+fn stop_then_token_at_once_meets_a_new_agent() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", COUNTING);
+    let socket = scratch.socket();
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display()),
+    )
+    .expect("config");
+    let _stop_at_the_end = StopAgent(socket.clone());
+    // `authplug stop && authplug token`, again and again: each token comes
+    // from a new agent (the old one's token went with it), never from one
+    // on its way out, nor from an autostarted one that lost the lock race.
+    for round in 0..15 {
+        let output = authplug()
+            .args(["token", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(&socket)
+            .output()
+            .expect("token");
+        assert_eq!(stdout(&output), "tok-1\n", "round {round}");
+        let stop = authplug()
+            .args(["stop", "--socket"])
+            .arg(&socket)
+            .output()
+            .expect("stop");
+        assert!(
+            stop.status.success(),
+            "round {round}: {}",
+            String::from_utf8_lossy(&stop.stderr)
+        );
+        assert!(!socket.exists(), "round {round}: socket still there");
+    }
+    assert_eq!(scratch.runs("main").len(), 15);
+}
+
+#[test]
+fn an_autostarted_agent_that_dies_at_once_is_reported_with_its_log() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    std::fs::write(&config, "[profiles.main]\ncommand = \"x\"\ntimout = 3\n").expect("config");
+    let output = authplug()
+        .args(["token", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(scratch.socket())
+        .output()
+        .expect("token");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("could not start the agent: it exited at once")
+            && message.contains("is not valid")
+            && message.contains("timout")
+            && message.contains("agent.log"),
+        "{message}"
+    );
+    assert!(!message.contains("within 10 s"), "{message}");
+}
+
+#[test]
+fn out_of_range_durations_in_the_config_file_are_refused_by_name() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    for (field, value) in [("cooldown", "1e19"), ("timeout", "0"), ("skew", "1e12")] {
+        std::fs::write(
+            &config,
+            format!("[profiles.ok]\ncommand = \"x\"\n[profiles.big]\ncommand = \"x\"\n{field} = {value}\n"),
+        )
+        .expect("config");
+        let mut agent = authplug()
+            .args(["agent", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(scratch.socket())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("agent");
+        // An agent that took the value would serve on: stop it and fail.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while agent.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = agent.kill();
+                let _ = agent.wait();
+                panic!("{field} = {value} was accepted");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let output = agent.wait_with_output().expect("agent");
+        assert!(!output.status.success(), "{field} = {value} accepted");
+        let message = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            message.contains("profile `big`")
+                && message.contains(&format!("{field} must be a number of seconds")),
+            "{message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+#[test]
+fn concurrent_autostarts_end_with_one_agent_serving_everyone() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", &format!("sleep 0.3\n{COUNTING}"));
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display()),
+    )
+    .expect("config");
+    let socket = scratch.socket();
+    let _stop_at_the_end = StopAgent(socket.clone());
+    // Each finds no agent and starts one; all but one of those lose the
+    // race for the lock and exit, and their clients use the winner.
+    let callers: Vec<_> = (0..8)
+        .map(|_| {
+            let (config, socket) = (config.clone(), socket.clone());
+            std::thread::spawn(move || {
+                authplug()
+                    .args(["token", "--config"])
+                    .arg(&config)
+                    .arg("--socket")
+                    .arg(&socket)
+                    .output()
+                    .expect("token")
+            })
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(stdout(&caller.join().expect("thread")), "tok-1\n");
+    }
+    assert_eq!(scratch.runs("main"), ["initial"]);
+}
+
+#[test]
+fn an_existing_socket_directory_keeps_its_mode_and_new_ones_are_private() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", "echo tok");
+    let mode = |path: &Path| std::fs::metadata(path).expect("stat").permissions().mode() & 0o777;
+    // Like `--socket ~/agent.sock`: the user's own, shared directory.
+    let open = scratch.path("home");
+    std::fs::create_dir(&open).expect("dir");
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let agent = Agent::start(&open.join("agent.sock"), &[("main", &plugin)]);
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok\n");
+    assert_eq!(mode(&open), 0o755, "an existing directory was changed");
+    assert_eq!(mode(&agent.socket), 0o600);
+    drop(agent);
+
+    // Directories the agent creates are its own: 0700.
+    let nested = open.join("new/deeper/agent.sock");
+    let agent = Agent::start(&nested, &[("main", &plugin)]);
+    assert_eq!(mode(&open), 0o755);
+    assert_eq!(mode(&open.join("new")), 0o700);
+    assert_eq!(mode(&open.join("new/deeper")), 0o700);
+    drop(agent);
+
+    // So is authplug's default directory, even if it was opened up.
+    let runtime = scratch.path("xdg-runtime");
+    std::fs::create_dir_all(runtime.join("authplug")).expect("dir");
+    std::fs::set_permissions(
+        runtime.join("authplug"),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .expect("chmod");
+    let mut token = authplug();
+    token
+        .args(["token", "--config", "/dev/null"])
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("XDG_CONFIG_HOME", scratch.path("no-config"));
+    let _stop_at_the_end = StopAgent(runtime.join("authplug/agent.sock"));
+    let output = token.output().expect("token");
+    // No profiles, so no token; but the agent started and set up its place.
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no profiles are configured"));
+    assert_eq!(mode(&runtime.join("authplug")), 0o700);
+    assert_eq!(mode(&runtime), 0o755);
+}
+
+#[test]
+fn a_client_that_shuts_down_its_write_side_still_gets_its_answer() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "slow",
+        "echo $$ >> \"$DIR/pids\"\nwhile [ ! -e \"$DIR/go\" ]; do sleep 0.02; done\necho tok-slow",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("slow", &plugin)]);
+    let started = |count: usize| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let pids: Vec<i32> = std::fs::read_to_string(scratch.path("pids"))
+                .unwrap_or_default()
+                .split_whitespace()
+                .filter_map(|pid| pid.parse().ok())
+                .collect();
+            if pids.len() == count {
+                return pids[count - 1];
+            }
+            assert!(
+                Instant::now() < deadline,
+                "plugin run {count} never started"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+
+    // Like `printf '{"v":1,"op":"token"}\n' | nc -U agent.sock`.
+    let mut half = agent.connect();
+    half.send(b"{\"v\":1,\"op\":\"token\"}\n");
+    half.writer
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    started(1);
+    std::thread::sleep(Duration::from_millis(300));
+    std::fs::write(scratch.path("go"), "").expect("go");
+    assert_eq!(half.final_answer()["token"], "tok-slow");
+
+    // Half-closed, then gone altogether: that still cancels the run.
+    std::fs::remove_file(scratch.path("go")).expect("reset");
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"reject\",\"token\":\"tok-slow\"}\n");
+    assert_eq!(connection.final_answer()["cleared"], true);
+    connection.send(b"{\"v\":1,\"op\":\"token\"}\n");
+    connection
+        .writer
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    let pid = started(2);
+    drop(connection);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while is_running(pid) {
+        assert!(
+            Instant::now() < deadline,
+            "the run outlived its only client"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_config_file_others_can_read_is_warned_about_in_the_log() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.main]\ncommand = \"true\"\nenv = { CLIENT_SECRET = \"s3cr3t\" }\n",
+    )
+    .expect("config");
+    let agent_log = |mode: u32| -> String {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let log = scratch.path("agent.stderr");
+        let mut child = authplug()
+            .args(["agent", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(scratch.socket())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("agent");
+        wait_for_socket(&scratch.socket());
+        let _ = child.kill();
+        let _ = child.wait();
+        std::fs::read_to_string(&log).expect("log")
+    };
+    let shared = agent_log(0o644);
+    assert!(
+        shared.contains("WARN")
+            && shared.contains("readable by other users (mode 644)")
+            && shared.contains("chmod 600"),
+        "{shared}"
+    );
+    assert!(!shared.contains("s3cr3t"), "{shared}");
+    let private = agent_log(0o600);
+    assert!(!private.contains("other users"), "{private}");
+}
+
+#[test]
+fn a_chatty_plugin_and_a_slow_client_drop_lines_not_memory() {
+    let scratch = Scratch::new();
+    let lines = 200_000;
+    let plugin = scratch.plugin(
+        "chatty",
+        &format!("seq 1 {lines} >&2\ntouch \"$DIR/printed\"\necho tok-chatty"),
+    );
+    let agent = Agent::start(&scratch.socket(), &[("chatty", &plugin)]);
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"token\"}\n");
+    // The client reads nothing until the plugin is done: the run went on.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !scratch.path("printed").exists() {
+        assert!(Instant::now() < deadline, "the plugin was held up");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (mut received, mut dropped) = (0, 0);
+    let token = loop {
+        let answer = connection.answer();
+        if answer.get("ok").is_some() {
+            break answer["token"].clone();
+        }
+        let line = answer["stderr"].as_str().expect("progress line");
+        let note = line
+            .strip_prefix('[')
+            .and_then(|rest| rest.split_once(' '))
+            .filter(|(_, rest)| matches!(*rest, "line dropped]" | "lines dropped]"));
+        match note {
+            Some((count, _)) => dropped += count.parse::<usize>().expect("count"),
+            None => received += 1,
+        }
+    };
+    assert_eq!(token, "tok-chatty");
+    assert!(
+        dropped > 0,
+        "nothing was dropped for a client that did not read"
+    );
+    assert_eq!(
+        received + dropped,
+        lines,
+        "every line arrived or was counted"
     );
 }
 

@@ -125,11 +125,40 @@ async fn a_401_storm_on_the_same_token_causes_one_rerun() {
     }
     assert_eq!(cleared.load(Ordering::SeqCst), 1);
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
+
+    // The "compare": now that tok-2 is cached, the stale tok-1 clears nothing.
+    assert!(!broker.reject(&stale));
+    let status = broker.status();
+    assert!(status.has_token && !status.rejected, "{status:?}");
+    // Nor do late rejecters of tok-1 arriving after the re-run ended, however
+    // many, while some callers keep asking for the token.
+    let mut late = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        let (broker, stale) = (broker.clone(), stale.clone());
+        late.spawn(async move { (broker.reject(&stale), broker.token().await) });
+    }
+    while let Some(result) = late.join_next().await {
+        let (cleared, token) = result.expect("caller task");
+        assert!(!cleared, "a stale token cleared the fresh one");
+        assert_eq!(text(&token.expect("token")), "tok-2");
+    }
+    assert_eq!(text(&broker.token().await.expect("cached")), "tok-2");
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "rejected 1"],
+        "no run for a stale token"
+    );
 }
 
 #[tokio::test]
 async fn the_same_token_after_a_reject_is_an_error_not_a_loop() {
-    let plugin = Plugin::new("echo always-the-same");
+    // Its state moves on (a rotated refresh token), its token does not.
+    let plugin = Plugin::new(
+        r#"state=$(cat)
+echo "stdin=$state" >> "$DIR/stdin"
+printf '%s' $(( ${state:-0} + 1 )) >&3
+echo always-the-same"#,
+    );
     let broker = plugin.broker(options());
     let token = broker.token().await.expect("first token");
     assert!(broker.reject(&token));
@@ -142,6 +171,15 @@ async fn the_same_token_after_a_reject_is_an_error_not_a_loop() {
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
     let status = broker.status();
     assert!(!status.has_token && status.rejected && status.last_error.is_some());
+
+    // The failed-looking run still wrote the state the next run gets.
+    broker
+        .token_with(TokenRequest::new().interactive(false))
+        .await
+        .expect_err("same token yet again");
+    let stdin = std::fs::read_to_string(plugin.path("stdin")).expect("stdin log");
+    assert_eq!(stdin, "stdin=\nstdin=1\nstdin=2\n");
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1", "rejected 0"]);
 }
 
 #[tokio::test]
@@ -264,12 +302,64 @@ wait"#,
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert!(!broker.status().running);
+    wait_until(|| !broker.status().running).await;
 
     // A later call starts a fresh run.
     std::fs::write(plugin.path("quick"), "").expect("quick flag");
     assert_eq!(text(&broker.token().await.expect("fresh run")), "tok-quick");
     assert_eq!(plugin.runs().len(), 2);
+}
+
+/// A plugin that takes its time to die: on TERM it goes on for 0.4 s (as one
+/// might that has just sent a refresh token to its IdP). `$DIR/running` is
+/// held while a run lives, so a second run at the same time is noticed.
+const LINGERING: &str = r#"
+if ! mkdir "$DIR/running" 2>/dev/null; then echo "overlap" >> "$DIR/overlaps"; fi
+if [ -e "$DIR/quick" ]; then
+  echo fresh >> "$DIR/events"
+  rmdir "$DIR/running"
+  echo tok-fresh
+  exit 0
+fi
+trap 'echo term >> "$DIR/events"; sleep 0.4; echo gone >> "$DIR/events"; rmdir "$DIR/running"; exit 1' TERM
+echo started >> "$DIR/events"
+sleep 30 &
+wait
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_after_a_cancel_waits_until_the_dying_run_is_gone() {
+    let plugin = Plugin::new(LINGERING);
+    let mut options = options();
+    options.run.kill_grace = Duration::from_secs(1);
+    let broker = plugin.broker(options);
+    let events = || -> Vec<String> {
+        std::fs::read_to_string(plugin.path("events"))
+            .unwrap_or_default()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let caller = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    wait_until(|| events() == ["started"]).await;
+    caller.abort();
+    assert!(caller.await.is_err_and(|e| e.is_cancelled()));
+
+    // At once a new caller asks; the dying run still has its state.
+    std::fs::write(plugin.path("quick"), "").expect("quick flag");
+    let token = broker.token().await.expect("fresh run");
+    assert_eq!(text(&token), "tok-fresh");
+    assert!(
+        !plugin.path("overlaps").exists(),
+        "two plugin runs at once: {:?}",
+        events()
+    );
+    assert_eq!(events(), ["started", "term", "gone", "fresh"]);
+    assert_eq!(plugin.runs().len(), 2);
+    assert!(!broker.status().running);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -354,43 +444,52 @@ async fn an_opaque_token_is_kept_until_rejected() {
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
 }
 
-#[tokio::test]
-async fn a_failed_interactive_run_starts_a_cooldown_unless_forced() {
-    let plugin = Plugin::new(
-        r#"if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then
+/// A plugin that needs the user: there is no refresh path.
+const NEEDS_LOGIN: &str = r#"if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then
   echo "login cancelled in the browser" >&2
   exit 1
 fi
 echo "a login is needed, but this run may not open a browser" >&2
-exit 2"#,
-    );
+exit 2"#;
+
+#[tokio::test]
+async fn during_the_cooldown_interactive_callers_get_a_quiet_run_unless_forced() {
+    let plugin = Plugin::new(NEEDS_LOGIN);
     let broker = plugin.broker(options());
     let first = broker.token().await.expect_err("cancelled login");
     assert!(matches!(first, BrokerError::Run(_)), "{first}");
+    let cooldown_until = broker.status().cooldown_until.expect("cool-down");
 
-    let refused = broker.token().await.expect_err("cool-down");
+    // An interactive caller in the cool-down: the plugin runs, but may not
+    // open a browser, and the error says why and how to force one.
+    let refused = broker.token().await.expect_err("no login possible");
     match &refused {
-        BrokerError::CoolingDown {
-            remaining,
-            last_error,
-        } => {
+        BrokerError::CoolingDown { remaining, error } => {
             assert!(*remaining > Duration::from_secs(50), "{remaining:?}");
-            assert!(
-                last_error.contains("login cancelled in the browser"),
-                "{last_error}"
-            );
+            assert!(matches!(**error, BrokerError::Run(_)), "{error}");
         }
         other => panic!("expected a cool-down, got {other}"),
     }
-    assert!(refused.to_string().contains("force"), "{refused}");
-    assert!(broker.status().cooldown_until.is_some());
-    assert_eq!(plugin.runs(), ["initial 1"], "no second interactive run");
+    let message = refused.to_string();
+    for expected in [
+        "may not open a browser",
+        "interactive login was not tried",
+        "rest of the cool-down (",
+        "authplug token --force",
+        "TokenRequest::force",
+    ] {
+        assert!(message.contains(expected), "{expected:?} in {message}");
+    }
+    assert_eq!(plugin.runs(), ["initial 1", "initial 0"]);
+    // A failed quiet run does not prolong the cool-down.
+    assert_eq!(broker.status().cooldown_until, Some(cooldown_until));
 
-    // Non-interactive runs go on (they cannot open a browser anyway)...
+    // A non-interactive caller gets the plain error...
     let quiet = broker
         .token_with(TokenRequest::new().interactive(false))
         .await
         .expect_err("non-interactive");
+    assert!(matches!(quiet, BrokerError::Run(_)), "{quiet}");
     assert!(
         quiet.to_string().contains("may not open a browser"),
         "{quiet}"
@@ -400,7 +499,57 @@ exit 2"#,
         .token_with(TokenRequest::new().force(true))
         .await
         .expect_err("forced run fails again");
-    assert_eq!(plugin.runs(), ["initial 1", "initial 0", "initial 1"]);
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "initial 0", "initial 0", "initial 1"]
+    );
+}
+
+#[tokio::test]
+async fn an_endless_cooldown_is_no_overflow() {
+    let plugin = Plugin::new(NEEDS_LOGIN);
+    let mut options = options();
+    options.interactive_cooldown = Duration::MAX;
+    let broker = plugin.broker(options);
+    let error = broker.token().await.expect_err("cancelled login");
+    assert!(matches!(error, BrokerError::Run(_)), "{error}");
+    let until = broker.status().cooldown_until.expect("cool-down");
+    assert!(until > SystemTime::now() + Duration::from_secs(50 * 365 * 24 * 3600));
+    let quiet = broker.token().await.expect_err("quiet run");
+    assert!(matches!(quiet, BrokerError::CoolingDown { .. }), "{quiet}");
+}
+
+#[tokio::test]
+async fn after_a_network_blip_a_silent_refresh_still_works_in_the_cooldown() {
+    let plugin = Plugin::new(&format!(
+        r#"if [ -e "$DIR/offline" ]; then
+  echo "cannot reach the identity provider: network unreachable" >&2
+  exit 1
+fi
+{COUNTING}"#
+    ));
+    let broker = plugin.broker(options());
+    assert_eq!(text(&broker.token().await.expect("login")), "tok-1");
+
+    // The refresh fails on a network error; as the run was interactive, the
+    // cool-down starts.
+    broker.invalidate();
+    std::fs::write(plugin.path("offline"), "").expect("offline");
+    broker.token().await.expect_err("offline");
+    assert!(broker.status().cooldown_until.is_some());
+
+    // Back online: an interactive caller in the cool-down gets a quiet run,
+    // which refreshes silently.
+    std::fs::remove_file(plugin.path("offline")).expect("online");
+    broker.invalidate();
+    assert_eq!(text(&broker.token().await.expect("refreshed")), "tok-2");
+    assert_eq!(broker.status().cooldown_until, None, "a success ends it");
+    broker.invalidate();
+    assert_eq!(text(&broker.token().await.expect("refreshed")), "tok-3");
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "refresh 1", "refresh 0", "refresh 1"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -482,4 +631,22 @@ async fn with_token_rejects_and_retries_on_unauthorized_as_configured() {
         broker.status().rejected,
         "the refused token was still rejected"
     );
+}
+
+#[tokio::test]
+async fn with_token_with_gets_every_token_as_the_caller_asks() {
+    let plugin = Plugin::new(COUNTING);
+    let broker = plugin.broker(options());
+    let quiet = TokenRequest::new().interactive(false);
+    let result = broker
+        .with_token_with(quiet, |token| async move {
+            match text(&token).as_str() {
+                "tok-1" => Err(Failure::Unauthorized("401")),
+                other => Ok(other.to_owned()),
+            }
+        })
+        .await
+        .expect("retried with a new token");
+    assert_eq!(result, "tok-2");
+    assert_eq!(plugin.runs(), ["initial 0", "rejected 0"]);
 }

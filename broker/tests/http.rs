@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use authplug_broker::{Broker, BrokerOptions, PluginCommand};
+use authplug_broker::{Broker, BrokerOptions, PluginCommand, TokenRequest};
 use axum::extract::State as AxumState;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
@@ -58,7 +58,7 @@ fn counting_plugin(dir: &std::path::Path) -> PluginCommand {
     std::fs::write(
         &script,
         format!(
-            "#!/bin/sh\necho \"$AUTHPLUG_REASON\" >> '{}/runs'\nstate=$(cat)\nnext=$(( ${{state:-0}} + 1 ))\nprintf '%s' $next >&3\necho tok-$next\n",
+            "#!/bin/sh\necho \"$AUTHPLUG_REASON\" >> '{0}/runs'\necho \"$AUTHPLUG_INTERACTIVE\" >> '{0}/interactive'\nstate=$(cat)\nnext=$(( ${{state:-0}} + 1 ))\nprintf '%s' $next >&3\necho tok-$next\n",
             dir.display()
         ),
     )
@@ -111,6 +111,8 @@ async fn a_401_is_healed_by_one_rerun_and_one_retry() {
         .expect("send");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(server.requests.load(Ordering::SeqCst), 5);
+    // The server counted the retry's body: all of it came again.
+    assert_eq!(response.text().await.expect("body"), "hello (10 bytes)");
 }
 
 #[tokio::test]
@@ -140,6 +142,24 @@ async fn a_streamed_body_is_never_sent_twice() {
         .expect("send");
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(runs(dir.path()), ["initial", "rejected"]);
+}
+
+#[tokio::test]
+async fn send_with_gets_every_token_as_the_caller_asks() {
+    let (server, url) = start_server().await;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let broker = Broker::new(counting_plugin(dir.path()), BrokerOptions::default());
+    *server.newest.lock().expect("newest") = "tok-2".into();
+    // A daemon: no run it causes may open a browser, the retry's included.
+    let quiet = TokenRequest::new().interactive(false);
+    let response = broker
+        .send_with(reqwest::Client::new().get(format!("{url}/me")), quiet)
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(runs(dir.path()), ["initial", "rejected"]);
+    let interactive = std::fs::read_to_string(dir.path().join("interactive")).expect("log");
+    assert_eq!(interactive, "0\n0\n");
 }
 
 #[tokio::test]

@@ -28,6 +28,9 @@ pub enum ClientError {
     /// The agent answered with an error.
     #[error("{0}")]
     Agent(String),
+    /// The agent answered `stop` but did not let go of its lock in time.
+    #[error("{0}")]
+    StillRunning(String),
 }
 
 /// A connection to the agent.
@@ -74,11 +77,22 @@ impl Client {
             Err(ClientError::NotRunning(_)) => {}
             other => return other,
         }
-        start_agent(socket, agent_args)?;
+        let mut agent = start_agent(socket, agent_args)?;
         let deadline = Instant::now() + Duration::from_secs(10);
+        let mut watching = true;
         loop {
             match Client::connect(socket) {
                 Err(ClientError::NotRunning(_)) if Instant::now() < deadline => {
+                    if watching {
+                        if let Some(status) = agent.child.try_wait().ok().flatten() {
+                            if status.code() != Some(super::server::EXIT_ALREADY_RUNNING) {
+                                return Err(ClientError::Autostart(agent.died(status)));
+                            }
+                            // Another client's agent won the race for the
+                            // lock: wait for it to listen.
+                            watching = false;
+                        }
+                    }
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(ClientError::NotRunning(_)) => {
@@ -171,15 +185,89 @@ impl Client {
     }
 }
 
+/// After a `stop` was answered: waits, up to `timeout`, until the agent has
+/// let go of its lock (which it releases after removing its socket), so a
+/// new agent can start on the same socket at once.
+pub fn wait_until_stopped(socket: &Path, timeout: Duration) -> Result<(), ClientError> {
+    let deadline = Instant::now() + timeout;
+    let lock = paths::lock_file(socket);
+    while !agent_gone(socket, &lock) {
+        if Instant::now() >= deadline {
+            return Err(ClientError::StillRunning(format!(
+                "the agent on {} said it would stop, but still holds {} after {} s; it may be stuck (see its log {}); kill it if it does not go",
+                socket.display(),
+                lock.display(),
+                timeout.as_secs(),
+                paths::log_file(socket).display()
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(())
+}
+
+fn agent_gone(socket: &Path, lock: &Path) -> bool {
+    match std::fs::File::open(lock) {
+        // Taking the lock for a moment is the only way to see it is free.
+        Ok(file) => {
+            nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
+        }
+        // No lock file (an agent from before there was one): the socket.
+        Err(_) => !socket.exists(),
+    }
+}
+
+/// An agent this client started.
+struct StartedAgent {
+    child: std::process::Child,
+    log: PathBuf,
+    /// The log's length before this agent started: its own lines follow.
+    log_start: u64,
+}
+
+/// How many of a dead agent's last log lines an autostart error shows.
+const LOG_TAIL_LINES: usize = 10;
+
+impl StartedAgent {
+    /// The message for an agent that exited before it listened.
+    fn died(&self, status: std::process::ExitStatus) -> String {
+        let mut text = String::new();
+        if let Ok(mut file) = std::fs::File::open(&self.log) {
+            use std::io::Seek;
+            if file.seek(io::SeekFrom::Start(self.log_start)).is_ok() {
+                // A few KiB are plenty for the last lines of a failed start.
+                let _ = file.take(64 * 1024).read_to_string(&mut text);
+            }
+        }
+        let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
+        if tail.is_empty() {
+            format!(
+                "it exited at once ({status}) without a word in its log {}",
+                self.log.display()
+            )
+        } else {
+            format!(
+                "it exited at once ({status}); the end of its log {}:\n  {}",
+                self.log.display(),
+                tail.join("\n  ")
+            )
+        }
+    }
+}
+
 /// Starts `authplug agent --socket SOCKET` detached: its own session, stdin
 /// from /dev/null, output appended to the log file beside the socket.
-fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), ClientError> {
+fn start_agent(
+    socket: &Path,
+    agent_args: &[std::ffi::OsString],
+) -> Result<StartedAgent, ClientError> {
     let fail = |what: &str, error: io::Error| ClientError::Autostart(format!("{what}: {error}"));
     let dir = socket
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
-    paths::private_dir(dir).map_err(|e| fail("cannot create the socket's directory", e))?;
+    paths::socket_dir(dir).map_err(|e| fail("cannot create the socket's directory", e))?;
     let log_path = paths::log_file(socket);
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -187,6 +275,7 @@ fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), C
         .mode(0o600)
         .open(&log_path)
         .map_err(|e| fail(&format!("cannot open the log {}", log_path.display()), e))?;
+    let log_start = log.metadata().map_or(0, |m| m.len());
     let log_err = log
         .try_clone()
         .map_err(|e| fail("cannot open the log", e))?;
@@ -206,11 +295,15 @@ fn start_agent(socket: &Path, agent_args: &[std::ffi::OsString]) -> Result<(), C
         .stdout(log)
         .stderr(log_err);
     detach(&mut command);
-    command
+    let child = command
         .spawn()
         .map_err(|e| fail("cannot run authplug agent", e))?;
     tracing::info!(socket = %socket.display(), log = %log_path.display(), "started an agent in the background");
-    Ok(())
+    Ok(StartedAgent {
+        child,
+        log: log_path,
+        log_start,
+    })
 }
 
 use std::os::unix::fs::OpenOptionsExt;

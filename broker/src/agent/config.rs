@@ -5,9 +5,9 @@
 //!
 //! [profiles.work]
 //! command = "authplug-oidc --issuer https://id.example.com --client-id cli"
-//! timeout = 300      # seconds for one plugin run (default 300)
-//! skew = 60          # refresh a JWT this many seconds before exp (default 60)
-//! cooldown = 60      # seconds without interactive runs after one failed (default 60)
+//! timeout = 300      # seconds for one plugin run (default 300, at most a day)
+//! skew = 60          # refresh a JWT this many seconds before exp (default 60, at most a year)
+//! cooldown = 60      # seconds without interactive runs after one failed (default 60, at most a day)
 //! env = { AUTHPLUG_OIDC_CLIENT_SECRET = "..." }  # extra environment for the plugin
 //! ```
 
@@ -27,7 +27,7 @@ pub struct ConfigFile {
     pub profiles: BTreeMap<String, ProfileConfig>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
     /// The plugin's command line, split by shell-word rules (no shell runs).
@@ -37,6 +37,27 @@ pub struct ProfileConfig {
     pub cooldown: Option<f64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for ProfileConfig {
+    /// The program's name and the env names only: the command line and the
+    /// env values may hold a client secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let program = PluginCommand::parse(&self.command)
+            .ok()
+            .and_then(|command| {
+                Path::new(command.program())
+                    .file_name()
+                    .map(|name| name.to_string_lossy().into_owned())
+            });
+        f.debug_struct("ProfileConfig")
+            .field("program", &program)
+            .field("timeout", &self.timeout)
+            .field("skew", &self.skew)
+            .field("cooldown", &self.cooldown)
+            .field("env_names", &self.env.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A config that cannot be used, with what to fix.
@@ -66,24 +87,51 @@ pub struct Profiles {
 
 impl ConfigFile {
     /// Reads `path`. A missing file is an empty config unless `required`.
+    /// Warns (a log line) if other users may read or write it.
     pub fn load(path: &Path, required: bool) -> Result<ConfigFile, ConfigError> {
-        let text = match std::fs::read_to_string(path) {
-            Ok(text) => text,
+        let read_error = |source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mut file = match std::fs::File::open(path) {
+            Ok(file) => file,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(ConfigFile::default())
             }
-            Err(source) => {
-                return Err(ConfigError::Read {
-                    path: path.to_owned(),
-                    source,
-                })
-            }
+            Err(source) => return Err(read_error(source)),
         };
+        if let Ok(metadata) = file.metadata() {
+            warn_if_shared(path, &metadata);
+        }
+        let mut text = zeroize::Zeroizing::new(String::new());
+        std::io::Read::read_to_string(&mut file, &mut text).map_err(read_error)?;
         toml::from_str(&text).map_err(|error| ConfigError::Parse {
             path: path.to_owned(),
             message: error.to_string(),
         })
     }
+}
+
+/// The file may hold client secrets (in `env` or a command line), and
+/// whoever can write it chooses what the agent runs.
+fn warn_if_shared(path: &Path, metadata: &std::fs::Metadata) {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = metadata.permissions().mode();
+    // Not `--config /dev/null` and the like.
+    if !metadata.is_file() || mode & 0o066 == 0 {
+        return;
+    }
+    let what = if mode & 0o022 != 0 {
+        "readable or writable"
+    } else {
+        "readable"
+    };
+    tracing::warn!(
+        "config file {} is {what} by other users (mode {:o}); it may hold secrets (env values, command lines), and whoever can write it chooses what the agent runs: chmod 600 {}",
+        path.display(),
+        mode & 0o777,
+        path.display()
+    );
 }
 
 fn check_name(name: &str) -> Result<(), ConfigError> {
@@ -102,19 +150,54 @@ fn check_name(name: &str) -> Result<(), ConfigError> {
     }
 }
 
+const DAY: u64 = 24 * 60 * 60;
+
+/// What a duration field may hold. The upper bounds are far past any sane
+/// setting, and keep the times computed from them representable.
+struct Bounds {
+    positive: bool,
+    max_secs: u64,
+    max_text: &'static str,
+}
+
+const TIMEOUT: Bounds = Bounds {
+    positive: true,
+    max_secs: DAY,
+    max_text: "a day",
+};
+const SKEW: Bounds = Bounds {
+    positive: false,
+    max_secs: 365 * DAY,
+    max_text: "a year",
+};
+const COOLDOWN: Bounds = Bounds {
+    positive: false,
+    max_secs: DAY,
+    max_text: "a day",
+};
+
 fn seconds(
     name: &str,
     field: &str,
     value: Option<f64>,
     default: Duration,
+    bounds: Bounds,
 ) -> Result<Duration, ConfigError> {
-    match value {
-        None => Ok(default),
-        Some(secs) => Duration::try_from_secs_f64(secs).map_err(|_| ConfigError::Profile {
+    let Some(secs) = value else {
+        return Ok(default);
+    };
+    let low = if bounds.positive { "above 0" } else { "from 0" };
+    Duration::try_from_secs_f64(secs)
+        .ok()
+        .filter(|d| !(bounds.positive && d.is_zero()))
+        .filter(|d| *d <= Duration::from_secs(bounds.max_secs))
+        .ok_or_else(|| ConfigError::Profile {
             name: name.to_owned(),
-            message: format!("{field} must be a non-negative number of seconds, not {secs}"),
-        }),
-    }
+            message: format!(
+                "{field} must be a number of seconds {low} to {} ({}), not {secs}",
+                bounds.max_secs, bounds.max_text
+            ),
+        })
 }
 
 impl ProfileConfig {
@@ -128,13 +211,14 @@ impl ProfileConfig {
             label: Some(name.to_owned()),
             ..BrokerOptions::default()
         };
-        options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout)?;
-        options.skew = seconds(name, "skew", self.skew, options.skew)?;
+        options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout, TIMEOUT)?;
+        options.skew = seconds(name, "skew", self.skew, options.skew, SKEW)?;
         options.interactive_cooldown = seconds(
             name,
             "cooldown",
             self.cooldown,
             options.interactive_cooldown,
+            COOLDOWN,
         )?;
         options.run.env = self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
         Ok(Broker::new(command, options))
@@ -270,6 +354,27 @@ command = "sh -c 'echo token'"
     }
 
     #[test]
+    fn debug_shows_env_names_but_no_values_nor_command_line() {
+        let file: ConfigFile = toml::from_str(
+            r#"
+[profiles.work]
+command = "/opt/bin/my-plugin --client-secret hunter2"
+env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
+"#,
+        )
+        .expect("config");
+        let shown = format!("{file:?}");
+        assert!(
+            shown.contains("AUTHPLUG_OIDC_CLIENT_SECRET") && shown.contains("my-plugin"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("hunter2"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn bad_configs_say_what_to_fix() {
         let unknown_field =
             toml::from_str::<ConfigFile>("[profiles.a]\ncommand = \"x\"\ntimout = 3\n");
@@ -281,8 +386,29 @@ command = "sh -c 'echo token'"
         ));
         assert!(Profiles::build(&empty, &["bad name=x".into()]).is_err());
         assert!(Profiles::build(&empty, &["a=".into()]).is_err());
-        let negative: ConfigFile =
-            toml::from_str("[profiles.a]\ncommand = \"x\"\nskew = -1\n").expect("parses");
-        assert!(Profiles::build(&negative, &[]).is_err());
+        for (field, value) in [
+            ("skew", "-1"),
+            ("skew", "4e7"),
+            ("timeout", "0"),
+            ("timeout", "86401"),
+            ("cooldown", "1e19"),
+            ("cooldown", "nan"),
+            ("cooldown", "inf"),
+        ] {
+            let file: ConfigFile = toml::from_str(&format!(
+                "[profiles.a]\ncommand = \"x\"\n{field} = {value}\n"
+            ))
+            .expect("parses");
+            let message = Profiles::build(&file, &[]).unwrap_err().to_string();
+            assert!(
+                message.contains("profile `a`") && message.contains(field),
+                "{field} = {value}: {message}"
+            );
+        }
+        let edges: ConfigFile = toml::from_str(
+            "[profiles.a]\ncommand = \"x\"\ntimeout = 86400\nskew = 0\ncooldown = 0\n",
+        )
+        .expect("parses");
+        assert!(Profiles::build(&edges, &[]).is_ok());
     }
 }

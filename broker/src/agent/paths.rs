@@ -47,14 +47,37 @@ pub(crate) fn lock_file(socket: &Path) -> PathBuf {
     socket.with_extension("lock")
 }
 
-/// Makes `dir` (and its parents) exist, owned by us and closed to everyone
-/// else (0700). A directory owned by another user is refused.
-pub fn private_dir(dir: &Path) -> io::Result<()> {
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
+/// Makes the socket's directory `dir` exist, owned by us; one owned by
+/// another user is refused. What this call creates (`dir` and any missing
+/// parents) is made 0700. An existing directory is left as it is: the user
+/// chose it (say `--socket ~/agent.sock`, or `/tmp` as root), and the socket
+/// itself is 0600 with every peer's uid checked. The exception is
+/// authplug's own default directory, which is tightened to 0700.
+pub fn socket_dir(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    for ancestor in dir.ancestors().filter(|a| !a.as_os_str().is_empty()) {
+        if std::fs::symlink_metadata(ancestor).is_ok() {
+            break;
+        }
+        missing.push(ancestor);
+    }
+    for created in missing.into_iter().rev() {
+        match std::fs::DirBuilder::new().mode(0o700).create(created) {
+            // The umask may have taken bits away; this one is ours to set.
+            Ok(()) => std::fs::set_permissions(created, std::fs::Permissions::from_mode(0o700))?,
+            // Made by someone else meanwhile (another agent starting):
+            // checked below like any existing directory.
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(error) => return Err(error),
+        }
+    }
     let metadata = std::fs::metadata(dir)?;
+    if !metadata.is_dir() {
+        return Err(io::Error::new(
+            io::ErrorKind::AlreadyExists,
+            format!("{} is not a directory", dir.display()),
+        ));
+    }
     let uid = nix::unistd::geteuid().as_raw();
     if metadata.uid() != uid {
         return Err(io::Error::new(
@@ -66,8 +89,12 @@ pub fn private_dir(dir: &Path) -> io::Result<()> {
             ),
         ));
     }
-    if metadata.mode() & 0o077 != 0 {
+    if metadata.mode() & 0o077 != 0 && is_default_dir(dir) {
         std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
+}
+
+fn is_default_dir(dir: &Path) -> bool {
+    default_socket().is_ok_and(|socket| socket.parent() == Some(dir))
 }

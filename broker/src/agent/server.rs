@@ -1,11 +1,13 @@
-//! The agent daemon: a unix socket in a private directory, one broker per
+//! The agent daemon: a unix socket (0600, peers' uid checked), one broker per
 //! profile, JSON lines.
 
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
@@ -15,8 +17,12 @@ use zeroize::{Zeroize, Zeroizing};
 
 use super::config::Profiles;
 use super::paths;
-use super::wire::{Op, ProfileStatus, Request, Response, MAX_LINE, WIRE_VERSION};
-use crate::{Token, TokenRequest};
+use super::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
+use crate::TokenRequest;
+
+/// The exit code of `authplug agent` when another agent holds the socket's
+/// lock: an autostarting client then waits for that one.
+pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +44,7 @@ pub struct Agent {
 }
 
 impl Agent {
-    /// Creates the socket's private directory (0700), takes the agent lock,
+    /// Creates the socket's directory (see [`paths::socket_dir`]), takes the agent lock,
     /// replaces a stale socket and listens (0600).
     pub fn bind(socket: &Path, profiles: Profiles) -> Result<Agent, AgentError> {
         let fail = |source: io::Error| AgentError::Socket {
@@ -49,7 +55,7 @@ impl Agent {
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        paths::private_dir(dir).map_err(fail)?;
+        paths::socket_dir(dir).map_err(fail)?;
         let lock_file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -153,26 +159,35 @@ async fn connection(
             }
             Line::Complete => {}
         }
-        let request: Request = match serde_json::from_slice(&line) {
+        let malformed = |error: serde_json::Error| {
+            Response::error(format!(
+                "malformed request ({error}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}"
+            ))
+        };
+        // The version decides before anything else does: a request of
+        // another version is told so even if the rest makes no sense here
+        // (an op added later). Parsing `v` alone only when the whole
+        // request fails keeps the common case to one parse.
+        let parsed = match serde_json::from_slice::<Request>(&line) {
+            Ok(request) if request.v == WIRE_VERSION => Ok(request),
+            Ok(request) => Err(Refusal::OtherVersion(request.v)),
+            Err(error) => Err(match serde_json::from_slice::<Version>(&line) {
+                Ok(Version { v }) if v != WIRE_VERSION => Refusal::OtherVersion(v),
+                _ => Refusal::Malformed(error),
+            }),
+        };
+        line.zeroize();
+        let request = match parsed {
             Ok(request) => request,
-            Err(error) => {
-                let message = format!(
-                    "malformed request ({}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}",
-                    error
-                );
-                send(&mut writer, &Response::error(message)).await?;
+            Err(Refusal::OtherVersion(v)) => {
+                send(&mut writer, &Response::error(other_version(v))).await?;
+                continue;
+            }
+            Err(Refusal::Malformed(error)) => {
+                send(&mut writer, &malformed(error)).await?;
                 continue;
             }
         };
-        line.zeroize();
-        if request.v != WIRE_VERSION {
-            let message = format!(
-                "this agent speaks protocol version {WIRE_VERSION}, not {}: restart it with the same authplug version as the client (`authplug stop`)",
-                request.v
-            );
-            send(&mut writer, &Response::error(message)).await?;
-            continue;
-        }
         tracing::debug!(op = ?request.op, "request");
         match request.op {
             Op::Token {
@@ -193,8 +208,8 @@ async fn connection(
                     return Ok(());
                 }
             }
-            Op::Reject { profile, token } => {
-                let token = Token::from(token);
+            Op::Reject { profile, mut token } => {
+                let token = token.take();
                 let response = match profiles.get(profile.as_deref()) {
                     Ok((_, broker)) => {
                         let mut response = Response::ok();
@@ -228,6 +243,17 @@ async fn connection(
     }
 }
 
+enum Refusal {
+    OtherVersion(u32),
+    Malformed(serde_json::Error),
+}
+
+fn other_version(v: u32) -> String {
+    format!(
+        "this agent speaks protocol version {WIRE_VERSION}, not {v}: restart it with the same authplug version as the client (`authplug stop`)"
+    )
+}
+
 #[derive(PartialEq, Eq)]
 enum Served {
     Answered,
@@ -252,29 +278,68 @@ async fn token(
             return Ok(Served::Answered);
         }
     };
-    let (lines_sender, mut lines) = mpsc::unbounded_channel::<String>();
+    // Bounded: a chatty plugin and a client that reads slowly must not
+    // grow the agent without end, nor hold up the run. Lines that do not
+    // fit are dropped and counted, and the client is told how many.
+    let (lines_sender, mut lines) = mpsc::channel::<String>(PROGRESS_QUEUE);
+    let dropped = Arc::new(AtomicUsize::new(0));
     let request = TokenRequest::new()
         .interactive(interactive)
         .force(force)
-        .on_stderr(move |line| {
-            let _ = lines_sender.send(line.to_owned());
+        .on_stderr({
+            let dropped = dropped.clone();
+            move |line| {
+                // Called under the broker's lock, so one call at a time.
+                let missed = dropped.load(Ordering::Relaxed);
+                if missed > 0 {
+                    if lines_sender.try_send(dropped_note(missed)).is_err() {
+                        dropped.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    dropped.store(0, Ordering::Relaxed);
+                }
+                if lines_sender.try_send(line.to_owned()).is_err() {
+                    dropped.fetch_add(1, Ordering::Relaxed);
+                }
+            }
         });
     let pending = broker.token_with(request);
     tokio::pin!(pending);
-    let mut watch_hangup = true;
+    let mut watch_reads = true;
+    // Set once the client's input has ended.
+    let mut hangup_check: Option<tokio::time::Interval> = None;
     let result = loop {
         tokio::select! {
             result = &mut pending => break result,
             Some(line) = lines.recv() => send(writer, &Response::progress(&line)).await?,
-            read = reader.fill_buf(), if watch_hangup => match read {
-                Ok([]) | Err(_) => return Ok(Served::ClientGone),
+            read = reader.fill_buf(), if watch_reads => match read {
+                Err(_) => return Ok(Served::ClientGone),
+                // End of input: the client hung up, or only shut down its
+                // write side (`printf ... | nc -U`) and still waits for
+                // the answer. Only the former cancels.
+                Ok([]) => {
+                    watch_reads = false;
+                    if hung_up(writer) {
+                        return Ok(Served::ClientGone);
+                    }
+                    hangup_check = Some(tokio::time::interval(HANGUP_CHECK));
+                }
                 // The client sent its next request already: it is still there.
-                Ok(_) => watch_hangup = false,
+                Ok(_) => watch_reads = false,
             },
+            () = tick(&mut hangup_check), if hangup_check.is_some() => {
+                if hung_up(writer) {
+                    return Ok(Served::ClientGone);
+                }
+            }
         }
     };
     while let Ok(line) = lines.try_recv() {
         send(writer, &Response::progress(&line)).await?;
+    }
+    let missed = dropped.swap(0, Ordering::Relaxed);
+    if missed > 0 {
+        send(writer, &Response::progress(&dropped_note(missed))).await?;
     }
     let response = match result {
         Ok(token) => match token.to_str() {
@@ -291,6 +356,47 @@ async fn token(
     };
     send(writer, &response).await?;
     Ok(Served::Answered)
+}
+
+/// How often a client that shut down its write side is checked for having
+/// gone altogether.
+const HANGUP_CHECK: Duration = Duration::from_millis(100);
+
+async fn tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
+
+/// Whether the peer has closed its socket (not just its write side: that
+/// reads as end of input, while a full close also sets POLLHUP here).
+fn hung_up(writer: &OwnedWriteHalf) -> bool {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    let stream: &UnixStream = writer.as_ref();
+    // No events asked for: poll still reports hang-up and error.
+    let mut fds = [PollFd::new(stream.as_fd(), PollFlags::empty())];
+    match poll(&mut fds, PollTimeout::ZERO) {
+        Ok(_) => fds[0]
+            .revents()
+            .is_some_and(|r| r.intersects(PollFlags::POLLHUP | PollFlags::POLLERR)),
+        Err(_) => false,
+    }
+}
+
+/// Progress lines waiting for a slow client, at most (each line is at most
+/// 4 KiB, so 1 MiB per client).
+const PROGRESS_QUEUE: usize = 256;
+
+fn dropped_note(count: usize) -> String {
+    if count == 1 {
+        "[1 line dropped]".to_owned()
+    } else {
+        format!("[{count} lines dropped]")
+    }
 }
 
 enum Line {

@@ -31,6 +31,14 @@ pub struct Request {
     pub op: Op,
 }
 
+/// A request's version alone: read before the rest, so that a client of
+/// another version (with ops or fields this agent does not know) is told
+/// about the version rather than that its request is malformed.
+#[derive(Deserialize)]
+pub struct Version {
+    pub v: u32,
+}
+
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Op {
@@ -45,7 +53,7 @@ pub enum Op {
     Reject {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         profile: Option<String>,
-        token: String,
+        token: WireToken,
     },
     Status,
     Stop,
@@ -77,6 +85,32 @@ impl std::fmt::Debug for Op {
 
 fn yes() -> bool {
     true
+}
+
+/// A token in a request: wiped when dropped, never shown by `Debug`.
+pub struct WireToken(zeroize::Zeroizing<String>);
+
+impl WireToken {
+    pub fn new(token: String) -> WireToken {
+        WireToken(zeroize::Zeroizing::new(token))
+    }
+
+    /// The token, moved out without a copy (what is left is empty).
+    pub fn take(&mut self) -> crate::Token {
+        crate::Token::from(std::mem::take(&mut *self.0))
+    }
+}
+
+impl Serialize for WireToken {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for WireToken {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer).map(WireToken::new)
+    }
 }
 
 /// One answer line. A line without `ok` is progress; the line with `ok`
@@ -234,10 +268,23 @@ mod tests {
                 force: false
             }
         ));
-        let reject: Request =
+        let mut reject: Request =
             serde_json::from_str(r#"{"v":1,"op":"reject","profile":"p","token":"sekrit"}"#)
                 .expect("reject request");
         assert!(!format!("{reject:?}").contains("sekrit"));
+        let Op::Reject { token, .. } = &mut reject.op else {
+            panic!("not a reject");
+        };
+        assert_eq!(token.take().as_bytes(), b"sekrit");
+        let sent = serde_json::to_string(&Request {
+            v: 1,
+            op: Op::Reject {
+                profile: None,
+                token: WireToken::new("tok\"1".into()),
+            },
+        })
+        .expect("serialize");
+        assert_eq!(sent, r#"{"v":1,"op":"reject","token":"tok\"1"}"#);
         assert!(serde_json::from_str::<Request>(r#"{"v":1,"op":"launch"}"#).is_err());
         let mut response = Response::ok();
         response.token = Some("sekrit".into());

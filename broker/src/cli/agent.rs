@@ -52,6 +52,10 @@ pub fn run(args: AgentArgs) -> ExitCode {
     };
     match runtime.block_on(server::run_agent(&socket, profiles)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(error @ server::AgentError::AlreadyRunning(_)) => {
+            fail(error);
+            ExitCode::from(server::EXIT_ALREADY_RUNNING as u8)
+        }
         Err(error) => fail(error),
     }
 }

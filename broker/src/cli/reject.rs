@@ -4,7 +4,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use authplug_broker::agent::client::{Client, ClientError};
-use authplug_broker::agent::wire::Op;
+use authplug_broker::agent::wire::{Op, WireToken};
 use zeroize::Zeroizing;
 
 use super::fail;
@@ -55,7 +55,7 @@ pub fn run(args: RejectArgs) -> ExitCode {
     };
     let op = Op::Reject {
         profile: args.profile,
-        token: token.to_owned(),
+        token: WireToken::new(token.to_owned()),
     };
     match client.request(op, |_| {}) {
         Ok(response) => {

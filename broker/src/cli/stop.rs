@@ -1,12 +1,16 @@
 //! `authplug stop`: stop the agent (its tokens and state are forgotten).
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use authplug_broker::agent::client::{Client, ClientError};
+use authplug_broker::agent::client::{self, Client, ClientError};
 use authplug_broker::agent::wire::Op;
 
 use super::fail;
 use super::socket::SocketArg;
+
+/// How long `stop` waits for the agent to let go of its socket and lock.
+const STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Stop the agent; it forgets every token and state it held
 #[derive(Debug, clap::Args)]
@@ -20,9 +24,13 @@ pub fn run(args: StopArgs) -> ExitCode {
         Ok(socket) => socket,
         Err(message) => return fail(message),
     };
-    let result = Client::connect(&socket).and_then(|mut client| client.request(Op::Stop, |_| {}));
+    let result = Client::connect(&socket)
+        .and_then(|mut client| client.request(Op::Stop, |_| {}))
+        // So that `authplug stop && authplug token` starts a new agent
+        // rather than meet the old one on its way out.
+        .and_then(|_| client::wait_until_stopped(&socket, STOP_TIMEOUT));
     match result {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok(()) => ExitCode::SUCCESS,
         Err(ClientError::NotRunning(_)) => {
             eprintln!("authplug: no agent is running on {}", socket.display());
             ExitCode::SUCCESS
