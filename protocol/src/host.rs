@@ -16,7 +16,7 @@ use std::ffi::{OsStr, OsString};
 use std::fmt;
 use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::pin::Pin;
 use std::process::ExitStatus;
@@ -533,6 +533,15 @@ impl Failure {
     }
 }
 
+/// How long a plugin may run before the host watches its output pipes,
+/// when it had nothing to write to stdin (it all fit in the pipe). Most
+/// plugins are done by then: their whole output sits in the pipes when they
+/// exit and is read in one go, with one wake-up (the exit) instead of one
+/// per pipe, and no pipe ever registered with the runtime. The cost: a
+/// plugin that fills a pipe (64 KiB) in that time waits for the rest of
+/// it, and stderr lines written in it reach the sink up to that much later.
+const QUIET_START: Duration = Duration::from_millis(5);
+
 /// The host's side of the plugin's pipes: stdin fed (rule 2), stdout and
 /// fd 3 read under their limits (rules 3 and 4), stderr streamed (rule 5),
 /// until the plugin exits and its output is drained (rule 8).
@@ -556,17 +565,13 @@ impl<'a> Exchange<'a> {
         // The state first: the plugin can start reading it at once.
         let stdin = Feeder::new(pipes.stdin, state.as_bytes())?;
         Ok(Exchange {
-            stdout: Capture::new(receiver(pipes.stdout)?, TOKEN_LIMIT, || {
-                Failure::TokenTooLarge
-            }),
-            state: Capture::new(receiver(state_pipe)?, STATE_LIMIT, || {
-                Failure::StateTooLarge
-            }),
+            stdout: Capture::new(pipes.stdout, TOKEN_LIMIT, || Failure::TokenTooLarge)?,
+            state: Capture::new(state_pipe, STATE_LIMIT, || Failure::StateTooLarge)?,
             stderr: StderrPump::new(
-                receiver(pipes.stderr)?,
+                pipes.stderr,
                 options.stderr_sink.as_ref(),
                 options.stderr_tail_lines,
-            ),
+            )?,
             stdin,
         })
     }
@@ -578,7 +583,17 @@ impl<'a> Exchange<'a> {
         plugin: &mut PluginProcess,
         drain_window: Duration,
     ) -> Result<ExitStatus, Failure> {
-        let status = std::future::poll_fn(|cx| self.poll_until_exit(cx, plugin)).await?;
+        let quiet_exit = if self.stdin.is_done() {
+            tokio::time::timeout(QUIET_START, plugin.exited())
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let status = match quiet_exit {
+            Some(status) => status?,
+            None => std::future::poll_fn(|cx| self.poll_until_exit(cx, plugin)).await?,
+        };
         // Rule 8: the run ends when the plugin exits. A helper it started
         // may hold stdin unread: feeding it stops here.
         self.stdin.stop();
@@ -601,7 +616,7 @@ impl<'a> Exchange<'a> {
         plugin: &mut PluginProcess,
     ) -> Poll<Result<ExitStatus, Failure>> {
         // The output first: it usually reaches EOF just before the plugin
-        // exits, and then one waitid confirms the exit.
+        // exits, and then one waitid may confirm the exit.
         let output = self.poll_output(cx)?;
         self.stderr.poll(cx);
         self.stdin.poll(cx);
@@ -616,10 +631,13 @@ impl<'a> Exchange<'a> {
     /// Waits up to `window` for stdout and fd 3 to reach EOF; `false` if
     /// they did not.
     async fn drain(&mut self, window: Duration) -> Result<bool, Failure> {
-        // Usually they already have: then no timer is armed.
-        let now = std::future::poll_fn(|cx| Poll::Ready(self.poll_drain(cx))).await;
-        if let Poll::Ready(drained) = now {
-            return drained.map(|()| true);
+        // Usually the plugin's exit closed them and all that is left is in
+        // the pipes: read it at once, with no timer and no runtime.
+        self.stderr.read_now();
+        let stdout = self.stdout.read_now()?;
+        let state = self.state.read_now()?;
+        if stdout && state {
+            return Ok(true);
         }
         let drained = std::future::poll_fn(|cx| self.poll_drain(cx));
         match tokio::time::timeout(window, drained).await {
@@ -649,34 +667,87 @@ impl<'a> Exchange<'a> {
     }
 }
 
+/// One of the host's read ends: read directly until it is worth waking up
+/// for, then registered with the runtime.
+enum ReadEnd {
+    Direct(OwnedFd),
+    Registered(pipe::Receiver),
+    /// At EOF, or no longer read.
+    Closed,
+}
+
+impl ReadEnd {
+    fn new(fd: OwnedFd) -> io::Result<ReadEnd> {
+        set_nonblocking(&fd)?;
+        Ok(ReadEnd::Direct(fd))
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            ReadEnd::Direct(fd) => Some(fd.as_fd()),
+            ReadEnd::Registered(receiver) => Some(receiver.as_fd()),
+            ReadEnd::Closed => None,
+        }
+    }
+
+    /// The registered pipe, registering it first if need be; `None` once
+    /// closed.
+    fn registered(&mut self) -> io::Result<Option<&mut pipe::Receiver>> {
+        if let ReadEnd::Direct(_) = self {
+            let ReadEnd::Direct(fd) = std::mem::replace(self, ReadEnd::Closed) else {
+                unreachable!("matched just above");
+            };
+            *self = ReadEnd::Registered(receiver(fd)?);
+        }
+        Ok(match self {
+            ReadEnd::Registered(receiver) => Some(receiver),
+            _ => None,
+        })
+    }
+}
+
 /// An output pipe read to EOF; fails as soon as more than `limit` bytes
 /// arrive (rules 3 and 4).
 struct Capture {
-    /// `None` once at EOF.
-    pipe: Option<pipe::Receiver>,
+    pipe: ReadEnd,
     bytes: SecretBuf,
     limit: usize,
     over_limit: fn() -> Failure,
 }
 
 impl Capture {
-    fn new(pipe: pipe::Receiver, limit: usize, over_limit: fn() -> Failure) -> Capture {
-        Capture {
-            pipe: Some(pipe),
+    fn new(pipe: OwnedFd, limit: usize, over_limit: fn() -> Failure) -> io::Result<Capture> {
+        Ok(Capture {
+            pipe: ReadEnd::new(pipe)?,
             // One byte of room past the limit, to see that it was passed.
             bytes: SecretBuf::new(limit + 1),
             limit,
             over_limit,
-        }
+        })
     }
 
+    /// Reads what is in the pipe now, without waiting; `true` at EOF.
+    fn read_now(&mut self) -> Result<bool, Failure> {
+        while let Some(fd) = self.pipe.fd() {
+            match self.bytes.read_available(fd) {
+                Ok(0) => self.pipe = ReadEnd::Closed,
+                Ok(_) if self.bytes.len() > self.limit => return Err((self.over_limit)()),
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) => return Err(Failure::Io(error)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ready at EOF.
     fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
-        let Some(pipe) = &mut self.pipe else {
+        let Some(pipe) = self.pipe.registered()? else {
             return Poll::Ready(Ok(()));
         };
         loop {
             if ready!(self.bytes.poll_read_from(cx, pipe))? == 0 {
-                self.pipe = None;
+                self.pipe = ReadEnd::Closed;
                 return Poll::Ready(Ok(()));
             }
             if self.bytes.len() > self.limit {
@@ -715,6 +786,10 @@ impl<'a> Feeder<'a> {
             feeder.write_directly();
         }
         Ok(feeder)
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.pipe, Feed::Done)
     }
 
     fn write_directly(&mut self) {
@@ -776,14 +851,13 @@ impl<'a> Feeder<'a> {
 /// Longest stderr line passed on; the rest of a longer line is dropped.
 const STDERR_LINE_LIMIT: usize = 4096;
 
-/// Most of stderr read once the plugin has exited: what a helper that
-/// inherited it writes after that is not waited for, nor read without end.
-const STDERR_AFTER_EXIT_LIMIT: usize = 1024 * 1024;
+/// Most of stderr read at once without waiting: once the plugin has exited,
+/// a helper that inherited stderr may write on without end.
+const STDERR_READ_NOW_LIMIT: usize = 1024 * 1024;
 
 /// Rule 5: streams stderr line by line to the sink and keeps a bounded tail.
 struct StderrPump<'a> {
-    /// `None` once at EOF, or closed after the plugin exited.
-    pipe: Option<pipe::Receiver>,
+    pipe: ReadEnd,
     line: Vec<u8>,
     overlong: bool,
     sink: Option<&'a StderrSink>,
@@ -791,21 +865,26 @@ struct StderrPump<'a> {
 }
 
 impl<'a> StderrPump<'a> {
-    fn new(pipe: pipe::Receiver, sink: Option<&'a StderrSink>, tail_lines: usize) -> Self {
-        StderrPump {
-            pipe: Some(pipe),
+    fn new(pipe: OwnedFd, sink: Option<&'a StderrSink>, tail_lines: usize) -> io::Result<Self> {
+        Ok(StderrPump {
+            pipe: ReadEnd::new(pipe)?,
             line: Vec::new(),
             overlong: false,
             sink,
             tail: StderrTail::new(tail_lines),
-        }
+        })
     }
 
     /// Reads what has arrived; never fails the run (a closed or broken
     /// stderr just ends the stream).
     fn poll(&mut self, cx: &mut Context<'_>) {
         let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
-        while let Some(pipe) = &mut self.pipe {
+        loop {
+            let pipe = match self.pipe.registered() {
+                Ok(Some(pipe)) => pipe,
+                Ok(None) => return,
+                Err(_) => return self.close(),
+            };
             let mut read = ReadBuf::uninit(&mut chunk);
             match Pin::new(pipe).poll_read(cx, &mut read) {
                 Poll::Pending => return,
@@ -815,31 +894,38 @@ impl<'a> StderrPump<'a> {
         }
     }
 
-    /// After the plugin exited: what is in the pipe already, read without
-    /// waiting, then close it. A helper holding stderr cannot hold up the
-    /// run (rule 8).
-    fn finish(&mut self) {
-        if let Some(pipe) = self.pipe.take() {
-            let mut chunk = [0u8; 4096];
-            let mut budget = STDERR_AFTER_EXIT_LIMIT;
-            while budget > 0 {
-                match nix::unistd::read(&pipe, &mut chunk) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        budget = budget.saturating_sub(n);
-                        self.split(&chunk[..n]);
-                    }
-                    Err(nix::errno::Errno::EINTR) => {}
-                    // EAGAIN: nothing more for now, which is all we wait for.
-                    Err(_) => break,
+    /// Reads what is in the pipe now, without waiting (and no more than
+    /// `STDERR_READ_NOW_LIMIT`).
+    fn read_now(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let mut budget = STDERR_READ_NOW_LIMIT;
+        while budget > 0 {
+            let Some(fd) = self.pipe.fd() else {
+                return;
+            };
+            match nix::unistd::read(fd, &mut chunk) {
+                Ok(0) => self.close(),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.split(&chunk[..n]);
                 }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => self.close(),
             }
         }
+    }
+
+    /// After the plugin exited and its output was read: what is in the pipe
+    /// already, then it closes. A helper holding stderr cannot hold up the
+    /// run (rule 8).
+    fn finish(&mut self) {
+        self.read_now();
         self.close();
     }
 
     fn close(&mut self) {
-        self.pipe = None;
+        self.pipe = ReadEnd::Closed;
         if !self.line.is_empty() || self.overlong {
             self.emit();
         }

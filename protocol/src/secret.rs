@@ -4,6 +4,8 @@
 //! a stray `{:?}` or `tracing` field can never leak them.
 
 use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
 use zeroize::{Zeroize, Zeroizing};
 
 /// A value that must not be shown: Debug prints `REDACTED`, and the memory
@@ -239,6 +241,35 @@ impl SecretBuf {
         // spare capacity (ReadBuf tracks exactly that).
         unsafe { self.bytes.set_len(self.bytes.len() + filled) };
         std::task::Poll::Ready(Ok(filled))
+    }
+
+    /// One read from `fd` (non-blocking) straight into the buffer, without
+    /// the runtime; `Ok(0)` is EOF, `WouldBlock` means nothing is there now.
+    /// Bounded by `max_capacity` like [`SecretBuf::poll_read_from`].
+    pub(crate) fn read_available(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<usize> {
+        let room = self.max_capacity.saturating_sub(self.bytes.len());
+        if room == 0 {
+            return Ok(0);
+        }
+        self.reserve(1);
+        let spare = self.bytes.spare_capacity_mut();
+        let spare_len = spare.len().min(room);
+        loop {
+            // SAFETY: read(2) writes at most `spare_len` bytes into the spare
+            // capacity, which is that large.
+            let read = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare_len) };
+            if read < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            let read = read as usize;
+            // SAFETY: read(2) initialised the first `read` bytes.
+            unsafe { self.bytes.set_len(self.bytes.len() + read) };
+            return Ok(read);
+        }
     }
 
     pub(crate) fn truncate(&mut self, len: usize) {

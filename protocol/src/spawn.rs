@@ -51,8 +51,8 @@ pub(crate) struct PluginProcess {
     reaped: bool,
 }
 
-/// How the exit is awaited. Started on first need, not at spawn: a plugin
-/// whose output closes first is then checked with one `waitid` instead.
+/// How the exit is awaited: started when first needed, not at spawn (a run
+/// that fails to set up its pipes never needs it).
 enum ExitWatch {
     NotStarted,
     /// Readable once the plugin has exited.
@@ -113,7 +113,7 @@ impl PluginProcess {
         }
     }
 
-    async fn exited(&mut self) -> io::Result<ExitStatus> {
+    pub(crate) async fn exited(&mut self) -> io::Result<ExitStatus> {
         std::future::poll_fn(|cx| self.poll_exit(cx)).await
     }
 
@@ -602,11 +602,11 @@ pub(crate) fn set_nonblocking(fd: &OwnedFd) -> io::Result<()> {
     Ok(())
 }
 
-/// The host's read end of a pipe made here, for the runtime. The checks of
-/// `Receiver::from_owned_fd` (a FIFO? readable?) are known answers and cost
-/// three system calls per pipe, a noticeable share of a small plugin run.
+/// The host's read end of a pipe made here, already non-blocking, for the
+/// runtime. The checks of `Receiver::from_owned_fd` (a FIFO? readable?
+/// non-blocking?) are known answers and cost three system calls per pipe, a
+/// noticeable share of a small plugin run.
 pub(crate) fn receiver(fd: OwnedFd) -> io::Result<pipe::Receiver> {
-    set_nonblocking(&fd)?;
     pipe::Receiver::from_owned_fd_unchecked(fd)
 }
 
