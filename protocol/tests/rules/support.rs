@@ -51,10 +51,20 @@ impl Scratch {
         sh(&format!("D='{}'; {script}", self.dir.path().display()))
     }
 
+    /// The pid in the file `name`, waiting up to 5 s for a script to have
+    /// written it whole (`echo $! > file` creates the file first).
     pub fn read_pid(&self, name: &str) -> i32 {
-        let text = std::fs::read_to_string(self.path(name))
-            .unwrap_or_else(|e| panic!("pid file {name}: {e}"));
-        text.trim().parse().expect("a pid")
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(self.path(name));
+            if let Some(pid) = text.as_ref().ok().and_then(|t| t.trim().parse().ok()) {
+                return pid;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                panic!("pid file {name}: {text:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
