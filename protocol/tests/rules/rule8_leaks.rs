@@ -46,6 +46,7 @@ async fn a_child_that_left_the_group_still_cannot_hang_the_host() {
         matches!(error, RunError::LeakedDescriptors { .. }),
         "{error:?}"
     );
+    assert!(error.to_string().contains("stdout or fd 3"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(20));
 }
 
