@@ -143,7 +143,9 @@ pub struct RunOptions {
     /// How long, after the plugin exits, the host keeps reading output that
     /// a background child may still hold open (rule 8).
     pub drain_window: Duration,
-    /// Extra environment for the plugin, on top of the host's own.
+    /// Extra environment for the plugin, on top of the host's own. The copy
+    /// the host makes for each spawn is wiped right after it (a value may be
+    /// a client secret); this one is the caller's to wipe.
     pub env: Vec<(OsString, OsString)>,
     /// Where stderr lines go as they arrive.
     pub stderr_sink: Option<StderrSink>,
