@@ -8,7 +8,8 @@
 //!    /proc/self/status (goal: at most 3× the state size); printed at the end.
 //!
 //! Run with `cargo bench -p authplug-protocol --bench host`. The plugin is
-//! `examples/bench_plugin.rs`, built here in release mode if missing.
+//! `examples/bench_plugin.rs`, built here in release mode (cargo does
+//! nothing if it is up to date; a stale one would measure old code).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -21,14 +22,25 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const MEASURE_MEMORY: &str = "AUTHPLUG_BENCH_MEASURE_MEMORY";
 
-fn bench_plugin() -> PathBuf {
+fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the bench binary's path");
-    let profile_dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
-        .expect("target/<profile>/deps");
-    let plugin = profile_dir.join("examples").join("bench_plugin");
-    if !plugin.exists() {
+        .expect("target/<profile>/deps")
+        .to_owned()
+}
+
+/// Where the plugin is, without building it (for the memory measurement,
+/// which must not count a cargo run).
+fn built_bench_plugin() -> PathBuf {
+    profile_dir().join("examples").join("bench_plugin")
+}
+
+fn bench_plugin() -> PathBuf {
+    let profile_dir = profile_dir();
+    let plugin = built_bench_plugin();
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
         let status = Command::new(env!("CARGO"))
             .args(["build", "--release", "--quiet", "-p", "authplug-protocol"])
             .args(["--example", "bench_plugin", "--target-dir"])
@@ -36,7 +48,7 @@ fn bench_plugin() -> PathBuf {
             .status()
             .expect("cargo runs");
         assert!(status.success(), "building examples/bench_plugin failed");
-    }
+    });
     plugin
 }
 
@@ -162,7 +174,7 @@ fn status_kib(field: &str) -> u64 {
 /// 10 MiB round trip. Prints one line the parent reads.
 fn measure_memory_here() {
     let runtime = runtime();
-    let command = PluginCommand::new(bench_plugin()).arg("copy");
+    let command = PluginCommand::new(built_bench_plugin()).arg("copy");
     let before_state = status_kib("VmRSS:");
     let state = State::new(vec![b's'; STATE_LIMIT]);
     let before_run = status_kib("VmRSS:");
@@ -175,6 +187,7 @@ fn measure_memory_here() {
 }
 
 fn report_memory() {
+    bench_plugin();
     let output = Command::new(std::env::current_exe().expect("own path"))
         .env(MEASURE_MEMORY, "1")
         .output()

@@ -3,7 +3,9 @@
 //! Its token reports what it saw: whether a child it starts inherits fd 3,
 //! the reason, whether it may interact, and the size of the state it got.
 //! Its new state is the old one plus `+`. With `--spawn-early` it starts the
-//! child before the SDK protects fd 3: the control case.
+//! child before the SDK protects fd 3 (the control case); with
+//! `--spawn-while-building` it starts it while `plugin::main_with` builds
+//! the plugin, which is after.
 
 use std::process::{Command, Stdio};
 
@@ -44,6 +46,13 @@ impl Plugin for Probe {
 }
 
 fn main() {
+    if std::env::args().any(|arg| arg == "--spawn-while-building") {
+        plugin::main_with(|| {
+            Ok::<_, plugin::Error>(Probe {
+                early_answer: Some(child_sees_fd_3()?),
+            })
+        })
+    }
     let early_answer = if std::env::args().any(|arg| arg == "--spawn-early") {
         match child_sees_fd_3() {
             Ok(answer) => Some(answer),

@@ -14,19 +14,22 @@
 
 use std::ffi::{OsStr, OsString};
 use std::fmt;
+use std::future::Future;
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
+use std::pin::Pin;
 use std::process::ExitStatus;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{killpg, Signal};
-use nix::unistd::Pid;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use nix::sys::signal::Signal;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::unix::pipe;
 
 use crate::secret::SecretBuf;
-use crate::spawn::PluginProcess;
+use crate::spawn::{receiver, sender, set_nonblocking, HostPipes, PluginProcess, Spawn, Terminal};
 use crate::{
     Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, PROTOCOL_VERSION, STATE_LIMIT,
     TOKEN_LIMIT,
@@ -140,12 +143,22 @@ pub struct RunOptions {
     /// How long, after the plugin exits, the host keeps reading output that
     /// a background child may still hold open (rule 8).
     pub drain_window: Duration,
-    /// Extra environment for the plugin, on top of the host's own.
+    /// Extra environment for the plugin, on top of the host's own. The copy
+    /// the host makes for each spawn is wiped right after it (a value may be
+    /// a client secret); this one is the caller's to wipe.
     pub env: Vec<(OsString, OsString)>,
     /// Where stderr lines go as they arrive.
     pub stderr_sink: Option<StderrSink>,
     /// How many of the last stderr lines an error carries.
     pub stderr_tail_lines: usize,
+    /// Lend the controlling terminal to the plugin for the run: its process
+    /// group becomes the terminal's foreground group before it starts, and
+    /// the host's again when the run ends. A plugin in its own group (rule
+    /// 7) can then prompt on `/dev/tty` instead of being stopped by SIGTTIN,
+    /// and the terminal's Ctrl-C reaches it. Only takes effect when the host
+    /// is itself in the terminal's foreground group; for a program run by a
+    /// user at a terminal, such as `authplug run`.
+    pub foreground_terminal: bool,
 }
 
 impl Default for RunOptions {
@@ -159,6 +172,7 @@ impl Default for RunOptions {
             env: Vec::new(),
             stderr_sink: None,
             stderr_tail_lines: 20,
+            foreground_terminal: false,
         }
     }
 }
@@ -181,6 +195,7 @@ impl fmt::Debug for RunOptions {
                 &self.stderr_sink.as_ref().map(|_| "Fn(&str)"),
             )
             .field("stderr_tail_lines", &self.stderr_tail_lines)
+            .field("foreground_terminal", &self.foreground_terminal)
             .finish()
     }
 }
@@ -236,8 +251,11 @@ pub enum RunError {
     Exited { code: i32, stderr_tail: String },
     #[error("plugin was killed by signal {}{}", signal_name(*signal), tail(stderr_tail))]
     Signaled { signal: i32, stderr_tail: String },
-    #[error("plugin exited, but a process it started still holds its stdout, stdin or fd 3 open outside its process group{}", tail(stderr_tail))]
+    #[error("plugin exited, but a process it started still holds its stdout or fd 3 open outside its process group: start helpers with their output redirected and without fd 3{}", tail(stderr_tail))]
     LeakedDescriptors { stderr_tail: String },
+    /// [`run_until`]'s `cancel` completed; the plugin was stopped.
+    #[error("the run was cancelled and the plugin stopped{}", tail(stderr_tail))]
+    Cancelled { stderr_tail: String },
     #[error("I/O error while talking to the plugin: {source}{}", tail(stderr_tail))]
     Io {
         #[source]
@@ -258,6 +276,7 @@ impl RunError {
             | RunError::Exited { stderr_tail, .. }
             | RunError::Signaled { stderr_tail, .. }
             | RunError::LeakedDescriptors { stderr_tail }
+            | RunError::Cancelled { stderr_tail }
             | RunError::Io { stderr_tail, .. } => Some(stderr_tail),
         }
     }
@@ -295,109 +314,122 @@ fn signal_name(signal: i32) -> String {
 ///
 /// Dropping the returned future cancels the run: the plugin's process group
 /// gets TERM, then KILL after `kill_grace`, and is reaped in the background.
+/// A program that is about to exit (on Ctrl-C, say) should use
+/// [`run_until`] instead, which returns only once the plugin is gone.
 pub async fn run(
     command: &PluginCommand,
     state: &State,
     options: &RunOptions,
 ) -> Result<RunOutput, RunError> {
-    let started = Instant::now();
-    let (state_pipe, state_pipe_for_plugin) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-        .map_err(|errno| RunError::Spawn {
-            program: command.program.to_string_lossy().into_owned(),
-            source: io::Error::from(errno),
-        })?;
+    run_until(command, state, options, std::future::pending()).await
+}
 
+/// [`run`], stopped when `cancel` completes: TERM to the plugin's group, up
+/// to `kill_grace` for it to exit, KILL, reaped, and only then
+/// [`RunError::Cancelled`].
+pub async fn run_until(
+    command: &PluginCommand,
+    state: &State,
+    options: &RunOptions,
+    cancel: impl Future<Output = ()>,
+) -> Result<RunOutput, RunError> {
+    let started = Instant::now();
+    let spawn_error = |source| RunError::Spawn {
+        program: command.program.to_string_lossy().into_owned(),
+        source,
+    };
+    let (state_pipe, state_pipe_for_plugin) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|errno| spawn_error(io::Error::from(errno)))?;
     if state.len() > DEFAULT_PIPE_SIZE {
         // A plugin given a large state usually returns one.
         enlarge_pipe(&state_pipe, state.len());
     }
-    let mut child = spawn(command, state, options, state_pipe_for_plugin)?;
-    let mut group = ProcessGroup::new(&child, options.kill_grace);
-    if let Some(stdin) = &child.stdin {
-        if state.len() > DEFAULT_PIPE_SIZE {
-            enlarge_pipe(stdin, state.len());
-        }
-    }
-    let stderr_tail = Arc::new(Mutex::new(StderrTail::new(options.stderr_tail_lines)));
+    // Dropped last: the terminal comes back once the run is over.
+    let mut terminal = options
+        .foreground_terminal
+        .then(Terminal::if_foreground)
+        .flatten();
 
-    let (Some(stdin), Some(mut stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        unreachable!("all three standard streams are piped in spawn()");
+    // Rule 1: the host's environment, then the caller's additions, then ours.
+    let reason = options
+        .reason
+        .clone()
+        .unwrap_or_else(|| Reason::for_state(state));
+    let version = PROTOCOL_VERSION.to_string();
+    let interactive = if options.interactive { "1" } else { "0" };
+    let env: Vec<(&OsStr, &OsStr)> = (options.env.iter())
+        .map(|(name, value)| (name.as_os_str(), value.as_os_str()))
+        .chain([
+            (OsStr::new(ENV_PROTOCOL), OsStr::new(&version)),
+            (OsStr::new(ENV_REASON), OsStr::new(reason.as_str())),
+            (OsStr::new(ENV_INTERACTIVE), OsStr::new(interactive)),
+        ])
+        .collect();
+    let (plugin, pipes) = crate::spawn::spawn(Spawn {
+        program: &command.program,
+        args: &command.args,
+        env: &env,
+        state_fd: state_pipe_for_plugin,
+        terminal: terminal.as_ref().map(Terminal::fd),
+        grace: options.kill_grace,
+    })
+    .map_err(spawn_error)?;
+    if let Some(terminal) = &mut terminal {
+        terminal.lent_to(plugin.pid());
+    }
+    let exchange = match Exchange::new(pipes, state_pipe, state, options) {
+        Ok(exchange) => exchange,
+        Err(source) => {
+            plugin.stop().await;
+            return Err(RunError::Io {
+                source,
+                stderr_tail: String::new(),
+            });
+        }
     };
-    let deadline = tokio::time::sleep(options.timeout);
-    let finished = async {
-        // The output pipes live out here, not in the futures that read
-        // them: on a failure the group is signalled first and the pipes
-        // close after, so the plugin cannot run on past an EPIPE.
-        let mut state_pipe = crate::spawn::receiver(state_pipe)?;
-        // Empty state: closing stdin at once is all rule 2 asks.
-        let stdin = if state.is_empty() {
-            drop(stdin);
-            None
-        } else {
-            Some(crate::spawn::sender(stdin)?)
-        };
-        let outputs = async {
-            tokio::try_join!(
-                read_capped(&mut stdout, TOKEN_LIMIT, Failure::TokenTooLarge),
-                read_capped(&mut state_pipe, STATE_LIMIT, Failure::StateTooLarge),
-                async {
-                    pump_stderr(stderr, options.stderr_sink.as_ref(), &stderr_tail).await;
-                    Ok(())
-                },
-                async {
-                    feed_stdin(stdin, state.as_bytes()).await;
-                    Ok(())
-                },
-            )
-        };
-        tokio::pin!(outputs, deadline);
-        let result = async {
-            // Wait for the plugin to exit; its output usually closes first.
-            let (status, early) = tokio::select! {
-                status = child.wait() => (status?, None),
-                outputs = &mut outputs => {
-                    // An over-limit error must not wait for the plugin to exit.
-                    let done = outputs?;
-                    (child.wait().await?, Some(done))
-                }
-            };
-            let (token, new_state, (), ()) = match early {
-                Some(done) => done,
-                None => drain(&mut outputs, &group, options.drain_window).await?,
-            };
-            Ok::<_, Failure>((status, token, new_state))
-        };
-        let result = tokio::select! {
-            result = result => result,
-            () = &mut deadline => Err(Failure::TimedOut),
-        };
-        if result.is_err() {
-            group.signal(Signal::SIGTERM);
-        }
-        result
-    }
-    .await;
 
-    let tail_text = || lock(&stderr_tail).text();
-    match finished {
-        Err(Failure::TimedOut) => {
-            group.terminate(child).await;
-            Err(RunError::TimedOut {
-                after: options.timeout,
-                stderr_tail: tail_text(),
-            })
+    let mut running = Running { plugin, exchange };
+    let outcome = {
+        let converse = running
+            .exchange
+            .converse(&mut running.plugin, options.drain_window);
+        tokio::pin!(cancel);
+        tokio::select! {
+            biased;
+            outcome = converse => outcome,
+            () = tokio::time::sleep(options.timeout) => Err(Failure::TimedOut),
+            () = &mut cancel => Err(Failure::Cancelled),
+        }
+    };
+    let Running {
+        mut plugin,
+        mut exchange,
+    } = running;
+    match outcome {
+        Ok(status) => {
+            let (stdout, new_state, stderr_tail) = exchange.into_outputs();
+            // Only now: the drain window's KILL (rule 8) was the last signal.
+            plugin.reap();
+            judge(status, stdout, new_state, stderr_tail, started.elapsed())
         }
         Err(failure) => {
-            group.terminate(child).await;
-            Err(failure.into_error(tail_text()))
-        }
-        Ok((status, token, new_state)) => {
-            group.disarm();
-            judge(status, token, new_state, tail_text(), started.elapsed())
+            // The group is signalled first and the pipes close after, so the
+            // plugin cannot run on past an EPIPE.
+            plugin.terminate();
+            exchange.stderr.finish();
+            let stderr_tail = exchange.stderr.tail.text();
+            drop(exchange);
+            plugin.stop().await;
+            Err(failure.into_error(stderr_tail, options.timeout))
         }
     }
+}
+
+/// A started plugin and the host's ends of its pipes. The fields drop in
+/// this order, so a cancelled run signals the group before its pipes close.
+struct Running<'a> {
+    plugin: PluginProcess,
+    exchange: Exchange<'a>,
 }
 
 /// Linux's default pipe buffer.
@@ -415,38 +447,6 @@ fn enlarge_pipe(pipe: &impl std::os::fd::AsFd, wanted: usize) {
     }
     #[cfg(not(target_os = "linux"))]
     let _ = (pipe, wanted);
-}
-
-fn spawn(
-    command: &PluginCommand,
-    state: &State,
-    options: &RunOptions,
-    state_pipe_for_plugin: OwnedFd,
-) -> Result<PluginProcess, RunError> {
-    let reason = options
-        .reason
-        .clone()
-        .unwrap_or_else(|| Reason::for_state(state));
-    // The host's environment, then the caller's additions, then ours.
-    let mut env: Vec<(OsString, OsString)> = std::env::vars_os().collect();
-    let additions = options.env.iter().cloned().chain([
-        (ENV_PROTOCOL.into(), PROTOCOL_VERSION.to_string().into()),
-        (ENV_REASON.into(), reason.as_str().into()),
-        (
-            ENV_INTERACTIVE.into(),
-            if options.interactive { "1" } else { "0" }.into(),
-        ),
-    ]);
-    for (key, value) in additions {
-        env.retain(|(existing, _)| *existing != key);
-        env.push((key, value));
-    }
-    crate::spawn::spawn(&command.program, &command.args, &env, state_pipe_for_plugin).map_err(
-        |source| RunError::Spawn {
-            program: command.program.to_string_lossy().into_owned(),
-            source,
-        },
-    )
 }
 
 /// The rest of rule 3, 4 and 6 once the plugin has exited and its output is
@@ -497,6 +497,7 @@ fn judge(
 /// What went wrong inside the run, before the stderr tail is attached.
 enum Failure {
     TimedOut,
+    Cancelled,
     StateTooLarge,
     TokenTooLarge,
     LeakedDescriptors,
@@ -510,8 +511,13 @@ impl From<io::Error> for Failure {
 }
 
 impl Failure {
-    fn into_error(self, stderr_tail: String) -> RunError {
+    fn into_error(self, stderr_tail: String, timeout: Duration) -> RunError {
         match self {
+            Failure::TimedOut => RunError::TimedOut {
+                after: timeout,
+                stderr_tail,
+            },
+            Failure::Cancelled => RunError::Cancelled { stderr_tail },
             Failure::StateTooLarge => RunError::StateTooLarge {
                 limit: STATE_LIMIT,
                 stderr_tail,
@@ -521,11 +527,6 @@ impl Failure {
                 stderr_tail,
             },
             Failure::LeakedDescriptors => RunError::LeakedDescriptors { stderr_tail },
-            // Handled by the caller, which knows the timeout.
-            Failure::TimedOut => RunError::TimedOut {
-                after: Duration::ZERO,
-                stderr_tail,
-            },
             Failure::Io(source) => RunError::Io {
                 source,
                 stderr_tail,
@@ -534,36 +535,226 @@ impl Failure {
     }
 }
 
-/// Rule 8: after the plugin exited, give its output `window` to close; if a
-/// background child holds it open, kill the group and give it one more.
-async fn drain<F, T>(outputs: &mut F, group: &ProcessGroup, window: Duration) -> Result<T, Failure>
-where
-    F: std::future::Future<Output = Result<T, Failure>> + Unpin,
-{
-    if let Ok(done) = tokio::time::timeout(window, &mut *outputs).await {
-        return done;
+/// How long a plugin may run before the host watches its output pipes,
+/// when it had nothing to write to stdin (it all fit in the pipe). Most
+/// plugins are done by then: their whole output sits in the pipes when they
+/// exit and is read in one go, with one wake-up (the exit) instead of one
+/// per pipe, and no pipe ever registered with the runtime. The cost: a
+/// plugin that fills a pipe (64 KiB) in that time waits for the rest of
+/// it, and stderr lines written in it reach the sink up to that much later.
+const QUIET_START: Duration = Duration::from_millis(5);
+
+/// The host's side of the plugin's pipes: stdin fed (rule 2), stdout and
+/// fd 3 read under their limits (rules 3 and 4), stderr streamed (rule 5),
+/// until the plugin exits and its output is drained (rule 8).
+struct Exchange<'a> {
+    stdout: Capture,
+    state: Capture,
+    stderr: StderrPump<'a>,
+    stdin: Feeder<'a>,
+}
+
+impl<'a> Exchange<'a> {
+    fn new(
+        pipes: HostPipes,
+        state_pipe: OwnedFd,
+        state: &'a State,
+        options: &'a RunOptions,
+    ) -> io::Result<Exchange<'a>> {
+        if state.len() > DEFAULT_PIPE_SIZE {
+            enlarge_pipe(&pipes.stdin, state.len());
+        }
+        // The state first: the plugin can start reading it at once.
+        let stdin = Feeder::new(pipes.stdin, state.as_bytes())?;
+        Ok(Exchange {
+            stdout: Capture::new(pipes.stdout, TOKEN_LIMIT, || Failure::TokenTooLarge)?,
+            state: Capture::new(state_pipe, STATE_LIMIT, || Failure::StateTooLarge)?,
+            stderr: StderrPump::new(
+                pipes.stderr,
+                options.stderr_sink.as_ref(),
+                options.stderr_tail_lines,
+            )?,
+            stdin,
+        })
     }
-    group.kill_members();
-    match tokio::time::timeout(window, outputs).await {
-        Ok(done) => done,
-        Err(_) => Err(Failure::LeakedDescriptors),
+
+    /// Until the plugin has exited and its stdout and fd 3 are read; fails
+    /// at once when either passes its limit.
+    async fn converse(
+        &mut self,
+        plugin: &mut PluginProcess,
+        drain_window: Duration,
+    ) -> Result<ExitStatus, Failure> {
+        let quiet_exit = if self.stdin.is_done() {
+            tokio::time::timeout(QUIET_START, plugin.exited())
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let status = match quiet_exit {
+            Some(status) => status?,
+            None => std::future::poll_fn(|cx| self.poll_until_exit(cx, plugin)).await?,
+        };
+        // Rule 8: the run ends when the plugin exits. A helper it started
+        // may hold stdin unread: feeding it stops here.
+        self.stdin.stop();
+        if !self.drain(drain_window).await? {
+            // Its leader is not reaped yet, so the group id is still the
+            // plugin's own.
+            plugin.signal(Signal::SIGKILL);
+            if !self.drain(drain_window).await? {
+                return Err(Failure::LeakedDescriptors);
+            }
+        }
+        // stderr decides nothing: what is there now is kept, then it closes.
+        self.stderr.finish();
+        Ok(status)
+    }
+
+    fn poll_until_exit(
+        &mut self,
+        cx: &mut Context<'_>,
+        plugin: &mut PluginProcess,
+    ) -> Poll<Result<ExitStatus, Failure>> {
+        // The output first: it usually reaches EOF just before the plugin
+        // exits, and then one waitid may confirm the exit.
+        let output = self.poll_output(cx)?;
+        self.stderr.poll(cx);
+        self.stdin.poll(cx);
+        if output.is_ready() {
+            if let Some(status) = plugin.try_exit()? {
+                return Poll::Ready(Ok(status));
+            }
+        }
+        plugin.poll_exit(cx).map_err(Failure::Io)
+    }
+
+    /// Waits up to `window` for stdout and fd 3 to reach EOF; `false` if
+    /// they did not.
+    async fn drain(&mut self, window: Duration) -> Result<bool, Failure> {
+        // Usually the plugin's exit closed them and all that is left is in
+        // the pipes: read it at once, with no timer and no runtime.
+        self.stderr.read_now();
+        let stdout = self.stdout.read_now()?;
+        let state = self.state.read_now()?;
+        if stdout && state {
+            return Ok(true);
+        }
+        let drained = std::future::poll_fn(|cx| self.poll_drain(cx));
+        match tokio::time::timeout(window, drained).await {
+            Ok(drained) => drained.map(|()| true),
+            Err(_elapsed) => Ok(false),
+        }
+    }
+
+    fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        self.stderr.poll(cx);
+        self.poll_output(cx)
+    }
+
+    /// Ready once stdout and fd 3 are both at EOF.
+    fn poll_output(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        let stdout = self.stdout.poll(cx)?;
+        let state = self.state.poll(cx)?;
+        if stdout.is_ready() && state.is_ready() {
+            Poll::Ready(Ok(()))
+        } else {
+            Poll::Pending
+        }
+    }
+
+    fn into_outputs(self) -> (SecretBuf, SecretBuf, String) {
+        (self.stdout.bytes, self.state.bytes, self.stderr.tail.text())
     }
 }
 
-/// Reads to EOF, failing as soon as more than `limit` bytes arrive.
-async fn read_capped<R: AsyncRead + Unpin>(
-    reader: &mut R,
-    limit: usize,
-    over_limit: Failure,
-) -> Result<SecretBuf, Failure> {
-    // One byte of room past the limit, to see that it was passed.
-    let mut buf = SecretBuf::new(limit + 1);
-    loop {
-        if buf.read_from(reader).await? == 0 {
-            return Ok(buf);
+/// One of the host's read ends: read directly until it is worth waking up
+/// for, then registered with the runtime.
+enum ReadEnd {
+    Direct(OwnedFd),
+    Registered(pipe::Receiver),
+    /// At EOF, or no longer read.
+    Closed,
+}
+
+impl ReadEnd {
+    fn new(fd: OwnedFd) -> io::Result<ReadEnd> {
+        set_nonblocking(&fd)?;
+        Ok(ReadEnd::Direct(fd))
+    }
+
+    fn fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            ReadEnd::Direct(fd) => Some(fd.as_fd()),
+            ReadEnd::Registered(receiver) => Some(receiver.as_fd()),
+            ReadEnd::Closed => None,
         }
-        if buf.len() > limit {
-            return Err(over_limit);
+    }
+
+    /// The registered pipe, registering it first if need be; `None` once
+    /// closed.
+    fn registered(&mut self) -> io::Result<Option<&mut pipe::Receiver>> {
+        if let ReadEnd::Direct(_) = self {
+            let ReadEnd::Direct(fd) = std::mem::replace(self, ReadEnd::Closed) else {
+                unreachable!("matched just above");
+            };
+            *self = ReadEnd::Registered(receiver(fd)?);
+        }
+        Ok(match self {
+            ReadEnd::Registered(receiver) => Some(receiver),
+            _ => None,
+        })
+    }
+}
+
+/// An output pipe read to EOF; fails as soon as more than `limit` bytes
+/// arrive (rules 3 and 4).
+struct Capture {
+    pipe: ReadEnd,
+    bytes: SecretBuf,
+    limit: usize,
+    over_limit: fn() -> Failure,
+}
+
+impl Capture {
+    fn new(pipe: OwnedFd, limit: usize, over_limit: fn() -> Failure) -> io::Result<Capture> {
+        Ok(Capture {
+            pipe: ReadEnd::new(pipe)?,
+            // One byte of room past the limit, to see that it was passed.
+            bytes: SecretBuf::new(limit + 1),
+            limit,
+            over_limit,
+        })
+    }
+
+    /// Reads what is in the pipe now, without waiting; `true` at EOF.
+    fn read_now(&mut self) -> Result<bool, Failure> {
+        while let Some(fd) = self.pipe.fd() {
+            match self.bytes.read_available(fd) {
+                Ok(0) => self.pipe = ReadEnd::Closed,
+                Ok(_) if self.bytes.len() > self.limit => return Err((self.over_limit)()),
+                Ok(_) => {}
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(error) => return Err(Failure::Io(error)),
+            }
+        }
+        Ok(true)
+    }
+
+    /// Ready at EOF.
+    fn poll(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
+        let Some(pipe) = self.pipe.registered()? else {
+            return Poll::Ready(Ok(()));
+        };
+        loop {
+            if ready!(self.bytes.poll_read_from(cx, pipe))? == 0 {
+                self.pipe = ReadEnd::Closed;
+                return Poll::Ready(Ok(()));
+            }
+            if self.bytes.len() > self.limit {
+                return Poll::Ready(Err((self.over_limit)()));
+            }
         }
     }
 }
@@ -571,61 +762,206 @@ async fn read_capped<R: AsyncRead + Unpin>(
 /// Rule 2: the state, then EOF. A plugin that never reads stdin is fine, so
 /// a broken pipe is not an error; nor is anything else here, since the
 /// plugin's exit code says whether it got what it needed.
-async fn feed_stdin(stdin: Option<tokio::net::unix::pipe::Sender>, state: &[u8]) {
-    let Some(mut stdin) = stdin else {
-        return;
-    };
-    let _ = stdin.write_all(state).await;
-    let _ = stdin.shutdown().await;
+struct Feeder<'a> {
+    pipe: Feed,
+    rest: &'a [u8],
+}
+
+enum Feed {
+    Done,
+    /// Not registered with the runtime: a state that fits in the pipe is
+    /// written at once and never needs to be.
+    Direct(OwnedFd),
+    Registered(pipe::Sender),
+}
+
+impl<'a> Feeder<'a> {
+    fn new(stdin: OwnedFd, state: &'a [u8]) -> io::Result<Feeder<'a>> {
+        let mut feeder = Feeder {
+            pipe: Feed::Done,
+            rest: state,
+        };
+        // Empty state: closing stdin at once is all rule 2 asks.
+        if !state.is_empty() {
+            set_nonblocking(&stdin)?;
+            feeder.pipe = Feed::Direct(stdin);
+            feeder.write_directly();
+        }
+        Ok(feeder)
+    }
+
+    fn is_done(&self) -> bool {
+        matches!(self.pipe, Feed::Done)
+    }
+
+    fn write_directly(&mut self) {
+        let Feed::Direct(stdin) = &self.pipe else {
+            return;
+        };
+        loop {
+            match nix::unistd::write(stdin, self.rest) {
+                Ok(written) => {
+                    self.rest = &self.rest[written..];
+                    if self.rest.is_empty() || written == 0 {
+                        self.pipe = Feed::Done;
+                        return;
+                    }
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => {
+                    self.pipe = Feed::Done;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn poll(&mut self, cx: &mut Context<'_>) {
+        loop {
+            match &mut self.pipe {
+                Feed::Done => return,
+                Feed::Direct(_) => {
+                    let Feed::Direct(stdin) = std::mem::replace(&mut self.pipe, Feed::Done) else {
+                        return;
+                    };
+                    match sender(stdin) {
+                        Ok(stdin) => self.pipe = Feed::Registered(stdin),
+                        Err(_) => return,
+                    }
+                }
+                Feed::Registered(stdin) => match Pin::new(stdin).poll_write(cx, self.rest) {
+                    Poll::Pending => return,
+                    Poll::Ready(Ok(written)) if written > 0 => {
+                        self.rest = &self.rest[written..];
+                        if self.rest.is_empty() {
+                            // Closing it is the EOF.
+                            self.pipe = Feed::Done;
+                        }
+                    }
+                    Poll::Ready(_) => self.pipe = Feed::Done,
+                },
+            }
+        }
+    }
+
+    fn stop(&mut self) {
+        self.pipe = Feed::Done;
+    }
 }
 
 /// Longest stderr line passed on; the rest of a longer line is dropped.
 const STDERR_LINE_LIMIT: usize = 4096;
 
+/// Most of stderr read at once without waiting: once the plugin has exited,
+/// a helper that inherited stderr may write on without end.
+const STDERR_READ_NOW_LIMIT: usize = 1024 * 1024;
+
 /// Rule 5: streams stderr line by line to the sink and keeps a bounded tail.
-async fn pump_stderr<R: AsyncRead + Unpin>(
-    mut stderr: R,
-    sink: Option<&StderrSink>,
-    tail: &Mutex<StderrTail>,
-) {
-    let mut chunk = vec![0u8; 4096];
-    let mut line: Vec<u8> = Vec::new();
-    let mut overlong = false;
-    let emit = |line: &mut Vec<u8>, overlong: &mut bool| {
-        if line.ends_with(b"\r") {
-            line.pop();
+struct StderrPump<'a> {
+    pipe: ReadEnd,
+    line: Vec<u8>,
+    overlong: bool,
+    sink: Option<&'a StderrSink>,
+    tail: StderrTail,
+}
+
+impl<'a> StderrPump<'a> {
+    fn new(pipe: OwnedFd, sink: Option<&'a StderrSink>, tail_lines: usize) -> io::Result<Self> {
+        Ok(StderrPump {
+            pipe: ReadEnd::new(pipe)?,
+            line: Vec::new(),
+            overlong: false,
+            sink,
+            tail: StderrTail::new(tail_lines),
+        })
+    }
+
+    /// Reads what has arrived; never fails the run (a closed or broken
+    /// stderr just ends the stream).
+    fn poll(&mut self, cx: &mut Context<'_>) {
+        let mut chunk = [std::mem::MaybeUninit::<u8>::uninit(); 4096];
+        loop {
+            let pipe = match self.pipe.registered() {
+                Ok(Some(pipe)) => pipe,
+                Ok(None) => return,
+                Err(_) => return self.close(),
+            };
+            let mut read = ReadBuf::uninit(&mut chunk);
+            match Pin::new(pipe).poll_read(cx, &mut read) {
+                Poll::Pending => return,
+                Poll::Ready(Ok(())) if !read.filled().is_empty() => self.split(read.filled()),
+                Poll::Ready(_) => self.close(),
+            }
         }
-        let mut text = String::from_utf8_lossy(line).into_owned();
-        if *overlong {
-            text.push_str(" [...]");
+    }
+
+    /// Reads what is in the pipe now, without waiting (and no more than
+    /// `STDERR_READ_NOW_LIMIT`).
+    fn read_now(&mut self) {
+        let mut chunk = [0u8; 4096];
+        let mut budget = STDERR_READ_NOW_LIMIT;
+        while budget > 0 {
+            let Some(fd) = self.pipe.fd() else {
+                return;
+            };
+            match nix::unistd::read(fd, &mut chunk) {
+                Ok(0) => self.close(),
+                Ok(n) => {
+                    budget = budget.saturating_sub(n);
+                    self.split(&chunk[..n]);
+                }
+                Err(nix::errno::Errno::EINTR) => {}
+                Err(nix::errno::Errno::EAGAIN) => return,
+                Err(_) => self.close(),
+            }
         }
-        if let Some(sink) = sink {
-            sink(&text);
+    }
+
+    /// After the plugin exited and its output was read: what is in the pipe
+    /// already, then it closes. A helper holding stderr cannot hold up the
+    /// run (rule 8).
+    fn finish(&mut self) {
+        self.read_now();
+        self.close();
+    }
+
+    fn close(&mut self) {
+        self.pipe = ReadEnd::Closed;
+        if !self.line.is_empty() || self.overlong {
+            self.emit();
         }
-        lock(tail).push(text);
-        line.clear();
-        *overlong = false;
-    };
-    loop {
-        let n = match stderr.read(&mut chunk).await {
-            Ok(0) | Err(_) => break,
-            Ok(n) => n,
-        };
-        for piece in chunk[..n].split_inclusive(|&b| b == b'\n') {
+    }
+
+    fn split(&mut self, bytes: &[u8]) {
+        for piece in bytes.split_inclusive(|&b| b == b'\n') {
             let (body, complete) = match piece.strip_suffix(b"\n") {
                 Some(body) => (body, true),
                 None => (piece, false),
             };
-            let room = STDERR_LINE_LIMIT.saturating_sub(line.len());
-            line.extend_from_slice(&body[..body.len().min(room)]);
-            overlong |= body.len() > room;
+            let room = STDERR_LINE_LIMIT.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&body[..body.len().min(room)]);
+            self.overlong |= body.len() > room;
             if complete {
-                emit(&mut line, &mut overlong);
+                self.emit();
             }
         }
     }
-    if !line.is_empty() || overlong {
-        emit(&mut line, &mut overlong);
+
+    fn emit(&mut self) {
+        if self.line.ends_with(b"\r") {
+            self.line.pop();
+        }
+        let mut text = String::from_utf8_lossy(&self.line).into_owned();
+        if self.overlong {
+            text.push_str(" [...]");
+        }
+        if let Some(sink) = self.sink {
+            sink(&text);
+        }
+        self.tail.push(text);
+        self.line.clear();
+        self.overlong = false;
     }
 }
 
@@ -654,83 +990,6 @@ impl StderrTail {
 
     fn text(&self) -> String {
         self.lines.iter().cloned().collect::<Vec<_>>().join("\n")
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The tail holds plain text; a panic elsewhere cannot leave it invalid.
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The plugin's process group, stopped when the run fails or is cancelled
-/// (rule 7).
-struct ProcessGroup {
-    pgid: Option<Pid>,
-    grace: Duration,
-    armed: bool,
-}
-
-impl ProcessGroup {
-    fn new(child: &PluginProcess, grace: Duration) -> Self {
-        ProcessGroup {
-            // The leader's pid is the group id (it was spawned as leader).
-            pgid: Some(Pid::from_raw(child.id())),
-            grace,
-            armed: true,
-        }
-    }
-
-    fn signal(&self, signal: Signal) {
-        if let Some(pgid) = self.pgid {
-            // ESRCH just means everyone is gone already.
-            let _ = killpg(pgid, signal);
-        }
-    }
-
-    fn kill_members(&self) {
-        self.signal(Signal::SIGKILL);
-    }
-
-    /// TERM, up to `grace` for the leader to exit, KILL for whatever is
-    /// left, then reap the leader.
-    async fn terminate(&mut self, mut child: PluginProcess) {
-        self.armed = false;
-        self.signal(Signal::SIGTERM);
-        let _ = tokio::time::timeout(self.grace, child.wait()).await;
-        self.signal(Signal::SIGKILL);
-        let _ = child.wait().await;
-    }
-
-    fn disarm(&mut self) {
-        self.armed = false;
-    }
-}
-
-impl Drop for ProcessGroup {
-    /// Cancellation: the run's future was dropped mid-way.
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        self.signal(Signal::SIGTERM);
-        let (pgid, grace) = (self.pgid, self.grace);
-        let kill_later = move || {
-            if let Some(pgid) = pgid {
-                let _ = killpg(pgid, Signal::SIGKILL);
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    tokio::time::sleep(grace).await;
-                    kill_later();
-                });
-            }
-            Err(_) => kill_later(),
-        }
-        // The dropped `PluginProcess` reaps the leader in the background.
     }
 }
 

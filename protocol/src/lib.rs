@@ -8,7 +8,8 @@
 //! here:
 //!
 //! - [`host::run`] runs a plugin once, with limits, a timeout, process-group
-//!   cleanup and concurrent I/O, and returns a typed [`host::RunError`].
+//!   cleanup and concurrent I/O, and returns a typed [`host::RunError`]
+//!   ([`host::run_until`] also stops it on demand, and waits until it has).
 //! - [`plugin`] is the SDK for plugins written in Rust: one [`plugin::Plugin`]
 //!   impl and one call to [`plugin::main`].
 //!

@@ -20,9 +20,24 @@
 //! ```
 //!
 //! [`main`] marks fd 3 close-on-exec before anything else (rule 9), so a
-//! browser or helper the plugin launches never inherits it. A plugin that
-//! starts threads or processes before calling [`main`] (an async runtime,
-//! say) must call [`protect_state_fd`] first.
+//! browser or helper the plugin launches never inherits it. A plugin whose
+//! construction already starts threads or processes (an async runtime, an
+//! HTTP client with a resolver thread) builds itself in [`main_with`]
+//! instead, which protects fd 3 first:
+//!
+//! ```no_run
+//! # use authplug_protocol::plugin::{self, Plugin, Request, Response};
+//! # struct Client;
+//! # impl Client { fn new() -> Result<Client, plugin::Error> { Ok(Client) } }
+//! # impl Plugin for Client {
+//! #     fn run(&mut self, r: Request) -> Result<Response, plugin::Error> { Ok(Response::new("t", r.state)) }
+//! # }
+//! fn main() {
+//!     plugin::main_with(Client::new) // fd 3 is protected before Client::new runs
+//! }
+//! ```
+//!
+//! Anything that runs before `main` itself must call [`protect_state_fd`].
 
 use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
@@ -97,11 +112,29 @@ pub trait Plugin {
 
 /// Runs a plugin under the protocol and exits: 0 on success, 1 on failure
 /// with the error and its causes on stderr.
-pub fn main(mut plugin: impl Plugin) -> ! {
+///
+/// `plugin` was built before this runs: if building it started threads or
+/// processes, use [`main_with`].
+pub fn main(plugin: impl Plugin) -> ! {
+    main_with(|| Ok::<_, Error>(plugin))
+}
+
+/// [`main`] for a plugin built by `build`, which runs only after fd 3 is
+/// marked close-on-exec (rule 9): whatever it starts (a runtime's threads,
+/// a helper process) cannot inherit the state descriptor. A `build` error
+/// is reported like a run's.
+pub fn main_with<P, E>(build: impl FnOnce() -> Result<P, E>) -> !
+where
+    P: Plugin,
+    E: Into<Error>,
+{
     protect_state_fd();
-    let result = read_request()
-        .map_err(Error::from)
-        .and_then(|request| plugin.run(request))
+    let result = build()
+        .map_err(Into::into)
+        .and_then(|mut plugin| {
+            let request = read_request()?;
+            plugin.run(request)
+        })
         .and_then(|response| write_response(&response).map_err(Error::from));
     match result {
         Ok(()) => std::process::exit(0),
@@ -112,7 +145,7 @@ pub fn main(mut plugin: impl Plugin) -> ! {
                 message.push_str(&format!("\n  caused by: {cause}"));
                 source = cause.source();
             }
-            eprintln!("{message}");
+            let _ = writeln!(io::stderr(), "{message}");
             std::process::exit(1)
         }
     }
@@ -169,8 +202,8 @@ static STATE_FD_TAKEN: AtomicBool = AtomicBool::new(false);
 /// Writes the new state on fd 3 (and closes it), then the token and a
 /// newline on stdout.
 ///
-/// Without fd 3 (the plugin was started by hand) a non-empty state cannot be
-/// kept: that is said on stderr, and the token is still printed.
+/// Without a host's fd 3 (the plugin was started by hand) a non-empty state
+/// cannot be kept: that is said on stderr, and the token is still printed.
 pub fn write_response(response: &Response) -> io::Result<()> {
     write_state(&response.state)?;
     let mut stdout = io::stdout().lock();
@@ -179,13 +212,24 @@ pub fn write_response(response: &Response) -> io::Result<()> {
     stdout.flush()
 }
 
+/// Whether fd 3 is open for writing, as a host's state pipe is. Started by
+/// hand, fd 3 may still be open for something else: an older `make`'s
+/// jobserver, a CI runner's descriptor, often read-only.
+fn state_fd_writable() -> bool {
+    // SAFETY: fcntl on a descriptor number touches no memory; a closed
+    // descriptor just yields EBADF.
+    let flags = unsafe { libc::fcntl(STATE_FD, libc::F_GETFL) };
+    flags >= 0 && matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
+}
+
 fn write_state(state: &State) -> io::Result<()> {
-    let open = protect_state_fd();
-    if !open || STATE_FD_TAKEN.swap(true, Ordering::SeqCst) {
+    protect_state_fd();
+    if !state_fd_writable() || STATE_FD_TAKEN.swap(true, Ordering::SeqCst) {
         if !state.is_empty() {
-            eprintln!(
-                "warning: no state descriptor (fd 3) is open, so the new state was not kept; \
-                 run this plugin through a host such as `authplug run`"
+            let _ = writeln!(
+                io::stderr(),
+                "warning: no state descriptor (fd 3) is open for writing, so the new state \
+                 was not kept; run this plugin through a host such as `authplug run`"
             );
         }
         return Ok(());

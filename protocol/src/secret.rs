@@ -4,6 +4,8 @@
 //! a stray `{:?}` or `tracing` field can never leak them.
 
 use std::fmt;
+use std::os::fd::{AsRawFd, BorrowedFd};
+
 use zeroize::{Zeroize, Zeroizing};
 
 /// A value that must not be shown: Debug prints `REDACTED`, and the memory
@@ -149,7 +151,8 @@ secret_bytes!(
 ///   `max_capacity` at once. The reservation is virtual memory: only pages that data reaches
 ///   are ever touched, so a 10 MiB limit costs nothing for a small state,
 ///   and a large state is never copied while it grows.
-/// - Reads go straight into the spare capacity ([`SecretBuf::read_from`]).
+/// - Reads go straight into the spare capacity
+///   ([`SecretBuf::poll_read_from`]).
 /// - Growing never leaves a copy behind (the old buffer is wiped, which
 ///   `Vec`'s own reallocation would not do), and dropping wipes every byte
 ///   ever written, but not the untouched reservation.
@@ -214,20 +217,59 @@ impl SecretBuf {
     /// One read from `reader` straight into the buffer; `Ok(0)` is EOF. At
     /// most `max_capacity` bytes are ever held: once full, it reads nothing
     /// more and reports 0.
-    pub(crate) async fn read_from<R>(&mut self, reader: &mut R) -> std::io::Result<usize>
+    pub(crate) fn poll_read_from<R>(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        reader: &mut R,
+    ) -> std::task::Poll<std::io::Result<usize>>
     where
         R: tokio::io::AsyncRead + Unpin,
     {
-        use tokio::io::AsyncReadExt;
-        if self.bytes.len() >= self.max_capacity {
+        let room = self.max_capacity.saturating_sub(self.bytes.len());
+        if room == 0 {
+            return std::task::Poll::Ready(Ok(0));
+        }
+        self.reserve(1);
+        // Into the spare capacity as it is: growing is `reserve`'s job, which
+        // wipes what it leaves behind.
+        let spare = self.bytes.spare_capacity_mut();
+        let spare_len = spare.len().min(room);
+        let mut read = tokio::io::ReadBuf::uninit(&mut spare[..spare_len]);
+        std::task::ready!(std::pin::Pin::new(reader).poll_read(cx, &mut read))?;
+        let filled = read.filled().len();
+        // SAFETY: the reader initialised the first `filled` bytes of the
+        // spare capacity (ReadBuf tracks exactly that).
+        unsafe { self.bytes.set_len(self.bytes.len() + filled) };
+        std::task::Poll::Ready(Ok(filled))
+    }
+
+    /// One read from `fd` (non-blocking) straight into the buffer, without
+    /// the runtime; `Ok(0)` is EOF, `WouldBlock` means nothing is there now.
+    /// Bounded by `max_capacity` like [`SecretBuf::poll_read_from`].
+    pub(crate) fn read_available(&mut self, fd: BorrowedFd<'_>) -> std::io::Result<usize> {
+        let room = self.max_capacity.saturating_sub(self.bytes.len());
+        if room == 0 {
             return Ok(0);
         }
         self.reserve(1);
-        // `Vec`'s `BufMut` hands out its spare capacity as is; it would only
-        // reallocate (without wiping) if there were none, and there is. The
-        // capacity never exceeds `max_capacity`, which bounds the read.
-        debug_assert!(self.bytes.capacity() <= self.max_capacity);
-        reader.read_buf(&mut self.bytes).await
+        let spare = self.bytes.spare_capacity_mut();
+        let spare_len = spare.len().min(room);
+        loop {
+            // SAFETY: read(2) writes at most `spare_len` bytes into the spare
+            // capacity, which is that large.
+            let read = unsafe { libc::read(fd.as_raw_fd(), spare.as_mut_ptr().cast(), spare_len) };
+            if read < 0 {
+                let error = std::io::Error::last_os_error();
+                if error.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(error);
+            }
+            let read = read as usize;
+            // SAFETY: read(2) initialised the first `read` bytes.
+            unsafe { self.bytes.set_len(self.bytes.len() + read) };
+            return Ok(read);
+        }
     }
 
     pub(crate) fn truncate(&mut self, len: usize) {
@@ -307,7 +349,11 @@ mod tests {
         let data: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
         let mut buf = SecretBuf::new(150_001);
         let mut reader = &data[..];
-        while buf.read_from(&mut reader).await.unwrap() > 0 {}
+        while std::future::poll_fn(|cx| buf.poll_read_from(cx, &mut reader))
+            .await
+            .unwrap()
+            > 0
+        {}
         assert_eq!(buf.len(), 150_001);
         assert_eq!(buf.as_slice(), &data[..150_001]);
         buf.truncate(10);

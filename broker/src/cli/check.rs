@@ -15,11 +15,21 @@ use authplug_protocol::host::{self, PluginCommand, RunOptions, RunOutput};
 use authplug_protocol::{Reason, State, STATE_LIMIT, TOKEN_LIMIT};
 
 use super::fail;
+use super::interrupt::{self, Interruptions};
 
 const EXAMPLES: &str = "\
 Examples:
-  authplug check -- plugins/examples/shell/env-token.sh
-  authplug check --non-interactive -- python3 plugins/examples/python/refresh_token.py --token-endpoint http://127.0.0.1:8080/token";
+  EXAMPLE_TOKEN=hello authplug check -- plugins/examples/shell/env-token.sh
+  EXAMPLE_TOKEN=hello authplug check --non-interactive --timeout 10 -- plugins/examples/shell/env-token.sh";
+
+/// The report goes to stdout; a reader that went away (`| head`) is no
+/// reason to panic, so write errors are ignored.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 /// Check that a plugin follows the protocol: two runs, a readable report
 ///
@@ -59,9 +69,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(message) => return fail(message),
     };
+    // From here on Ctrl-C stops the plugin before authplug exits.
+    let mut interruptions = match Interruptions::catch(&runtime) {
+        Ok(interruptions) => interruptions,
+        Err(message) => return fail(message),
+    };
+    let mut run =
+        |state: &State, options: &RunOptions| interruptions.run(&runtime, &command, state, options);
     let mut report = Report::default();
-    println!("Checking plugin: {command}");
-    println!(
+    say!("Checking plugin: {command}");
+    say!(
         "(interactive: {}, timeout: {:.0}s per run)",
         if args.non_interactive { "no" } else { "yes" },
         timeout.as_secs_f64()
@@ -70,23 +87,30 @@ pub fn run(args: CheckArgs) -> ExitCode {
     let mut options = RunOptions::default();
     options.interactive = !args.non_interactive;
     options.timeout = timeout;
+    options.foreground_terminal = interrupt::lend_terminal();
     options.stderr_tail_lines = 0;
-    options.stderr_sink = Some(Arc::new(|line: &str| println!("  | {line}")));
+    options.stderr_sink = Some(Arc::new(|line: &str| say!("  | {line}")));
 
-    println!("\nRun 1: empty state on stdin, AUTHPLUG_REASON=initial");
+    say!("\nRun 1: empty state on stdin, AUTHPLUG_REASON=initial");
     options.reason = Some(Reason::Initial);
-    let first = runtime.block_on(host::run(&command, &State::default(), &options));
+    let first = match run(&State::default(), &options) {
+        Ok(first) => first,
+        Err(interrupted) => return interrupted.exit(),
+    };
     let Some(first) = report.judge_run(first) else {
         return report.finish();
     };
     let given = first.state;
 
-    println!(
+    say!(
         "\nRun 2: the {} of state from run 1 on stdin, AUTHPLUG_REASON=refresh",
         bytes(given.len())
     );
     options.reason = Some(Reason::Refresh);
-    let second = runtime.block_on(host::run(&command, &given, &options));
+    let second = match run(&given, &options) {
+        Ok(second) => second,
+        Err(interrupted) => return interrupted.exit(),
+    };
     let Some(second) = report.judge_run(second) else {
         return report.finish();
     };
@@ -94,13 +118,16 @@ pub fn run(args: CheckArgs) -> ExitCode {
     if !given.is_empty() {
         // Did run 2 use its state? Run once more without it and compare.
         // Never interactive: a control run must not open a browser.
-        println!(
+        say!(
             "\nControl: run 2 again without the state (empty stdin, AUTHPLUG_REASON=initial, \
              non-interactive), to see whether the state made a difference"
         );
         options.reason = Some(Reason::Initial);
         options.interactive = false;
-        let control = runtime.block_on(host::run(&command, &State::default(), &options));
+        let control = match run(&State::default(), &options) {
+            Ok(control) => control,
+            Err(interrupted) => return interrupted.exit(),
+        };
         report.control_run(control, &second);
     }
     report.finish()
@@ -127,16 +154,16 @@ struct Report {
 
 impl Report {
     fn pass(&mut self, what: impl AsRef<str>) {
-        println!("  ok    {}", what.as_ref());
+        say!("  ok    {}", what.as_ref());
     }
 
     fn note(&mut self, what: impl AsRef<str>) {
-        println!("  note  {}", what.as_ref());
+        say!("  note  {}", what.as_ref());
     }
 
     fn fail(&mut self, what: impl AsRef<str>) {
         self.failures += 1;
-        println!("  FAIL  {}", what.as_ref());
+        say!("  FAIL  {}", what.as_ref());
     }
 
     fn judge_run(&mut self, result: Result<RunOutput, host::RunError>) -> Option<Outcome> {
@@ -240,10 +267,10 @@ impl Report {
 
     fn finish(self) -> ExitCode {
         if self.failures == 0 {
-            println!("\nThe plugin conforms to the authplug protocol.");
+            say!("\nThe plugin conforms to the authplug protocol.");
             ExitCode::SUCCESS
         } else {
-            println!(
+            say!(
                 "\nThe plugin does NOT conform: {} problem(s) above. See protocol/PROTOCOL.md.",
                 self.failures
             );

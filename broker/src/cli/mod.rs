@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod check;
+mod interrupt;
 pub mod reject;
 pub mod run;
 pub mod socket;
@@ -37,8 +38,10 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|error| format!("cannot start the async runtime: {error}"))
 }
 
-/// Prints `authplug: message` on stderr and returns failure.
+/// Prints `authplug: message` on stderr and returns failure. A closed
+/// stderr is no reason to panic.
 pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    eprintln!("authplug: {message}");
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "authplug: {message}");
     ExitCode::FAILURE
 }

@@ -9,19 +9,20 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authplug_protocol::host::{self, PluginCommand, RunOptions};
+use authplug_protocol::host::{PluginCommand, RunOptions};
 use authplug_protocol::{Reason, State, STATE_LIMIT};
 use zeroize::Zeroizing;
 
 use super::fail;
+use super::interrupt::{self, Interruptions};
 
 const EXAMPLES: &str = "\
 Examples:
   # print a token; the state is thrown away
-  authplug run -- plugins/examples/shell/env-token.sh
+  EXAMPLE_TOKEN=hello authplug run -- plugins/examples/shell/env-token.sh
 
   # keep the state between runs in a file (debugging only: it is a secret)
-  authplug run --state-in st --state-out st -- python3 plugins/examples/python/refresh_token.py";
+  EXAMPLE_TOKEN=hello authplug run --state-in st --state-out st -- plugins/examples/shell/env-token.sh";
 
 /// Run a plugin once and print its token on stdout
 ///
@@ -61,32 +62,48 @@ pub struct RunArgs {
 pub fn run(args: RunArgs) -> ExitCode {
     match run_once(args) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(message) => fail(message),
+        Err(code) => code,
     }
 }
 
-fn run_once(args: RunArgs) -> Result<(), String> {
-    let command = PluginCommand::from_argv(args.plugin).map_err(|e| e.to_string())?;
-    let timeout = seconds(args.timeout)?;
+/// Errors are reported on stderr on the way out; the `Err` is the exit code.
+fn run_once(args: RunArgs) -> Result<(), ExitCode> {
+    let command = PluginCommand::from_argv(args.plugin).map_err(fail)?;
+    let timeout = seconds(args.timeout).map_err(fail)?;
+    let runtime = super::runtime().map_err(fail)?;
+    // From here on Ctrl-C stops the plugin before authplug exits.
+    let mut interruptions = Interruptions::catch(&runtime).map_err(fail)?;
     let state = match &args.state_in {
-        Some(path) => read_state(path)?,
+        Some(path) => read_state(path).map_err(fail)?,
         None => State::default(),
     };
     let mut options = RunOptions::default();
     options.reason = args.reason;
     options.interactive = !args.non_interactive;
     options.timeout = timeout;
+    options.foreground_terminal = interrupt::lend_terminal();
     // The lines reach the terminal live, so the error need not repeat them.
     options.stderr_tail_lines = 0;
-    options.stderr_sink = Some(Arc::new(|line: &str| eprintln!("{line}")));
+    options.stderr_sink = Some(Arc::new(|line: &str| {
+        let _ = writeln!(io::stderr(), "{line}");
+    }));
 
-    let output = super::runtime()?
-        .block_on(host::run(&command, &state, &options))
-        .map_err(|error| format!("{error}"))?;
+    let output = match interruptions.run(&runtime, &command, &state, &options) {
+        Err(interrupted) => return Err(interrupted.exit()),
+        Ok(Err(error)) => {
+            fail(&error);
+            return Err(interrupt::failure_code(&error));
+        }
+        Ok(Ok(output)) => output,
+    };
 
     if let Some(path) = &args.state_out {
-        write_private_atomically(path, output.state.as_bytes())
-            .map_err(|e| format!("cannot write the new state to {}: {e}", path.display()))?;
+        write_private_atomically(path, output.state.as_bytes()).map_err(|e| {
+            fail(format!(
+                "cannot write the new state to {}: {e}",
+                path.display()
+            ))
+        })?;
     }
     let mut line = Zeroizing::new(Vec::with_capacity(output.token.len() + 1));
     line.extend_from_slice(output.token.as_bytes());
@@ -95,7 +112,7 @@ fn run_once(args: RunArgs) -> Result<(), String> {
     stdout
         .write_all(&line)
         .and_then(|()| stdout.flush())
-        .map_err(|e| format!("cannot write the token to stdout: {e}"))
+        .map_err(|e| fail(format!("cannot write the token to stdout: {e}")))
 }
 
 pub(super) fn seconds(value: f64) -> Result<Duration, String> {
@@ -106,29 +123,55 @@ pub(super) fn seconds(value: f64) -> Result<Duration, String> {
 }
 
 /// A missing file is empty state (first run); anything over the protocol's
-/// limit is refused before a plugin sees it.
+/// limit is refused before a plugin sees it. The bytes are read into one
+/// buffer sized before the first read, never grown (a grown buffer would
+/// leave an unwiped copy of the state behind), and wiped when dropped.
 fn read_state(path: &Path) -> Result<State, String> {
-    let file = match File::open(path) {
+    let cannot = |e: io::Error| format!("cannot read the state from {}: {e}", path.display());
+    let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-        Err(e) => {
-            return Err(format!(
-                "cannot read the state from {}: {e}",
-                path.display()
-            ))
-        }
+        Err(e) => return Err(cannot(e)),
     };
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(STATE_LIMIT as u64 + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read the state from {}: {e}", path.display()))?;
-    if bytes.len() > STATE_LIMIT {
-        return Err(format!(
+    let too_large = || {
+        format!(
             "{} is larger than the protocol's state limit of {STATE_LIMIT} bytes",
+            path.display()
+        )
+    };
+    let metadata = file.metadata().map_err(cannot)?;
+    // A regular file says its size; a pipe (`--state-in <(...)`) does not,
+    // so it gets room for the limit (untouched memory until read into).
+    let room = if metadata.is_file() {
+        let size = usize::try_from(metadata.len()).map_err(|_| too_large())?;
+        if size > STATE_LIMIT {
+            return Err(too_large());
+        }
+        size
+    } else {
+        STATE_LIMIT
+    };
+    // One byte more, to notice a file that grew since, or a pipe over the limit.
+    let mut buffer = Zeroizing::new(vec![0u8; room + 1]);
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(cannot(e)),
+        }
+    }
+    if filled > STATE_LIMIT {
+        return Err(too_large());
+    }
+    if filled > room {
+        return Err(format!(
+            "{} grew while it was being read; try again",
             path.display()
         ));
     }
-    Ok(State::new(std::mem::take(&mut *bytes)))
+    Ok(State::new(buffer[..filled].to_vec()))
 }
 
 /// Writes a sibling temporary file created with mode 0600, syncs it and

@@ -77,4 +77,6 @@ fn the_table_of_defaults_matches_the_code() {
     }
     assert!(defaults.interactive && defaults.reason.is_none());
     assert!(doc.contains("| interactive | yes (`AUTHPLUG_INTERACTIVE=1`) |"));
+    assert!(!defaults.foreground_terminal);
+    assert!(doc.contains("| lend the terminal to the plugin's group | no |"));
 }

@@ -35,21 +35,34 @@ fn command_lines_are_split_by_shell_word_rules() {
 
 #[tokio::test]
 async fn the_protocol_variables_arrive() {
-    let script = r#"printf '%s/%s/%s/%s/%s' "$AUTHPLUG_PROTOCOL" "$AUTHPLUG_REASON" "$AUTHPLUG_INTERACTIVE" "$EXTRA" "$HOST_VAR""#;
-    std::env::set_var("HOST_VAR", "from-host");
+    // The host's own environment arrives too: its PATH (set_var here would
+    // race with the other tests' spawns, which read the environment).
+    let script = r#"printf '%s/%s/%s/%s|%s' "$AUTHPLUG_PROTOCOL" "$AUTHPLUG_REASON" "$AUTHPLUG_INTERACTIVE" "$EXTRA" "$PATH""#;
+    let path = std::env::var("PATH").expect("the tests run with a PATH");
     let mut options = quick();
     options.env.push(("EXTRA".into(), "added".into()));
 
     let first = run(&sh(script), &State::default(), &options).await.unwrap();
-    assert_eq!(first.token.as_bytes(), b"1/initial/1/added/from-host");
+    assert_eq!(
+        first.token.to_str(),
+        Ok(&*format!("1/initial/1/added|{path}"))
+    );
 
     let refresh = run(&sh(script), &State::from("s"), &options).await.unwrap();
-    assert_eq!(refresh.token.as_bytes(), b"1/refresh/1/added/from-host");
+    assert_eq!(
+        refresh.token.to_str(),
+        Ok(&*format!("1/refresh/1/added|{path}"))
+    );
 
     options.reason = Some(Reason::Rejected);
     options.interactive = false;
+    // The caller's variables replace the host's of the same name.
+    options.env.push(("PATH".into(), "/usr/bin:/bin".into()));
     let rejected = run(&sh(script), &State::from("s"), &options).await.unwrap();
-    assert_eq!(rejected.token.as_bytes(), b"1/rejected/0/added/from-host");
+    assert_eq!(
+        rejected.token.as_bytes(),
+        b"1/rejected/0/added|/usr/bin:/bin"
+    );
 }
 
 #[tokio::test]

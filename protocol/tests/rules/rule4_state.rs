@@ -1,12 +1,13 @@
 //! Rule 4: the new state on fd 3; kept exactly on success, untouched on
 //! failure, cleared when nothing is written; at most 10 MiB.
 
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use authplug_protocol::host::{run, RunError};
 use authplug_protocol::{State, STATE_LIMIT};
 
-use crate::support::{quick, run_sh, wait_until_gone, Scratch};
+use crate::support::{quick, run_sh, sdk_probe, wait_until_gone, Scratch};
 
 /// Counts its runs in its state: `n` in, `n+1` out.
 const COUNTER: &str = r#"n=$(cat); n=${n:-0}; printf '%s' $((n + 1)) >&3; echo "token-$n""#;
@@ -29,12 +30,13 @@ async fn the_state_is_kept_byte_for_byte_including_newlines_and_nul() {
 }
 
 #[tokio::test]
-async fn a_failure_keeps_the_callers_state() {
-    let held = State::from("precious");
-    // Writes a new state, then fails: the new state must be discarded.
+async fn a_failure_discards_what_was_written_on_fd_3() {
+    // Writes a new state, then fails. A failure carries no state (the
+    // caller keeps its own): what was written is not handed back anywhere,
+    // not even inside the error.
     let error = run_sh(
         "cat >/dev/null; printf 'garbage' >&3; echo tok; exit 7",
-        &held,
+        &State::from("precious"),
     )
     .await
     .unwrap_err();
@@ -42,10 +44,8 @@ async fn a_failure_keeps_the_callers_state() {
         matches!(error, RunError::Exited { code: 7, .. }),
         "{error:?}"
     );
-    assert_eq!(held.as_bytes(), b"precious");
-    // The caller hands the same state to the next run, which sees it whole.
-    let next = run_sh("s=$(cat); echo \"got-$s\"", &held).await.unwrap();
-    assert_eq!(next.token.as_bytes(), b"got-precious");
+    let shown = format!("{error} {error:?}");
+    assert!(!shown.contains("garbage"), "{shown}");
 }
 
 #[tokio::test]
@@ -106,4 +106,48 @@ async fn one_byte_over_10_mib_fails_even_when_the_plugin_then_exits() {
     let script = format!("head -c {} /dev/zero >&3; echo tok", STATE_LIMIT + 1);
     let error = run_sh(&script, &State::default()).await.unwrap_err();
     assert!(matches!(error, RunError::StateTooLarge { .. }), "{error:?}");
+}
+
+#[test]
+fn an_sdk_plugin_run_by_hand_without_fd_3_still_prints_its_token() {
+    // No host: fd 3 is closed, the variables are missing, stdin is empty.
+    let probe = sdk_probe();
+    let output = Command::new(probe.program())
+        .env_remove("AUTHPLUG_INTERACTIVE")
+        .env_remove("AUTHPLUG_REASON")
+        .env_remove("AUTHPLUG_PROTOCOL")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    assert_eq!(
+        String::from_utf8(output.stdout).unwrap(),
+        "child-fd3=clean reason=initial interactive=1 state=0\n"
+    );
+    // It had a state ("+") to keep and nowhere to put it: it says so.
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("no state descriptor (fd 3)"), "{stderr}");
+}
+
+#[test]
+fn an_sdk_plugin_run_by_hand_with_fd_3_open_read_only_keeps_it_untouched() {
+    // Started by hand from a program that left fd 3 open for reading (an
+    // older make's jobserver, a CI runner): no state descriptor either.
+    let probe = sdk_probe();
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg("exec \"$0\" 3</dev/null")
+        .arg(probe.program())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        String::from_utf8(output.stdout)
+            .unwrap()
+            .starts_with("child-fd3="),
+        "the token is printed"
+    );
+    assert!(stderr.contains("no state descriptor (fd 3)"), "{stderr}");
 }

@@ -2,7 +2,7 @@
 //! keeps it from the plugin's own children.
 
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use authplug_protocol::host::run;
 use authplug_protocol::State;
@@ -59,6 +59,28 @@ async fn the_sdk_keeps_fd_3_from_the_plugins_children() {
 }
 
 #[tokio::test]
+async fn main_with_protects_fd_3_before_it_builds_the_plugin() {
+    // The probe starts its child while `plugin::main_with` builds it: as
+    // with `--spawn-early` below, but after the SDK marked fd 3.
+    let output = run(
+        &sdk_probe().arg("--spawn-while-building"),
+        &State::default(),
+        &quick(),
+    )
+    .await
+    .unwrap();
+    assert!(
+        output
+            .token
+            .to_str()
+            .unwrap()
+            .starts_with("child-fd3=clean "),
+        "{:?}",
+        output.token.to_str()
+    );
+}
+
+#[tokio::test]
 async fn without_the_sdk_a_child_would_inherit_fd_3() {
     // Control for the test above: the probe spawns its child before the SDK
     // protects fd 3.
@@ -78,25 +100,4 @@ async fn without_the_sdk_a_child_would_inherit_fd_3() {
         "{:?}",
         output.token.to_str()
     );
-}
-
-#[test]
-fn an_sdk_plugin_run_by_hand_without_fd_3_still_prints_its_token() {
-    // No host: fd 3 is closed, the variables are missing, stdin is empty.
-    let probe = sdk_probe();
-    let output = Command::new(probe.program())
-        .env_remove("AUTHPLUG_INTERACTIVE")
-        .env_remove("AUTHPLUG_REASON")
-        .env_remove("AUTHPLUG_PROTOCOL")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert_eq!(
-        String::from_utf8(output.stdout).unwrap(),
-        "child-fd3=clean reason=initial interactive=1 state=0\n"
-    );
-    // It had a state ("+") to keep and nowhere to put it: it says so.
-    let stderr = String::from_utf8(output.stderr).unwrap();
-    assert!(stderr.contains("no state descriptor (fd 3)"), "{stderr}");
 }

@@ -38,6 +38,10 @@ impl Scratch {
         }
     }
 
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
@@ -47,10 +51,20 @@ impl Scratch {
         sh(&format!("D='{}'; {script}", self.dir.path().display()))
     }
 
+    /// The pid in the file `name`, waiting up to 5 s for a script to have
+    /// written it whole (`echo $! > file` creates the file first).
     pub fn read_pid(&self, name: &str) -> i32 {
-        let text = std::fs::read_to_string(self.path(name))
-            .unwrap_or_else(|e| panic!("pid file {name}: {e}"));
-        text.trim().parse().expect("a pid")
+        let start = Instant::now();
+        loop {
+            let text = std::fs::read_to_string(self.path(name));
+            if let Some(pid) = text.as_ref().ok().and_then(|t| t.trim().parse().ok()) {
+                return pid;
+            }
+            if start.elapsed() > Duration::from_secs(5) {
+                panic!("pid file {name}: {text:?}");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 }
 
@@ -66,26 +80,49 @@ pub async fn wait_for_file(path: &Path, limit: Duration) -> bool {
     path.exists()
 }
 
+/// The state letter of `pid` in /proc (`R`, `S`, `Z` for a zombie...), or
+/// `None` once it has left the process table.
+pub fn process_state(pid: i32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The state letter follows the parenthesised command name.
+    stat.rsplit(')')
+        .next()
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|state| state.chars().next())
+}
+
 /// Whether `pid` still runs. A zombie counts as gone: it runs nothing, and
 /// whether it is reaped depends on who its parent is (for the plugin itself,
 /// see `is_reaped`).
 pub fn is_running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            // The state letter follows the parenthesised command name.
-            let state = stat
-                .rsplit(')')
-                .next()
-                .and_then(|rest| rest.split_whitespace().next());
-            !matches!(state, Some("Z") | Some("X"))
-        }
-        Err(_) => false,
-    }
+    !matches!(process_state(pid), None | Some('Z') | Some('X'))
 }
 
 /// Whether `pid` has left the process table altogether (reaped, no zombie).
 pub fn is_reaped(pid: i32) -> bool {
     !Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Polls until `pid` has left the process table, up to `limit`: for the
+/// plugin itself, whose parent is the host, that means the host reaped it.
+pub async fn wait_until_reaped(pid: i32, limit: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if is_reaped(pid) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    is_reaped(pid)
+}
+
+/// Sends SIGKILL to `pid`: cleanup after a test whose plugin might be left
+/// running when the test fails.
+pub fn kill_leftover(pid: i32) {
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid),
+        nix::sys::signal::Signal::SIGKILL,
+    );
 }
 
 /// Polls until `pid` stops running, up to `limit`.
