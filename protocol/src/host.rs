@@ -286,6 +286,9 @@ fn spawn_hint(error: &io::Error) -> &'static str {
     match error.kind() {
         io::ErrorKind::NotFound => " (is it installed, and on PATH or given by full path?)",
         io::ErrorKind::PermissionDenied => " (is the file executable? try chmod +x)",
+        _ if error.raw_os_error() == Some(libc::ETXTBSY) => {
+            " (something still has the file open for writing: is it being installed?)"
+        }
         _ => "",
     }
 }

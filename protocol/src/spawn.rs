@@ -403,6 +403,10 @@ pub(crate) struct Spawn<'a> {
     pub(crate) grace: Duration,
 }
 
+/// The longest pause between attempts to start a plugin whose file is busy
+/// (ETXTBSY); with the pauses before it, about 30 ms in all.
+const TEXT_BUSY_PATIENCE: Duration = Duration::from_millis(16);
+
 /// Starts the plugin in a new process group, with piped stdio and
 /// `state_fd` as its fd 3.
 pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> {
@@ -492,14 +496,31 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
                 | libc::POSIX_SPAWN_SETSIGMASK
                 | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
         ))?;
-        check(libc::posix_spawnp(
-            &mut pid,
-            argv[0],
-            actions,
-            attributes,
-            argv.as_ptr(),
-            envp.as_ptr(),
-        ))
+        // A plugin file just written can still be open for writing for a
+        // moment (in a process another thread forked and that has not
+        // exec'd yet, or an installer finishing): the kernel then refuses
+        // to run it (ETXTBSY), and a few milliseconds later does not.
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let spawned = check(libc::posix_spawnp(
+                &mut pid,
+                argv[0],
+                actions,
+                attributes,
+                argv.as_ptr(),
+                envp.as_ptr(),
+            ));
+            match spawned {
+                Err(error)
+                    if error.raw_os_error() == Some(libc::ETXTBSY)
+                        && pause <= TEXT_BUSY_PATIENCE =>
+                {
+                    std::thread::sleep(pause);
+                    pause *= 2;
+                }
+                other => break other,
+            }
+        }
     };
     // The environment's copy of the caller's additions is wiped here.
     drop((envp, environment));

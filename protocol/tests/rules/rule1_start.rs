@@ -101,3 +101,34 @@ async fn epithet_style_plugins_that_ignore_everything_still_work() {
         .unwrap();
     assert_eq!(output.token.as_bytes(), b"static-token");
 }
+
+#[tokio::test]
+async fn a_plugin_file_still_open_for_writing_a_moment_starts_once_closed() {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = Scratch::new();
+    let path = scratch.path("fresh.sh");
+    // As if an installer (or another thread's not-yet-exec'd child) still
+    // held the file open for writing when the host starts it: ETXTBSY.
+    let mut file = std::fs::File::create(&path).unwrap();
+    file.write_all(b"#!/bin/sh\necho fresh-token\n").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        drop(file);
+    });
+    let output = run(&PluginCommand::new(&path), &State::default(), &quick()).await;
+    closer.join().unwrap();
+    assert_eq!(output.unwrap().token.as_bytes(), b"fresh-token");
+
+    // Held open for good: a clear spawn error, soon.
+    let held = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    let started = std::time::Instant::now();
+    let error = run(&PluginCommand::new(&path), &State::default(), &quick())
+        .await
+        .unwrap_err();
+    drop(held);
+    assert!(matches!(error, RunError::Spawn { .. }), "{error:?}");
+    assert!(error.to_string().contains("busy"), "{error}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+}
