@@ -499,7 +499,8 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
         // A plugin file just written can still be open for writing for a
         // moment (in a process another thread forked and that has not
         // exec'd yet, or an installer finishing): the kernel then refuses
-        // to run it (ETXTBSY), and a few milliseconds later does not.
+        // to run it (ETXTBSY), and a few milliseconds later does not. (The
+        // pauses block this thread, at most ~30 ms, and only in that case.)
         let mut pause = Duration::from_millis(1);
         loop {
             let spawned = check(libc::posix_spawnp(
