@@ -603,12 +603,14 @@ impl Terminal {
 
 impl Drop for Terminal {
     fn drop(&mut self) {
-        let Some(plugin_group) = self.lent_to else {
+        let Ok(foreground) = nix::unistd::tcgetpgrp(&self.tty) else {
             return;
         };
-        // Only if the plugin's group still has it: never take the terminal
-        // from a job the user has moved to the foreground since.
-        if nix::unistd::tcgetpgrp(&self.tty).ok() == Some(plugin_group) {
+        // Back from the plugin's group, or from a group that is gone (the
+        // spawn's child takes the terminal before its exec, which may then
+        // fail); never from a job the user has moved to the foreground since.
+        let gone = killpg(foreground, None) == Err(nix::errno::Errno::ESRCH);
+        if foreground != self.host_group && (Some(foreground) == self.lent_to || gone) {
             Terminal::set_foreground(self.tty.as_fd(), self.host_group);
         }
     }

@@ -182,6 +182,21 @@ async fn on_a_terminal_the_plugin_can_prompt_and_gets_the_terminal_back_after() 
     assert!(screen.contains("after-world"), "{screen}");
 }
 
+#[tokio::test]
+async fn on_a_terminal_a_plugin_that_cannot_start_leaves_the_terminal_to_the_shell() {
+    // The terminal is handed over in the child, before its exec: when the
+    // exec fails, the host takes it back from the group that never ran.
+    let line = format!(
+        "{} run -- /nonexistent/authplug-plugin; \
+         IFS= read -r after </dev/tty && echo \"after-$after\"",
+        authplug().display()
+    );
+    let output = on_a_terminal(&line, "world\n").await;
+    let screen = text(&output.stdout);
+    assert!(screen.contains("could not start plugin"), "{screen}");
+    assert!(screen.contains("after-world"), "{screen}");
+}
+
 /// The commands listed after `Examples:` in `--help`.
 fn help_examples(subcommand: &str) -> Vec<String> {
     let help = std::process::Command::new(authplug())
