@@ -368,15 +368,32 @@ pub async fn run_until(
             (OsStr::new(ENV_INTERACTIVE), OsStr::new(interactive)),
         ])
         .collect();
-    let (plugin, pipes) = crate::spawn::spawn(Spawn {
-        program: &command.program,
-        args: &command.args,
-        env: &env,
-        state_fd: state_pipe_for_plugin,
-        terminal: terminal.as_ref().map(Terminal::fd),
-        grace: options.kill_grace,
-    })
-    .map_err(spawn_error)?;
+    // A plugin file just written can still be open for writing for a
+    // moment (in a process another thread forked and that has not exec'd
+    // yet, or an installer finishing): the kernel then refuses to run it
+    // (ETXTBSY), and a little later does not.
+    let mut pause = Duration::from_millis(1);
+    let (plugin, pipes) = loop {
+        let started = crate::spawn::spawn(Spawn {
+            program: &command.program,
+            args: &command.args,
+            env: &env,
+            state_fd: state_pipe_for_plugin.as_fd(),
+            terminal: terminal.as_ref().map(Terminal::fd),
+            grace: options.kill_grace,
+        });
+        match started {
+            Err(error)
+                if error.raw_os_error() == Some(libc::ETXTBSY) && pause <= TEXT_BUSY_PATIENCE =>
+            {
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+            started => break started.map_err(spawn_error)?,
+        }
+    };
+    // The plugin has its copy; ours must close so the state pipe reaches EOF.
+    drop(state_pipe_for_plugin);
     if let Some(terminal) = &mut terminal {
         terminal.lent_to(plugin.pid());
     }
@@ -427,6 +444,10 @@ pub async fn run_until(
         }
     }
 }
+
+/// The longest pause between attempts to start a plugin whose file is busy
+/// (ETXTBSY); with the pauses before it, about a quarter of a second.
+const TEXT_BUSY_PATIENCE: Duration = Duration::from_millis(128);
 
 /// A started plugin and the host's ends of its pipes. The fields drop in
 /// this order, so a cancelled run signals the group before its pipes close.

@@ -396,16 +396,14 @@ pub(crate) struct Spawn<'a> {
     /// name.
     pub(crate) env: &'a [(&'a OsStr, &'a OsStr)],
     /// Becomes the plugin's fd 3.
-    pub(crate) state_fd: OwnedFd,
+    /// The plugin's end of the state pipe; the caller closes its copy once
+    /// the plugin has started (a failed start may be tried again).
+    pub(crate) state_fd: BorrowedFd<'a>,
     /// The controlling terminal, to make the plugin's group its
     /// foreground group before it runs (see [`Terminal`]).
     pub(crate) terminal: Option<BorrowedFd<'a>>,
     pub(crate) grace: Duration,
 }
-
-/// The longest pause between attempts to start a plugin whose file is busy
-/// (ETXTBSY); with the pauses before it, about 30 ms in all.
-const TEXT_BUSY_PATIENCE: Duration = Duration::from_millis(16);
 
 /// Starts the plugin in a new process group, with piped stdio and
 /// `state_fd` as its fd 3.
@@ -428,7 +426,11 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
     let stdin_child = above_state_fd(stdin_child)?;
     let stdout_child = above_state_fd(stdout_child)?;
     let stderr_child = above_state_fd(stderr_child)?;
-    let state_child = above_state_fd(spawn.state_fd)?;
+    let state_moved = match spawn.state_fd.as_raw_fd() {
+        fd if fd > 3 => None,
+        _ => Some(above_state_fd(spawn.state_fd.try_clone_to_owned()?)?),
+    };
+    let state_child = state_moved.as_ref().map_or(spawn.state_fd, OwnedFd::as_fd);
 
     let mut pid: libc::pid_t = 0;
     // SAFETY: the spawn structures are initialised before use and freed by
@@ -447,10 +449,10 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
         }
         let actions = &mut setup.actions as *mut _;
         for (from, to) in [
-            (&stdin_child, 0),
-            (&stdout_child, 1),
-            (&stderr_child, 2),
-            (&state_child, crate::STATE_FD),
+            (stdin_child.as_fd(), 0),
+            (stdout_child.as_fd(), 1),
+            (stderr_child.as_fd(), 2),
+            (state_child, crate::STATE_FD),
         ] {
             check(libc::posix_spawn_file_actions_adddup2(
                 actions,
@@ -496,38 +498,20 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
                 | libc::POSIX_SPAWN_SETSIGMASK
                 | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
         ))?;
-        // A plugin file just written can still be open for writing for a
-        // moment (in a process another thread forked and that has not
-        // exec'd yet, or an installer finishing): the kernel then refuses
-        // to run it (ETXTBSY), and a few milliseconds later does not. (The
-        // pauses block this thread, at most ~30 ms, and only in that case.)
-        let mut pause = Duration::from_millis(1);
-        loop {
-            let spawned = check(libc::posix_spawnp(
-                &mut pid,
-                argv[0],
-                actions,
-                attributes,
-                argv.as_ptr(),
-                envp.as_ptr(),
-            ));
-            match spawned {
-                Err(error)
-                    if error.raw_os_error() == Some(libc::ETXTBSY)
-                        && pause <= TEXT_BUSY_PATIENCE =>
-                {
-                    std::thread::sleep(pause);
-                    pause *= 2;
-                }
-                other => break other,
-            }
-        }
+        check(libc::posix_spawnp(
+            &mut pid,
+            argv[0],
+            actions,
+            attributes,
+            argv.as_ptr(),
+            envp.as_ptr(),
+        ))
     };
     // The environment's copy of the caller's additions is wiped here.
     drop((envp, environment));
     spawned?;
     // The child has its copies; ours must close so the pipes reach EOF.
-    drop((stdin_child, stdout_child, stderr_child, state_child));
+    drop((stdin_child, stdout_child, stderr_child, state_moved));
     let process = PluginProcess {
         pid: Pid::from_raw(pid),
         grace: spawn.grace,

@@ -114,7 +114,8 @@ async fn a_plugin_file_still_open_for_writing_a_moment_starts_once_closed() {
     file.write_all(b"#!/bin/sh\necho fresh-token\n").unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
     let closer = std::thread::spawn(move || {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        // Well within the host's patience (about 250 ms).
+        std::thread::sleep(std::time::Duration::from_millis(2));
         drop(file);
     });
     let output = run(&PluginCommand::new(&path), &State::default(), &quick()).await;
