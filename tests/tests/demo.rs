@@ -121,10 +121,7 @@ fn assert_the_story(demo: &Demo, user: &str) {
         output.contains(&format!("HTTP 200: the same user ({user})")),
         "the 401 was healed:\n{output}"
     );
-    assert!(
-        output.contains("last run: 0s ago (rejected), ok"),
-        "{output}"
-    );
+    assert!(output.contains("s ago (rejected), ok"), "{output}");
     // No token on the screen: nothing that looks like a whole JWT.
     for word in output.split_whitespace() {
         assert!(
