@@ -14,28 +14,14 @@ use std::time::Duration;
 
 use authplug_protocol::State;
 use oidc_support::stub::{Alg, Case, Stub};
-use oidc_support::{jwt_claims, state_json, token_text, Run};
+use oidc_support::{jwt_claims, state_json, stub_args, token_text, Run, CURL_BROWSER, STUB_CLIENT};
 
-const CLIENT: &str = "stub-client";
+const CLIENT: &str = STUB_CLIENT;
+const CURL: &str = CURL_BROWSER;
 
 fn login(stub: &Stub, browser_command: &str) -> Run {
-    Run::new(&[
-        "--issuer",
-        &stub.issuer,
-        "--client-id",
-        CLIENT,
-        "--flow",
-        "browser",
-        "--browser-command",
-        browser_command,
-        "--login-timeout",
-        "10",
-        "--http-timeout",
-        "5",
-    ])
+    Run::new(&stub_args(&stub.issuer, "browser", browser_command))
 }
-
-const CURL: &str = "curl -sS -L -o /dev/null";
 
 /// A state a previous good run left: another issuer's, so the plugin
 /// ignores it; a failing run must not replace it.

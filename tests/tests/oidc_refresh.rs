@@ -14,30 +14,16 @@ use std::sync::Arc;
 use authplug_protocol::host::RunOutput;
 use authplug_protocol::{Reason, State};
 use oidc_support::stub::{Case, Refresh, Stub};
-use oidc_support::{jwt_claims, state_json, token_text, unix_now, ForbiddenBrowser, Run};
+use oidc_support::{
+    jwt_claims, state_json, stub_args, token_text, unix_now, ForbiddenBrowser, Run, CURL_BROWSER,
+};
 use serde_json::{json, Value};
 
-const CLIENT: &str = "stub-client";
-const CURL: &str = "curl -sS -L -o /dev/null";
+const CURL: &str = CURL_BROWSER;
 const DAY: i64 = 24 * 60 * 60;
 
 fn args(stub: &Stub, browser: &str) -> Vec<String> {
-    [
-        "--issuer",
-        &stub.issuer,
-        "--client-id",
-        CLIENT,
-        "--flow",
-        "browser",
-        "--browser-command",
-        browser,
-        "--login-timeout",
-        "10",
-        "--http-timeout",
-        "5",
-    ]
-    .map(String::from)
-    .to_vec()
+    stub_args(&stub.issuer, "browser", browser)
 }
 
 /// A first login (the stub's authorize endpoint redirects straight back).

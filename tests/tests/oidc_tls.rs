@@ -7,25 +7,10 @@ mod oidc_support;
 
 use oidc_support::stub::Case;
 use oidc_support::tls::TlsStub;
-use oidc_support::{jwt_claims, token_text, ForbiddenBrowser, Run};
+use oidc_support::{jwt_claims, stub_args, token_text, ForbiddenBrowser, Run};
 
 fn args(tls: &TlsStub, flow: &str, browser: &str) -> Vec<String> {
-    [
-        "--issuer",
-        &tls.issuer,
-        "--client-id",
-        "stub-client",
-        "--flow",
-        flow,
-        "--browser-command",
-        browser,
-        "--login-timeout",
-        "10",
-        "--http-timeout",
-        "5",
-    ]
-    .map(String::from)
-    .to_vec()
+    stub_args(&tls.issuer, flow, browser)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,6 +197,33 @@ impl Refusal {
     }
 }
 
+/// The stub provider's only client.
+pub const STUB_CLIENT: &str = "stub-client";
+
+/// A "browser" for the stub, whose authorize endpoint redirects straight
+/// to the callback.
+pub const CURL_BROWSER: &str = "curl -sS -L -o /dev/null";
+
+/// The usual flags against a stub provider at `issuer`.
+pub fn stub_args(issuer: &str, flow: &str, browser: &str) -> Vec<String> {
+    [
+        "--issuer",
+        issuer,
+        "--client-id",
+        STUB_CLIENT,
+        "--flow",
+        flow,
+        "--browser-command",
+        browser,
+        "--login-timeout",
+        "10",
+        "--http-timeout",
+        "5",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
 /// The usual flags against the dev IdP's public client `demo`, logging in
 /// with `browser` as the browser command.
 pub fn dev_args(issuer: &str, browser: &str) -> Vec<String> {
