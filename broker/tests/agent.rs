@@ -824,6 +824,53 @@ fn concurrent_autostarts_end_with_one_agent_serving_everyone() {
 }
 
 #[test]
+fn an_autostart_that_meets_a_stop_probe_on_the_lock_starts_again() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", COUNTING);
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display()),
+    )
+    .expect("config");
+    let socket = scratch.socket();
+    let _stop_at_the_end = StopAgent(socket.clone());
+    std::fs::create_dir(scratch.path("run")).expect("socket dir");
+    std::fs::set_permissions(scratch.path("run"), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    // As `authplug stop` does to see whether the old agent is gone, but
+    // held until the autostarted agent has met it and exited.
+    let lock = std::fs::File::create(socket.with_extension("lock")).expect("lock file");
+    let probe = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .expect("take the lock");
+    let token = authplug()
+        .args(["token", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("token");
+    let log = socket.with_extension("log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("already running")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the autostarted agent never met the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(probe);
+    // No agent listens and the lock is free: the client starts another.
+    let output = token.wait_with_output().expect("token");
+    assert_eq!(stdout(&output), "tok-1\n");
+}
+
+#[test]
 fn an_existing_socket_directory_keeps_its_mode_and_new_ones_are_private() {
     let scratch = Scratch::new();
     let plugin = scratch.plugin("main", "echo tok");
