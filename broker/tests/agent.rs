@@ -748,6 +748,70 @@ fn an_autostarted_agent_that_dies_at_once_is_reported_with_its_log() {
 }
 
 #[test]
+fn a_config_file_is_read_whole_from_a_pipe_and_refused_over_its_limit() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", "echo tok-piped");
+    let config_text = format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display());
+    // Like `authplug agent --config <(decrypt config.toml.gpg)`.
+    let fifo = scratch.path("config.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let writer = std::thread::spawn({
+        let (fifo, text) = (fifo.clone(), config_text.clone());
+        move || std::fs::write(fifo, text).expect("write the fifo")
+    });
+    let socket = scratch.socket();
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(&fifo)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agent");
+    writer.join().expect("writer");
+    wait_for_socket(&socket);
+    assert_eq!(stdout(&token_cli(&socket, &[])), "tok-piped\n");
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // Comments alone make it valid TOML, but no config needs a MiB.
+    let config = scratch.path("config.toml");
+    let padding = "# padding\n".repeat(authplug_broker::agent::config::CONFIG_LIMIT / 10 + 1);
+    std::fs::write(&config, format!("{config_text}{padding}")).expect("config");
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(scratch.path("other.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    // An agent that took the file would serve on: stop it and fail.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            panic!("a config file over the limit was accepted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = agent.wait_with_output().expect("agent");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("cannot read config file")
+            && message.contains("config.toml")
+            && message.contains("larger than the limit"),
+        "{message}"
+    );
+}
+
+#[test]
 fn out_of_range_durations_in_the_config_file_are_refused_by_name() {
     let scratch = Scratch::new();
     let config = scratch.path("config.toml");
