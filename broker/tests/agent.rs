@@ -316,6 +316,63 @@ fn the_waiting_cli_shows_the_plugins_stderr_live() {
     assert_eq!(token, "tok-login\n");
 }
 
+/// `command` with its stdout or stderr a pipe nobody reads any more, as in
+/// `authplug status | head -1` once `head` has exited.
+fn with_closed(stream: &str, command: &mut Command) -> Output {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    command.stdin(Stdio::null());
+    if stream == "stdout" {
+        command.stdout(writer).stderr(Stdio::piped());
+    } else {
+        command.stderr(writer).stdout(Stdio::piped());
+    }
+    command.output().expect("run authplug")
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_is_no_reason_for_the_agent_commands_to_panic() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "main",
+        "echo 'To log in, visit https://login.example/device' >&2\necho 'waiting...' >&2\necho tok-1",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin)]);
+    let cli = |args: &[&str]| {
+        let mut command = authplug();
+        command.args(args).arg("--socket").arg(&agent.socket);
+        command
+    };
+    let panicked = |output: &Output| String::from_utf8_lossy(&output.stderr).contains("panicked");
+
+    // The plugin's stderr lines go nowhere; the token still reaches stdout.
+    let token = with_closed("stderr", &mut cli(&["token", "--no-autostart"]));
+    assert_eq!(token.status.code(), Some(0), "{token:?}");
+    assert_eq!(token.stdout, b"tok-1\n");
+    // The token cannot be written: a failure, said on stderr.
+    let token = with_closed("stdout", &mut cli(&["token", "--no-autostart"]));
+    assert!(!panicked(&token), "{token:?}");
+    assert_eq!(token.status.code(), Some(1), "{token:?}");
+    assert!(String::from_utf8_lossy(&token.stderr).contains("cannot write the token"));
+
+    for json in [false, true] {
+        let mut status = cli(&["status"]);
+        if json {
+            status.arg("--json");
+        }
+        let status = with_closed("stdout", &mut status);
+        assert!(!panicked(&status), "{status:?}");
+        assert_eq!(status.status.code(), Some(0), "{status:?}");
+    }
+
+    // `stop` with no agent there says so on stderr.
+    let nowhere = scratch.path("none/agent.sock");
+    let mut stop = authplug();
+    stop.arg("stop").arg("--socket").arg(&nowhere);
+    let stop = with_closed("stderr", &mut stop);
+    assert_eq!(stop.status.code(), Some(0), "{stop:?}");
+}
+
 #[test]
 fn errors_reach_the_cli_with_the_plugins_message_and_profiles_are_named() {
     let scratch = Scratch::new();

@@ -86,7 +86,7 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     // The lines reach the terminal live, so the error need not repeat them.
     options.stderr_tail_lines = 0;
     options.stderr_sink = Some(Arc::new(|line: &str| {
-        let _ = writeln!(io::stderr(), "{line}");
+        say_on_stderr!("{line}");
     }));
 
     let output = match interruptions.run(&runtime, &command, &state, &options) {
