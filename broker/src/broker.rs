@@ -165,7 +165,8 @@ pub struct Status {
     pub waiters: usize,
     /// The last token was rejected and no new one has been obtained yet.
     pub rejected: bool,
-    /// Runs finished (successful or not) since the broker was made.
+    /// Runs finished (successful or not) since the broker was made; a run
+    /// cancelled because every caller went away is not one.
     pub runs: u64,
     pub last_run: Option<RunRecord>,
     /// The message of the last failed run, until a run succeeds.
@@ -265,11 +266,6 @@ fn refresh_time(exp: SystemTime, skew: Duration, now: SystemTime) -> SystemTime 
 /// URL is usually printed first).
 const REPLAY_LINES: usize = 64;
 
-/// After a cancelled run's future is dropped, the protocol crate sends its
-/// group TERM at once and KILL `kill_grace` later, from a timer of its own;
-/// this much more makes sure that KILL has gone out before a new run starts.
-const KILL_MARGIN: Duration = Duration::from_millis(50);
-
 /// A run's result, once it has one.
 type FlightResult = watch::Receiver<Option<Result<Token, BrokerError>>>;
 
@@ -278,9 +274,9 @@ struct Flight {
     result: FlightResult,
     waiters: usize,
     /// Tells the run's task that every caller went away; `None` once sent.
-    /// The flight stays until the task has stopped the plugin, so nobody
-    /// starts a second run with the same state while the first still lives
-    /// (it may have spent a refresh token already).
+    /// The flight stays until the plugin has exited and been reaped, so
+    /// nobody starts a second run with the same state while the first still
+    /// lives (it may have spent a refresh token already).
     cancel: Option<oneshot::Sender<()>>,
     lines: VecDeque<String>,
     listeners: Vec<(u64, StderrSink)>,
@@ -372,9 +368,12 @@ impl Broker {
     /// Callers that arrive while a run is under way wait for it and get its
     /// result, whether it was started interactive or not. If every waiting
     /// caller is dropped, the run is cancelled and the plugin's process group
-    /// stopped (TERM, then KILL after `kill_grace`; a cancelled run starts
-    /// no cool-down). A caller arriving meanwhile waits until the KILL has
-    /// gone out, then starts a fresh run, so two runs never share a state.
+    /// stopped (TERM, up to `kill_grace` for the plugin to exit, KILL,
+    /// reaped); a cancelled run changes no state, starts no cool-down and is
+    /// not counted in [`Status::runs`]. A caller arriving meanwhile waits
+    /// until the plugin is gone (no longer than it really takes to die),
+    /// then starts a fresh run, so two runs never share a state; if the
+    /// plugin had finished just before the cancel, its result counts.
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
         loop {
             match self.join_or_start(&request).await {
@@ -624,21 +623,19 @@ async fn run_flight(
         }
     }));
     tracing::info!(plugin = %inner.label, %reason, interactive, "running plugin");
-    let outcome = tokio::select! {
-        // A run that finished as its last caller left still counts.
-        biased;
-        outcome = host::run(&inner.command, &state, &options) => Some(outcome),
-        // The run's future is dropped here: TERM now, KILL after the grace.
-        _ = cancelled => None,
+    // Returns once the plugin is gone, cancelled or not; a run that
+    // finished as its last caller left still counts.
+    let cancel = async {
+        let _ = cancelled.await;
     };
+    let outcome = host::run_until(&inner.command, &state, &options, cancel).await;
     drop(state);
-    let Some(outcome) = outcome else {
-        tokio::time::sleep(inner.options.run.kill_grace.saturating_add(KILL_MARGIN)).await;
+    if let Err(RunError::Cancelled { .. }) = outcome {
         tracing::info!(plugin = %inner.label, "cancelled plugin run stopped");
         // The guard ends the flight; callers that came meanwhile start anew.
         drop(guard);
         return;
-    };
+    }
 
     // From here on there is no await: once the plugin has succeeded its new
     // state is kept even if every caller has just gone away, since the old

@@ -51,6 +51,7 @@ mod broker;
 mod http;
 mod jwt;
 mod retry;
+pub mod secret_file;
 
 pub use authplug_protocol::host::{PluginCommand, RunError, RunOptions};
 pub use authplug_protocol::{State, Token};

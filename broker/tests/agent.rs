@@ -316,6 +316,63 @@ fn the_waiting_cli_shows_the_plugins_stderr_live() {
     assert_eq!(token, "tok-login\n");
 }
 
+/// `command` with its stdout or stderr a pipe nobody reads any more, as in
+/// `authplug status | head -1` once `head` has exited.
+fn with_closed(stream: &str, command: &mut Command) -> Output {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    command.stdin(Stdio::null());
+    if stream == "stdout" {
+        command.stdout(writer).stderr(Stdio::piped());
+    } else {
+        command.stderr(writer).stdout(Stdio::piped());
+    }
+    command.output().expect("run authplug")
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_is_no_reason_for_the_agent_commands_to_panic() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "main",
+        "echo 'To log in, visit https://login.example/device' >&2\necho 'waiting...' >&2\necho tok-1",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin)]);
+    let cli = |args: &[&str]| {
+        let mut command = authplug();
+        command.args(args).arg("--socket").arg(&agent.socket);
+        command
+    };
+    let panicked = |output: &Output| String::from_utf8_lossy(&output.stderr).contains("panicked");
+
+    // The plugin's stderr lines go nowhere; the token still reaches stdout.
+    let token = with_closed("stderr", &mut cli(&["token", "--no-autostart"]));
+    assert_eq!(token.status.code(), Some(0), "{token:?}");
+    assert_eq!(token.stdout, b"tok-1\n");
+    // The token cannot be written: a failure, said on stderr.
+    let token = with_closed("stdout", &mut cli(&["token", "--no-autostart"]));
+    assert!(!panicked(&token), "{token:?}");
+    assert_eq!(token.status.code(), Some(1), "{token:?}");
+    assert!(String::from_utf8_lossy(&token.stderr).contains("cannot write the token"));
+
+    for json in [false, true] {
+        let mut status = cli(&["status"]);
+        if json {
+            status.arg("--json");
+        }
+        let status = with_closed("stdout", &mut status);
+        assert!(!panicked(&status), "{status:?}");
+        assert_eq!(status.status.code(), Some(0), "{status:?}");
+    }
+
+    // `stop` with no agent there says so on stderr.
+    let nowhere = scratch.path("none/agent.sock");
+    let mut stop = authplug();
+    stop.arg("stop").arg("--socket").arg(&nowhere);
+    let stop = with_closed("stderr", &mut stop);
+    assert_eq!(stop.status.code(), Some(0), "{stop:?}");
+}
+
 #[test]
 fn errors_reach_the_cli_with_the_plugins_message_and_profiles_are_named() {
     let scratch = Scratch::new();
@@ -748,6 +805,70 @@ fn an_autostarted_agent_that_dies_at_once_is_reported_with_its_log() {
 }
 
 #[test]
+fn a_config_file_is_read_whole_from_a_pipe_and_refused_over_its_limit() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", "echo tok-piped");
+    let config_text = format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display());
+    // Like `authplug agent --config <(decrypt config.toml.gpg)`.
+    let fifo = scratch.path("config.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let writer = std::thread::spawn({
+        let (fifo, text) = (fifo.clone(), config_text.clone());
+        move || std::fs::write(fifo, text).expect("write the fifo")
+    });
+    let socket = scratch.socket();
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(&fifo)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agent");
+    writer.join().expect("writer");
+    wait_for_socket(&socket);
+    assert_eq!(stdout(&token_cli(&socket, &[])), "tok-piped\n");
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // Comments alone make it valid TOML, but no config needs a MiB.
+    let config = scratch.path("config.toml");
+    let padding = "# padding\n".repeat(authplug_broker::agent::config::CONFIG_LIMIT / 10 + 1);
+    std::fs::write(&config, format!("{config_text}{padding}")).expect("config");
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(scratch.path("other.sock"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    // An agent that took the file would serve on: stop it and fail.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            panic!("a config file over the limit was accepted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = agent.wait_with_output().expect("agent");
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("cannot read config file")
+            && message.contains("config.toml")
+            && message.contains("larger than the limit"),
+        "{message}"
+    );
+}
+
+#[test]
 fn out_of_range_durations_in_the_config_file_are_refused_by_name() {
     let scratch = Scratch::new();
     let config = scratch.path("config.toml");
@@ -821,6 +942,53 @@ fn concurrent_autostarts_end_with_one_agent_serving_everyone() {
         assert_eq!(stdout(&caller.join().expect("thread")), "tok-1\n");
     }
     assert_eq!(scratch.runs("main"), ["initial"]);
+}
+
+#[test]
+fn an_autostart_that_meets_a_stop_probe_on_the_lock_starts_again() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", COUNTING);
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display()),
+    )
+    .expect("config");
+    let socket = scratch.socket();
+    let _stop_at_the_end = StopAgent(socket.clone());
+    std::fs::create_dir(scratch.path("run")).expect("socket dir");
+    std::fs::set_permissions(scratch.path("run"), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
+    // As `authplug stop` does to see whether the old agent is gone, but
+    // held until the autostarted agent has met it and exited.
+    let lock = std::fs::File::create(socket.with_extension("lock")).expect("lock file");
+    let probe = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .expect("take the lock");
+    let token = authplug()
+        .args(["token", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("token");
+    let log = socket.with_extension("log");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .contains("already running")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the autostarted agent never met the lock"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(probe);
+    // No agent listens and the lock is free: the client starts another.
+    let output = token.wait_with_output().expect("token");
+    assert_eq!(stdout(&output), "tok-1\n");
 }
 
 #[test]

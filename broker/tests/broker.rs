@@ -313,6 +313,8 @@ wait"#,
 /// A plugin that takes its time to die: on TERM it goes on for 0.4 s (as one
 /// might that has just sent a refresh token to its IdP). `$DIR/running` is
 /// held while a run lives, so a second run at the same time is noticed.
+/// The host signals the group and the plugin itself, so sh may see TERM
+/// twice: the trap ignores the second.
 const LINGERING: &str = r#"
 if ! mkdir "$DIR/running" 2>/dev/null; then echo "overlap" >> "$DIR/overlaps"; fi
 if [ -e "$DIR/quick" ]; then
@@ -321,7 +323,7 @@ if [ -e "$DIR/quick" ]; then
   echo tok-fresh
   exit 0
 fi
-trap 'echo term >> "$DIR/events"; sleep 0.4; echo gone >> "$DIR/events"; rmdir "$DIR/running"; exit 1' TERM
+trap 'trap "" TERM; echo term >> "$DIR/events"; sleep 0.4; echo gone >> "$DIR/events"; rmdir "$DIR/running"; exit 1' TERM
 echo started >> "$DIR/events"
 sleep 30 &
 wait
@@ -360,6 +362,54 @@ async fn a_caller_after_a_cancel_waits_until_the_dying_run_is_gone() {
     assert_eq!(events(), ["started", "term", "gone", "fresh"]);
     assert_eq!(plugin.runs().len(), 2);
     assert!(!broker.status().running);
+}
+
+/// A plugin that dies at once on TERM (sh's default), its child with it.
+const DIES_ON_TERM: &str = r#"
+if ! mkdir "$DIR/running" 2>/dev/null; then echo "overlap" >> "$DIR/overlaps"; fi
+if [ -e "$DIR/quick" ]; then
+  rmdir "$DIR/running"
+  echo tok-fresh
+  exit 0
+fi
+trap 'rmdir "$DIR/running"; exit 1' TERM
+echo started >> "$DIR/events"
+sleep 30 &
+wait
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_after_a_cancel_waits_only_as_long_as_the_plugin_takes_to_die() {
+    let plugin = Plugin::new(DIES_ON_TERM);
+    let mut options = options();
+    let grace = Duration::from_secs(5);
+    options.run.kill_grace = grace;
+    let broker = plugin.broker(options);
+    let caller = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    wait_until(|| plugin.path("events").exists()).await;
+    caller.abort();
+    assert!(caller.await.is_err_and(|e| e.is_cancelled()));
+
+    // At once a new caller asks: it waits for the dying run, which is over
+    // as soon as the plugin has exited on TERM, not after the grace.
+    std::fs::write(plugin.path("quick"), "").expect("quick flag");
+    let asked = std::time::Instant::now();
+    let token = broker.token().await.expect("fresh run");
+    let waited = asked.elapsed();
+    assert_eq!(text(&token), "tok-fresh");
+    assert!(
+        waited < grace / 3,
+        "the fresh run waited {waited:?}, as if out the {grace:?} grace"
+    );
+    assert!(!plugin.path("overlaps").exists(), "two plugin runs at once");
+    assert_eq!(plugin.runs().len(), 2);
+    // A cancelled run is no finished run: no record, no error, no cool-down.
+    let status = broker.status();
+    assert_eq!(status.runs, 1);
+    assert!(status.last_error.is_none() && status.cooldown_until.is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,21 +77,32 @@ impl Client {
             Err(ClientError::NotRunning(_)) => {}
             other => return other,
         }
-        let mut agent = start_agent(socket, agent_args)?;
+        let lock = paths::lock_file(socket);
+        // `None` while another process holds the lock.
+        let mut agent = Some(start_agent(socket, agent_args)?);
         let deadline = Instant::now() + Duration::from_secs(10);
-        let mut watching = true;
         loop {
             match Client::connect(socket) {
                 Err(ClientError::NotRunning(_)) if Instant::now() < deadline => {
-                    if watching {
-                        if let Some(status) = agent.child.try_wait().ok().flatten() {
-                            if status.code() != Some(super::server::EXIT_ALREADY_RUNNING) {
-                                return Err(ClientError::Autostart(agent.died(status)));
+                    match &mut agent {
+                        Some(started) => {
+                            if let Some(status) = started.child.try_wait().ok().flatten() {
+                                if status.code() != Some(super::server::EXIT_ALREADY_RUNNING) {
+                                    return Err(ClientError::Autostart(started.died(status)));
+                                }
+                                // Lost the race for the lock: to another
+                                // client's agent, which will listen soon, or
+                                // to a moment's probe (`authplug stop`
+                                // checking that the old agent is gone).
+                                agent = None;
                             }
-                            // Another client's agent won the race for the
-                            // lock: wait for it to listen.
-                            watching = false;
                         }
+                        // Nobody listens and nobody holds the lock: whoever
+                        // did was no agent, or died before it listened.
+                        None if lock_is_free(&lock) && Client::connect(socket).is_err() => {
+                            agent = Some(start_agent(socket, agent_args)?);
+                        }
+                        None => {}
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
@@ -207,13 +218,23 @@ pub fn wait_until_stopped(socket: &Path, timeout: Duration) -> Result<(), Client
 }
 
 fn agent_gone(socket: &Path, lock: &Path) -> bool {
+    if lock.exists() {
+        lock_is_free(lock)
+    } else {
+        // No lock file (an agent from before there was one): the socket.
+        !socket.exists()
+    }
+}
+
+/// Taking the lock for a moment is the only portable way to see it is free;
+/// an agent starting in that moment exits as if another one ran, and its
+/// client, finding the lock free and no socket, starts it again.
+fn lock_is_free(lock: &Path) -> bool {
     match std::fs::File::open(lock) {
-        // Taking the lock for a moment is the only way to see it is free.
         Ok(file) => {
             nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).is_ok()
         }
-        // No lock file (an agent from before there was one): the socket.
-        Err(_) => !socket.exists(),
+        Err(error) => error.kind() == io::ErrorKind::NotFound,
     }
 }
 

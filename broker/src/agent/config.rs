@@ -17,7 +17,12 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::secret_file::{self, SecretFileError};
 use crate::{Broker, BrokerOptions, PluginCommand};
+
+/// A config file larger than this is refused: far more than any set of
+/// profiles needs, and what a pipe (`--config <(...)`) gets room for.
+pub const CONFIG_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,6 +42,17 @@ pub struct ProfileConfig {
     pub cooldown: Option<f64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+}
+
+impl Drop for ProfileConfig {
+    /// The command line and the env values may hold a client secret.
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.command.zeroize();
+        for value in self.env.values_mut() {
+            value.zeroize();
+        }
+    }
 }
 
 impl std::fmt::Debug for ProfileConfig {
@@ -66,7 +82,7 @@ pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        source: SecretFileError,
     },
     #[error("config file {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
@@ -98,17 +114,19 @@ impl ConfigFile {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound && !required => {
                 return Ok(ConfigFile::default())
             }
-            Err(source) => return Err(read_error(source)),
+            Err(source) => return Err(read_error(source.into())),
         };
         if let Ok(metadata) = file.metadata() {
             warn_if_shared(path, &metadata);
         }
-        let mut text = zeroize::Zeroizing::new(String::new());
-        std::io::Read::read_to_string(&mut file, &mut text).map_err(read_error)?;
-        toml::from_str(&text).map_err(|error| ConfigError::Parse {
+        let bytes = secret_file::read(&mut file, CONFIG_LIMIT).map_err(read_error)?;
+        let parse_error = |message: String| ConfigError::Parse {
             path: path.to_owned(),
-            message: error.to_string(),
-        })
+            message,
+        };
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|error| parse_error(format!("it is not UTF-8 text ({error})")))?;
+        toml::from_str(text).map_err(|error| parse_error(error.to_string()))
     }
 }
 

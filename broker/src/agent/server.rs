@@ -20,8 +20,10 @@ use super::paths;
 use super::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
 use crate::TokenRequest;
 
-/// The exit code of `authplug agent` when another agent holds the socket's
-/// lock: an autostarting client then waits for that one.
+/// The exit code of `authplug agent` when another process holds the
+/// socket's lock: an autostarting client then waits for that agent, or
+/// starts again once the lock is free and nobody listens (it was held by a
+/// probe, or by an agent that died before it listened).
 pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
 /// Why the agent could not start.

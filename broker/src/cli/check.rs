@@ -22,15 +22,6 @@ Examples:
   EXAMPLE_TOKEN=hello authplug check -- plugins/examples/shell/env-token.sh
   EXAMPLE_TOKEN=hello authplug check --non-interactive --timeout 10 -- plugins/examples/shell/env-token.sh";
 
-/// The report goes to stdout; a reader that went away (`| head`) is no
-/// reason to panic, so write errors are ignored.
-macro_rules! say {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        let _ = writeln!(std::io::stdout(), $($arg)*);
-    }};
-}
-
 /// Check that a plugin follows the protocol: two runs, a readable report
 ///
 /// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state

@@ -6,7 +6,6 @@
 //! reaped) and only then exits, with the code a shell expects (128 + the
 //! signal's number).
 
-use std::io::Write;
 use std::process::ExitCode;
 
 use authplug_protocol::host::{self, PluginCommand, RunError, RunOptions, RunOutput};
@@ -31,8 +30,7 @@ pub struct Interrupted {
 impl Interrupted {
     /// Says so on stderr and gives the exit code for it (130 for SIGINT).
     pub fn exit(self) -> ExitCode {
-        let _ = writeln!(
-            std::io::stderr(),
+        say_on_stderr!(
             "authplug: interrupted by {}; the plugin was stopped",
             self.name
         );

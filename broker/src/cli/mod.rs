@@ -1,5 +1,27 @@
 //! The subcommands of `authplug`, one module each, and what they share.
 
+// `println!` and `eprintln!` panic when the stream is closed (`authplug
+// status | head -1`, `authplug token 2>&1 | head -1`), which would lose the
+// rest of the output, the token included. A reader gone is no reason to
+// stop: these write and ignore the error. Defined before the modules that
+// use them.
+
+/// A line on stdout, whether or not anyone reads it.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// A line on stderr, whether or not anyone reads it.
+macro_rules! say_on_stderr {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod agent;
 pub mod check;
 mod interrupt;
@@ -41,7 +63,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// Prints `authplug: message` on stderr and returns failure. A closed
 /// stderr is no reason to panic.
 pub fn fail(message: impl std::fmt::Display) -> ExitCode {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "authplug: {message}");
+    say_on_stderr!("authplug: {message}");
     ExitCode::FAILURE
 }

@@ -2,13 +2,14 @@
 
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use authplug_broker::secret_file::{self, SecretFileError};
 use authplug_protocol::host::{PluginCommand, RunOptions};
 use authplug_protocol::{Reason, State, STATE_LIMIT};
 use zeroize::Zeroizing;
@@ -85,7 +86,7 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     // The lines reach the terminal live, so the error need not repeat them.
     options.stderr_tail_lines = 0;
     options.stderr_sink = Some(Arc::new(|line: &str| {
-        let _ = writeln!(io::stderr(), "{line}");
+        say_on_stderr!("{line}");
     }));
 
     let output = match interruptions.run(&runtime, &command, &state, &options) {
@@ -123,55 +124,30 @@ pub(super) fn seconds(value: f64) -> Result<Duration, String> {
 }
 
 /// A missing file is empty state (first run); anything over the protocol's
-/// limit is refused before a plugin sees it. The bytes are read into one
-/// buffer sized before the first read, never grown (a grown buffer would
-/// leave an unwiped copy of the state behind), and wiped when dropped.
+/// limit is refused before a plugin sees it. Read by [`secret_file::read`],
+/// so no unwiped copy is left behind.
 fn read_state(path: &Path) -> Result<State, String> {
-    let cannot = |e: io::Error| format!("cannot read the state from {}: {e}", path.display());
     let mut file = match File::open(path) {
         Ok(file) => file,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(State::default()),
-        Err(e) => return Err(cannot(e)),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the state from {}: {e}",
+                path.display()
+            ))
+        }
     };
-    let too_large = || {
-        format!(
+    match secret_file::read(&mut file, STATE_LIMIT) {
+        Ok(bytes) => Ok(State::new(bytes.to_vec())),
+        Err(SecretFileError::TooLarge { .. }) => Err(format!(
             "{} is larger than the protocol's state limit of {STATE_LIMIT} bytes",
             path.display()
-        )
-    };
-    let metadata = file.metadata().map_err(cannot)?;
-    // A regular file says its size; a pipe (`--state-in <(...)`) does not,
-    // so it gets room for the limit (untouched memory until read into).
-    let room = if metadata.is_file() {
-        let size = usize::try_from(metadata.len()).map_err(|_| too_large())?;
-        if size > STATE_LIMIT {
-            return Err(too_large());
-        }
-        size
-    } else {
-        STATE_LIMIT
-    };
-    // One byte more, to notice a file that grew since, or a pipe over the limit.
-    let mut buffer = Zeroizing::new(vec![0u8; room + 1]);
-    let mut filled = 0;
-    while filled < buffer.len() {
-        match file.read(&mut buffer[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(cannot(e)),
-        }
-    }
-    if filled > STATE_LIMIT {
-        return Err(too_large());
-    }
-    if filled > room {
-        return Err(format!(
-            "{} grew while it was being read; try again",
+        )),
+        Err(error) => Err(format!(
+            "cannot read the state from {}: {error}",
             path.display()
-        ));
+        )),
     }
-    Ok(State::new(buffer[..filled].to_vec()))
 }
 
 /// Writes a sibling temporary file created with mode 0600, syncs it and

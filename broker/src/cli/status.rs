@@ -31,16 +31,16 @@ pub fn run(args: StatusArgs) -> ExitCode {
     };
     if args.json {
         match serde_json::to_string_pretty(&profiles) {
-            Ok(json) => println!("{json}"),
+            Ok(json) => say!("{json}"),
             Err(error) => return fail(error),
         }
     } else {
-        println!("agent on {}", socket.display());
+        say!("agent on {}", socket.display());
         if profiles.is_empty() {
-            println!("  no profiles configured");
+            say!("  no profiles configured");
         }
         for profile in &profiles {
-            print!("{}", describe(profile, now()));
+            say!("{}", describe(profile, now()).trim_end_matches('\n'));
         }
     }
     ExitCode::SUCCESS

@@ -32,7 +32,7 @@ pub fn run(args: StopArgs) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(ClientError::NotRunning(_)) => {
-            eprintln!("authplug: no agent is running on {}", socket.display());
+            say_on_stderr!("authplug: no agent is running on {}", socket.display());
             ExitCode::SUCCESS
         }
         Err(error) => fail(error),

@@ -64,7 +64,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
         force: args.force,
     };
     // The plugin's stderr, live: this is where a login URL shows up.
-    let answer = client.request(op, |line| eprintln!("{line}"));
+    let answer = client.request(op, |line| say_on_stderr!("{line}"));
     let mut response = match answer {
         Ok(response) => response,
         Err(error) => return fail(error),
