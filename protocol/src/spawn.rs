@@ -194,7 +194,11 @@ impl Drop for PluginProcess {
 fn signal_plugin(pid: Pid, signal: Signal) {
     // ESRCH just means nobody is left there.
     let _ = killpg(pid, signal);
-    let _ = kill(pid, signal);
+    // A plugin that left its group (setpgid, setsid) is not reached by that:
+    // by its pid too, then, but only then (a TERM trap would run twice).
+    if nix::unistd::getpgid(Some(pid)).is_ok_and(|group| group != pid) {
+        let _ = kill(pid, signal);
+    }
 }
 
 fn start_exit_watch(pid: Pid) -> ExitWatch {
