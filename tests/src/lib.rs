@@ -42,6 +42,11 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
     binary
 }
 
+/// The `authplug` binary, built as [`workspace_binary`] builds any.
+pub fn authplug_binary() -> PathBuf {
+    workspace_binary("authplug-broker", "authplug")
+}
+
 /// target/<profile>, where this test binary's build put everything.
 fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");

@@ -100,7 +100,7 @@ impl Drop for Agent {
 }
 
 fn authplug(socket: &Path, args: &[&str]) -> Command {
-    let mut command = Command::new(workspace_binary("authplug-broker", "authplug"));
+    let mut command = Command::new(authplug_tests::authplug_binary());
     command
         .args(args)
         .arg("--socket")

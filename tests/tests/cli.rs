@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use authplug_tests::{workspace, workspace_binary};
+use authplug_tests::{authplug_binary, workspace};
 use tokio::io::AsyncWriteExt;
 
 fn authplug() -> PathBuf {
-    workspace_binary("authplug-broker", "authplug")
+    authplug_binary()
 }
 
 fn text(bytes: &[u8]) -> String {

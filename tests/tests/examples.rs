@@ -11,14 +11,14 @@ use std::time::Duration;
 use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
 use authplug_protocol::State;
 use authplug_tests::idp::{login_http_command, DevIdp};
-use authplug_tests::{workspace, workspace_binary};
+use authplug_tests::{authplug_binary, workspace, workspace_binary};
 
 fn example(relative: &str) -> PathBuf {
     workspace().join("plugins/examples").join(relative)
 }
 
 fn authplug() -> PathBuf {
-    workspace_binary("authplug-broker", "authplug")
+    authplug_binary()
 }
 
 fn rust_example() -> PathBuf {

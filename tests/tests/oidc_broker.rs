@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 use authplug_tests::resource_server::ResourceServer;
-use oidc_support::{jwt_claims, plugin_binary, unix_now, workspace_binary, DevIdp, LoggedDriver};
+use oidc_support::{jwt_claims, plugin_binary, unix_now, DevIdp, LoggedDriver};
 
 const API: &str = "https://api.example/v1";
 
@@ -58,7 +58,7 @@ fn plugin_argv(idp: &DevIdp, driver: &LoggedDriver) -> Vec<String> {
 
 fn authplug_binary() -> &'static Path {
     static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(|| workspace_binary("authplug-broker", "authplug"))
+    BINARY.get_or_init(authplug_tests::authplug_binary)
 }
 
 async fn authplug(socket: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
