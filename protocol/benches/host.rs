@@ -6,6 +6,10 @@
 //!    fd 3) versus `cat` through the same kind of pipes (goal ≤ 1.5×).
 //! 3. Peak memory of a 10 MiB round trip, measured in a fresh process from
 //!    /proc/self/status (goal: at most 3× the state size); printed at the end.
+//! 4. The `spawn` pair again, interleaved run by run (bare, host, host,
+//!    bare, ...), printed at the end: on a shared machine whose speed drifts
+//!    over seconds, criterion's groups, measured one after the other, can
+//!    each catch a different phase; interleaving gives both the same one.
 //!
 //! Run with `cargo bench -p authplug-protocol --bench host`. The plugin is
 //! `examples/bench_plugin.rs`, built here in release mode (cargo does
@@ -186,6 +190,68 @@ fn measure_memory_here() {
     println!("{before_state} {before_run} {peak}");
 }
 
+/// Section 4: the spawn pair, interleaved (the order flips every round so
+/// neither always goes first), and the ratio of the medians. Each host run
+/// enters the runtime on its own (`block_on`), a little more than
+/// criterion's batches pay: if anything, against the host.
+fn report_interleaved_spawn() {
+    const ROUNDS: usize = 2000;
+    let plugin = bench_plugin();
+    let command = PluginCommand::new(&plugin).arg("token");
+    let options = RunOptions::default();
+    let runtime = runtime();
+    let empty = State::default();
+    let bare_run = || {
+        let status = Command::new(&plugin)
+            .arg("token")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .expect("the plugin runs");
+        assert!(status.success());
+    };
+    let host_run = || {
+        let output = runtime
+            .block_on(run(&command, &empty, &options))
+            .expect("a token");
+        assert_eq!(output.token.len(), 11);
+    };
+    let timed = |f: &dyn Fn()| {
+        let started = std::time::Instant::now();
+        f();
+        started.elapsed()
+    };
+    for _ in 0..100 {
+        bare_run();
+        host_run();
+    }
+    let mut bare = Vec::with_capacity(ROUNDS);
+    let mut host = Vec::with_capacity(ROUNDS);
+    for round in 0..ROUNDS {
+        if round % 2 == 0 {
+            bare.push(timed(&bare_run));
+            host.push(timed(&host_run));
+        } else {
+            host.push(timed(&host_run));
+            bare.push(timed(&bare_run));
+        }
+    }
+    let median = |times: &mut Vec<Duration>| {
+        times.sort();
+        times[times.len() / 2]
+    };
+    let (bare_median, host_median) = (median(&mut bare), median(&mut host));
+    println!();
+    println!("spawn, interleaved ({ROUNDS} rounds of each):");
+    println!("  bare Command spawn+wait median: {bare_median:?}");
+    println!("  host::run median: {host_median:?}");
+    println!(
+        "  host::run / bare: {:.3}x",
+        host_median.as_secs_f64() / bare_median.as_secs_f64()
+    );
+}
+
 fn report_memory() {
     bench_plugin();
     let output = Command::new(std::env::current_exe().expect("own path"))
@@ -235,4 +301,5 @@ fn main() {
     benches();
     Criterion::default().configure_from_args().final_summary();
     report_memory();
+    report_interleaved_spawn();
 }
