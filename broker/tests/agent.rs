@@ -837,35 +837,45 @@ fn a_config_file_is_read_whole_from_a_pipe_and_refused_over_its_limit() {
     let config = scratch.path("config.toml");
     let padding = "# padding\n".repeat(authplug_broker::agent::config::CONFIG_LIMIT / 10 + 1);
     std::fs::write(&config, format!("{config_text}{padding}")).expect("config");
-    let mut agent = authplug()
-        .args(["agent", "--config"])
-        .arg(&config)
-        .arg("--socket")
-        .arg(scratch.path("other.sock"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("agent");
-    // An agent that took the file would serve on: stop it and fail.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while agent.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = agent.kill();
-            let _ = agent.wait();
-            panic!("a config file over the limit was accepted");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let output = agent.wait_with_output().expect("agent");
-    assert!(!output.status.success());
-    let message = String::from_utf8_lossy(&output.stderr);
+    let message = agent_refusal(
+        &config,
+        &scratch.path("other.sock"),
+        "a config over the limit",
+    );
     assert!(
         message.contains("cannot read config file")
             && message.contains("config.toml")
             && message.contains("larger than the limit"),
         "{message}"
     );
+}
+
+/// Starts `authplug agent --config CONFIG` and expects it to refuse the
+/// file: it must exit with an error (an agent that took the file would
+/// serve on, so it is stopped and the test fails). Returns its stderr.
+fn agent_refusal(config: &Path, socket: &Path, what: &str) -> String {
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(config)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            panic!("{what} was accepted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = agent.wait_with_output().expect("agent");
+    assert!(!output.status.success(), "{what} was accepted");
+    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 #[test]
@@ -878,29 +888,7 @@ fn out_of_range_durations_in_the_config_file_are_refused_by_name() {
             format!("[profiles.ok]\ncommand = \"x\"\n[profiles.big]\ncommand = \"x\"\n{field} = {value}\n"),
         )
         .expect("config");
-        let mut agent = authplug()
-            .args(["agent", "--config"])
-            .arg(&config)
-            .arg("--socket")
-            .arg(scratch.socket())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("agent");
-        // An agent that took the value would serve on: stop it and fail.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while agent.try_wait().expect("try_wait").is_none() {
-            if Instant::now() > deadline {
-                let _ = agent.kill();
-                let _ = agent.wait();
-                panic!("{field} = {value} was accepted");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let output = agent.wait_with_output().expect("agent");
-        assert!(!output.status.success(), "{field} = {value} accepted");
-        let message = String::from_utf8_lossy(&output.stderr);
+        let message = agent_refusal(&config, &scratch.socket(), &format!("{field} = {value}"));
         assert!(
             message.contains("profile `big`")
                 && message.contains(&format!("{field} must be a number of seconds")),
