@@ -227,40 +227,14 @@ fn token_and_reject_through_the_cli_with_one_run_for_many_callers() {
     assert_eq!(scratch.runs("main"), ["initial"]);
 
     // A storm of rejects of the same token: one re-run.
-    let rejecters: Vec<_> = (0..10)
-        .map(|_| {
-            let socket = agent.socket.clone();
-            std::thread::spawn(move || reject_cli(&socket, "tok-1\n"))
-        })
-        .collect();
-    for rejecter in rejecters {
-        let output = rejecter.join().expect("thread");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    reject_from_threads(&agent.socket, "tok-1\n", 10);
     assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
     assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
     assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
 
     // Late rejecters of the stale tok-1, after the re-run ended: the agent
     // compares before clearing, so tok-2 stays cached and nothing runs.
-    let late: Vec<_> = (0..10)
-        .map(|_| {
-            let socket = agent.socket.clone();
-            std::thread::spawn(move || reject_cli(&socket, "tok-1\n"))
-        })
-        .collect();
-    for rejecter in late {
-        let output = rejecter.join().expect("thread");
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    reject_from_threads(&agent.socket, "tok-1\n", 10);
     let mut connection = agent.connect();
     connection.send(b"{\"v\":1,\"op\":\"reject\",\"token\":\"tok-1\"}\n");
     assert_eq!(connection.final_answer()["cleared"], false);
@@ -558,6 +532,25 @@ fn the_agent_survives_garbage_overlong_lines_and_abrupt_disconnects() {
     fresh.send(b"{\"v\":1,\"op\":\"token\",\"profile\":\"main\"}\n");
     assert_eq!(fresh.final_answer()["token"], "tok-1");
     assert_eq!(scratch.runs("main"), ["initial"]);
+}
+
+/// `authplug reject` of `token` from `count` threads at once; each must
+/// succeed.
+fn reject_from_threads(socket: &Path, token: &'static str, count: usize) {
+    let rejecters: Vec<_> = (0..count)
+        .map(|_| {
+            let socket = socket.to_owned();
+            std::thread::spawn(move || reject_cli(&socket, token))
+        })
+        .collect();
+    for rejecter in rejecters {
+        let output = rejecter.join().expect("thread");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
 }
 
 fn is_running(pid: i32) -> bool {

@@ -63,6 +63,19 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("a runtime")
 }
 
+/// The baseline: the same plugin, spawned and waited for by the standard
+/// library with null stdio.
+fn bare_spawn(plugin: &Path) {
+    let status = Command::new(plugin)
+        .arg("token")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("the plugin runs");
+    assert!(status.success());
+}
+
 fn spawn(c: &mut Criterion) {
     let plugin = bench_plugin();
     let command = PluginCommand::new(&plugin).arg("token");
@@ -71,16 +84,7 @@ fn spawn(c: &mut Criterion) {
     let empty = State::default();
     let mut group = c.benchmark_group("spawn");
     group.bench_function("bare Command spawn+wait", |b| {
-        b.iter(|| {
-            let status = Command::new(&plugin)
-                .arg("token")
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status()
-                .expect("the plugin runs");
-            assert!(status.success());
-        })
+        b.iter(|| bare_spawn(&plugin))
     });
     // Diagnostic, not a goal: the same spawn forced onto the fork() path,
     // which any `pre_exec` hook (the host's fd 3 mapping and close_range)
@@ -201,16 +205,7 @@ fn report_interleaved_spawn() {
     let options = RunOptions::default();
     let runtime = runtime();
     let empty = State::default();
-    let bare_run = || {
-        let status = Command::new(&plugin)
-            .arg("token")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .expect("the plugin runs");
-        assert!(status.success());
-    };
+    let bare_run = || bare_spawn(&plugin);
     let host_run = || {
         let output = runtime
             .block_on(run(&command, &empty, &options))

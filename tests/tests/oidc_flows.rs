@@ -5,13 +5,13 @@
 
 mod oidc_support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 
 use authplug_protocol::Reason;
 use oidc_support::{
-    admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, state_json, token_text,
-    verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
+    admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, open_printed_url, state_json,
+    token_text, verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -184,15 +184,7 @@ fn device_run(idp: &DevIdp, browser: &str, approver: Option<String>) -> (Run, Ap
         let (Some(approver), Some(url)) = (&approver, line.split("or visit ").nth(1)) else {
             return;
         };
-        let mut words = shell_words::split(approver).expect("an approver command");
-        let program = words.remove(0);
-        let child = Command::new(program)
-            .args(words)
-            .arg(url.trim())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("the approver starts");
+        let child = open_printed_url(approver, url);
         started.lock().unwrap().push(child);
     });
     (run, approvers)

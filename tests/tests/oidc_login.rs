@@ -7,13 +7,13 @@
 
 mod oidc_support;
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 
 use authplug_protocol::State;
 use oidc_support::{
-    dev_args, jwt_claims, login_http_command, token_text, DevIdp, ForbiddenBrowser, LoggedDriver,
-    Run,
+    dev_args, jwt_claims, login_http_command, open_printed_url, token_text, DevIdp,
+    ForbiddenBrowser, LoggedDriver, Run,
 };
 
 fn start() -> DevIdp {
@@ -140,15 +140,7 @@ async fn no_browser_with_auto_prints_the_login_url_and_opens_nothing() {
             let Some(url) = line.split("to log in, visit ").nth(1) else {
                 return;
             };
-            let mut words = shell_words::split(&login_http_command(&[])).unwrap();
-            let program = words.remove(0);
-            let child = Command::new(program)
-                .args(words)
-                .arg(url.trim())
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("the login driver starts");
+            let child = open_printed_url(&login_http_command(&[]), url);
             started.lock().unwrap().push(child);
         })
         .go()

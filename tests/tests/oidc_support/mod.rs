@@ -197,6 +197,20 @@ impl Refusal {
     }
 }
 
+/// Starts `command_line` (shell words) with `url` appended, as a user
+/// opening a URL the plugin printed would; stdin and stdout on /dev/null.
+pub fn open_printed_url(command_line: &str, url: &str) -> std::process::Child {
+    let mut words = shell_words::split(command_line).expect("a command line");
+    let program = words.remove(0);
+    std::process::Command::new(program)
+        .args(words)
+        .arg(url.trim())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("the URL opener starts")
+}
+
 /// The stub provider's only client.
 pub const STUB_CLIENT: &str = "stub-client";
 
