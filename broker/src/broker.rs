@@ -127,7 +127,9 @@ impl fmt::Debug for TokenRequest {
 #[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum BrokerError {
-    /// The plugin run failed; the stored state is unchanged.
+    /// The plugin run failed; the stored state is unchanged, unless the
+    /// plugin asked for its new one to be kept
+    /// ([`RunError::FailedWithNewState`], whose state the broker took).
     #[error("{0}")]
     Run(Arc<RunError>),
     /// A run after a rejection handed out the rejected token again (its new
@@ -574,10 +576,11 @@ impl Drop for FlightGuard {
 }
 
 /// Whether a failed run left the state as it was: all but a run whose only
-/// fault was its token.
+/// fault was its token, and one that handed back a state to keep.
 fn state_unchanged_by(error: &BrokerError) -> bool {
     match error {
         BrokerError::SameTokenAfterReject => false,
+        BrokerError::Run(error) => !matches!(**error, RunError::FailedWithNewState { .. }),
         BrokerError::CoolingDown { error, .. } => state_unchanged_by(error),
         _ => true,
     }
@@ -658,11 +661,19 @@ async fn run_flight(
                 (true, elapsed, Ok(token))
             }
         }
-        Err(error) => (
-            false,
-            Duration::ZERO,
-            Err(BrokerError::Run(Arc::new(error))),
-        ),
+        Err(mut error) => {
+            // Rule 4's exception: the plugin failed but obtained something
+            // it must not lose (a rotated refresh token), and asked for its
+            // new state to be kept. The error goes on without it.
+            if let Some(new_state) = error.take_new_state() {
+                shared.state = new_state;
+            }
+            (
+                false,
+                Duration::ZERO,
+                Err(BrokerError::Run(Arc::new(error))),
+            )
+        }
     };
     let answer = match (answer, mode) {
         (Err(error), RunMode::CoolingDown { until }) => Err(BrokerError::CoolingDown {
@@ -695,7 +706,7 @@ async fn run_flight(
             if state_unchanged_by(error) {
                 tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
             } else {
-                tracing::warn!(plugin = %inner.label, %error, "plugin run refused; its new state kept");
+                tracing::warn!(plugin = %inner.label, %error, "plugin run failed or refused; its new state kept");
             }
         }
     }

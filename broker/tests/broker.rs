@@ -243,6 +243,49 @@ fi
     assert_eq!(broker.status().last_error, None);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_run_that_asks_keeps_its_new_state_for_the_next_run() {
+    // Fails once, after rotating its state, and asks the host to keep it
+    // (rule 4's exception); every waiter still sees a failure.
+    let plugin = Plugin::new(&format!(
+        r#"if [ -e "$DIR/fail" ]; then
+  rm "$DIR/fail"
+  cat >/dev/null
+  printf '41' >&3
+  echo "refreshed, but a login is needed" >&2
+  sleep 0.2
+  exit "$AUTHPLUG_KEEP_STATE_EXIT"
+fi
+{COUNTING}"#
+    ));
+    let broker = plugin.broker(options());
+    assert_eq!(text(&broker.token().await.expect("token 1")), "tok-1");
+    std::fs::write(plugin.path("fail"), "").expect("fail flag");
+    broker.invalidate();
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let broker = broker.clone();
+        callers.spawn(async move {
+            broker
+                .token_with(TokenRequest::new().interactive(false))
+                .await
+        });
+    }
+    while let Some(result) = callers.join_next().await {
+        let error = result.expect("caller task").expect_err("a failed run");
+        let message = error.to_string();
+        assert!(message.contains("updated state"), "{message}");
+        assert!(message.contains("a login is needed"), "{message}");
+        assert!(
+            !message.contains("41"),
+            "no state in the message: {message}"
+        );
+    }
+    assert_eq!(plugin.runs().len(), 2, "one failed run for five callers");
+    // The next run starts from the kept state, 41, not the old 1.
+    assert_eq!(text(&broker.token().await.expect("token 2")), "tok-42");
+}
+
 async fn wait_until(mut condition: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     while !condition() {

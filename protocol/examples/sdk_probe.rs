@@ -5,7 +5,8 @@
 //! Its new state is the old one plus `+`. With `--spawn-early` it starts the
 //! child before the SDK protects fd 3 (the control case); with
 //! `--spawn-while-building` it starts it while `plugin::main_with` builds
-//! the plugin, which is after.
+//! the plugin, which is after. With `--fail-keeping-state` it fails, asking
+//! the host to keep that new state (rule 4).
 
 use std::process::{Command, Stdio};
 
@@ -41,6 +42,12 @@ impl Plugin for Probe {
         );
         let mut state = request.state.as_bytes().to_vec();
         state.push(b'+');
+        if std::env::args().any(|arg| arg == "--fail-keeping-state") {
+            return Err(plugin::fail_keeping_state(
+                "the probe fails on purpose, after it got a new state",
+                State::new(state),
+            ));
+        }
         Ok(Response::new(token, State::new(state)))
     }
 }

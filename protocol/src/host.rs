@@ -31,8 +31,8 @@ use tokio::net::unix::pipe;
 use crate::secret::SecretBuf;
 use crate::spawn::{receiver, sender, set_nonblocking, HostPipes, PluginProcess, Spawn, Terminal};
 use crate::{
-    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, PROTOCOL_VERSION, STATE_LIMIT,
-    TOKEN_LIMIT,
+    Reason, State, Token, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL, ENV_REASON,
+    KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION, STATE_LIMIT, TOKEN_LIMIT,
 };
 
 /// A plugin's argv: the program and its arguments. Never run through a shell
@@ -159,6 +159,12 @@ pub struct RunOptions {
     /// is itself in the terminal's foreground group; for a program run by a
     /// user at a terminal, such as `authplug run`.
     pub foreground_terminal: bool,
+    /// Offer the plugin to keep the state of a failed run (rule 4): set
+    /// `AUTHPLUG_KEEP_STATE_EXIT`, and turn a run that exits with that code
+    /// after writing a state into [`RunError::FailedWithNewState`]. A host
+    /// that cannot store such a state must set this to `false`: the plugin
+    /// then knows not to rely on it.
+    pub keep_state_on_failure: bool,
 }
 
 impl Default for RunOptions {
@@ -173,6 +179,7 @@ impl Default for RunOptions {
             stderr_sink: None,
             stderr_tail_lines: 20,
             foreground_terminal: false,
+            keep_state_on_failure: true,
         }
     }
 }
@@ -196,6 +203,7 @@ impl fmt::Debug for RunOptions {
             )
             .field("stderr_tail_lines", &self.stderr_tail_lines)
             .field("foreground_terminal", &self.foreground_terminal)
+            .field("keep_state_on_failure", &self.keep_state_on_failure)
             .finish()
     }
 }
@@ -249,6 +257,15 @@ pub enum RunError {
     EmptyToken { stderr_tail: String },
     #[error("plugin failed with exit code {code}{}", tail(stderr_tail))]
     Exited { code: i32, stderr_tail: String },
+    /// The plugin failed, but asked the host to keep the state it wrote
+    /// (rule 4): it obtained something it must not lose, such as a rotated
+    /// refresh token. The caller stores `state` in place of the old one
+    /// ([`RunError::take_new_state`]) and still treats the run as failed.
+    #[error(
+        "plugin failed, and handed back an updated state to keep for its next run{}",
+        tail(stderr_tail)
+    )]
+    FailedWithNewState { state: State, stderr_tail: String },
     #[error("plugin was killed by signal {}{}", signal_name(*signal), tail(stderr_tail))]
     Signaled { signal: i32, stderr_tail: String },
     #[error("plugin exited, but a process it started still holds its stdout or fd 3 open outside its process group: start helpers with their output redirected and without fd 3{}", tail(stderr_tail))]
@@ -274,11 +291,32 @@ impl RunError {
             | RunError::TokenTooLarge { stderr_tail, .. }
             | RunError::EmptyToken { stderr_tail }
             | RunError::Exited { stderr_tail, .. }
+            | RunError::FailedWithNewState { stderr_tail, .. }
             | RunError::Signaled { stderr_tail, .. }
             | RunError::LeakedDescriptors { stderr_tail }
             | RunError::Cancelled { stderr_tail }
             | RunError::Io { stderr_tail, .. } => Some(stderr_tail),
         }
+    }
+}
+
+impl RunError {
+    /// The state a failed run asked the host to keep
+    /// ([`RunError::FailedWithNewState`]), taken out of the error so that the
+    /// error can be passed on (shown, cloned into an `Arc`) without it.
+    /// `None` for every other failure: keep the old state.
+    pub fn take_new_state(&mut self) -> Option<State> {
+        match self {
+            RunError::FailedWithNewState { state, .. } if !state.is_empty() => {
+                Some(std::mem::take(state))
+            }
+            _ => None,
+        }
+    }
+
+    /// Whether the run handed back a state to keep (not yet taken).
+    pub fn has_new_state(&self) -> bool {
+        matches!(self, RunError::FailedWithNewState { state, .. } if !state.is_empty())
     }
 }
 
@@ -360,6 +398,7 @@ pub async fn run_until(
         .unwrap_or_else(|| Reason::for_state(state));
     let version = PROTOCOL_VERSION.to_string();
     let interactive = if options.interactive { "1" } else { "0" };
+    let keep_state_exit = KEEP_STATE_EXIT_CODE.to_string();
     let env: Vec<(&OsStr, &OsStr)> = (options.env.iter())
         .map(|(name, value)| (name.as_os_str(), value.as_os_str()))
         .chain([
@@ -367,6 +406,12 @@ pub async fn run_until(
             (OsStr::new(ENV_REASON), OsStr::new(reason.as_str())),
             (OsStr::new(ENV_INTERACTIVE), OsStr::new(interactive)),
         ])
+        .chain(options.keep_state_on_failure.then(|| {
+            (
+                OsStr::new(ENV_KEEP_STATE_EXIT),
+                OsStr::new(&keep_state_exit),
+            )
+        }))
         .collect();
     // A plugin file just written can still be open for writing for a
     // moment (in a process another thread forked and that has not exec'd
@@ -430,7 +475,14 @@ pub async fn run_until(
             let (stdout, new_state, stderr_tail) = exchange.into_outputs();
             // Only now: the drain window's KILL (rule 8) was the last signal.
             plugin.reap();
-            judge(status, stdout, new_state, stderr_tail, started.elapsed())
+            judge(
+                status,
+                stdout,
+                new_state,
+                stderr_tail,
+                options.keep_state_on_failure,
+                started.elapsed(),
+            )
         }
         Err(failure) => {
             // The group is signalled first and the pipes close after, so the
@@ -480,8 +532,15 @@ fn judge(
     mut stdout: SecretBuf,
     new_state: SecretBuf,
     stderr_tail: String,
+    keep_state_offered: bool,
     elapsed: Duration,
 ) -> Result<RunOutput, RunError> {
+    if kept_on_failure(status, &new_state, keep_state_offered) {
+        return Err(RunError::FailedWithNewState {
+            state: State::new(new_state.into_vec()),
+            stderr_tail,
+        });
+    }
     if let Some(signal) = status.signal() {
         return Err(RunError::Signaled {
             signal,
@@ -516,6 +575,16 @@ fn judge(
         stderr_tail,
         elapsed,
     })
+}
+
+/// Rule 4's one exception to "a failure keeps the old state", decided here
+/// and nowhere else: the host offered it (`AUTHPLUG_KEEP_STATE_EXIT`), the
+/// plugin exited with exactly that code, and it wrote a state. Nothing
+/// written means nothing to keep: a failed run never clears the state. Any
+/// other failure (another code, a signal, a limit, the timeout) keeps the
+/// old state, whatever was written.
+fn kept_on_failure(status: ExitStatus, new_state: &SecretBuf, offered: bool) -> bool {
+    offered && status.code() == Some(KEEP_STATE_EXIT_CODE) && !new_state.as_slice().is_empty()
 }
 
 /// What went wrong inside the run, before the stderr tail is attached.

@@ -44,6 +44,17 @@ pub const ENV_REASON: &str = "AUTHPLUG_REASON";
 /// instead (rule 1).
 pub const ENV_INTERACTIVE: &str = "AUTHPLUG_INTERACTIVE";
 
+/// Set by hosts that keep the state of a failed run when the plugin asks
+/// them to (rule 4); its value is the exit code that asks for it,
+/// [`KEEP_STATE_EXIT_CODE`].
+pub const ENV_KEEP_STATE_EXIT: &str = "AUTHPLUG_KEEP_STATE_EXIT";
+
+/// The exit code with which a plugin says "this run failed, but keep the
+/// state I wrote on fd 3" (rule 4). It means that only to a host that set
+/// [`ENV_KEEP_STATE_EXIT`]; to any other host it is a failure like any
+/// other, and what the plugin wrote is discarded.
+pub const KEEP_STATE_EXIT_CODE: i32 = 75;
+
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 

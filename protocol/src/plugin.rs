@@ -46,7 +46,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::secret::SecretBuf;
 use crate::{
-    Reason, State, Token, ENV_INTERACTIVE, ENV_PROTOCOL, ENV_REASON, STATE_FD, STATE_LIMIT,
+    Reason, State, Token, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL, ENV_REASON, STATE_FD,
+    STATE_LIMIT,
 };
 
 /// Any error a plugin reports; [`main`] prints it and its causes on stderr.
@@ -66,6 +67,19 @@ pub struct Request {
     pub interactive: bool,
     /// `AUTHPLUG_PROTOCOL`, if the host set it.
     pub protocol_version: Option<u32>,
+    /// The exit code with which a failed run may ask the host to keep its
+    /// new state (`AUTHPLUG_KEEP_STATE_EXIT`, rule 4), if the host offers
+    /// it. See [`fail_keeping_state`].
+    pub keep_state_exit: Option<i32>,
+}
+
+impl Request {
+    /// Whether this host keeps the state of a failed run that asks it to
+    /// ([`fail_keeping_state`]). Without it, a plugin should avoid spending
+    /// anything (a refresh token that rotates) on a run that may fail.
+    pub fn host_keeps_failed_state(&self) -> bool {
+        self.keep_state_exit.is_some()
+    }
 }
 
 impl Request {
@@ -80,6 +94,9 @@ impl Request {
             reason,
             interactive: var(ENV_INTERACTIVE).as_deref() != Some("0"),
             protocol_version: var(ENV_PROTOCOL).and_then(|v| v.trim().parse().ok()),
+            keep_state_exit: var(ENV_KEEP_STATE_EXIT)
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|code| (1..=255).contains(code)),
             state,
         }
     }
@@ -103,10 +120,46 @@ impl Response {
     }
 }
 
+/// A failure that still hands the host a state to keep (rule 4): the run
+/// obtained something that must not be lost (a rotated refresh token, fresh
+/// tokens) before it failed. Made by [`fail_keeping_state`].
+#[derive(Debug)]
+pub struct FailedWithState {
+    /// What went wrong, for the user.
+    pub error: Error,
+    /// The complete new state, as a successful run would write it.
+    pub state: State,
+}
+
+impl std::fmt::Display for FailedWithState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for FailedWithState {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// An error for [`Plugin::run`] that asks the host to keep `state` although
+/// the run failed. [`main`] writes the state on fd 3 and exits with the code
+/// the host gave in `AUTHPLUG_KEEP_STATE_EXIT`; a host that did not offer it
+/// keeps its old state, as after any failure, and the user is told that the
+/// new one was lost.
+pub fn fail_keeping_state(error: impl Into<Error>, state: State) -> Error {
+    Box::new(FailedWithState {
+        error: error.into(),
+        state,
+    })
+}
+
 /// A credential plugin.
 pub trait Plugin {
     /// Produce a token (and the state to keep) or fail with a message for
-    /// the user. On failure the host keeps the previous state.
+    /// the user. On failure the host keeps the previous state, unless the
+    /// error is [`fail_keeping_state`]'s (rule 4).
     fn run(&mut self, request: Request) -> Result<Response, Error>;
 }
 
@@ -139,14 +192,57 @@ where
     match result {
         Ok(()) => std::process::exit(0),
         Err(error) => {
-            let mut message = format!("error: {error}");
-            let mut source = error.source();
-            while let Some(cause) = source {
-                message.push_str(&format!("\n  caused by: {cause}"));
-                source = cause.source();
+            let (error, code) = match error.downcast::<FailedWithState>() {
+                Ok(failed) => {
+                    let code = hand_back(&failed.state);
+                    (failed.error, code)
+                }
+                Err(error) => (error, 1),
+            };
+            report(&*error);
+            std::process::exit(code)
+        }
+    }
+}
+
+/// `error: ...` and its causes on stderr.
+fn report(error: &(dyn std::error::Error + 'static)) {
+    let mut message = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(&format!("\n  caused by: {cause}"));
+        source = cause.source();
+    }
+    let _ = writeln!(io::stderr(), "{message}");
+}
+
+/// Writes the state of a failed run for a host that offered to keep it, and
+/// returns the exit code that asks it to; 1 (an ordinary failure) when the
+/// host did not offer it or the state could not be written.
+fn hand_back(state: &State) -> i32 {
+    let offered = Request::from_env(State::default()).keep_state_exit;
+    match offered {
+        Some(code) if !state.is_empty() => match write_state(state) {
+            Ok(true) => code,
+            Ok(false) => 1,
+            Err(error) => {
+                let _ = writeln!(
+                    io::stderr(),
+                    "warning: the new state could not be handed to the host ({error}), so it is lost"
+                );
+                1
             }
-            let _ = writeln!(io::stderr(), "{message}");
-            std::process::exit(1)
+        },
+        Some(_) => 1,
+        None => {
+            if !state.is_empty() {
+                let _ = writeln!(
+                    io::stderr(),
+                    "warning: this host does not keep the state of a failed run \
+                     (no AUTHPLUG_KEEP_STATE_EXIT), so what this run obtained is lost"
+                );
+            }
+            1
         }
     }
 }
@@ -222,7 +318,9 @@ fn state_fd_writable() -> bool {
     flags >= 0 && matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
 }
 
-fn write_state(state: &State) -> io::Result<()> {
+/// `Ok(true)` once the state is on fd 3; `Ok(false)` when there is no fd 3
+/// to write it to (said on stderr for a non-empty state).
+fn write_state(state: &State) -> io::Result<bool> {
     protect_state_fd();
     if !state_fd_writable() || STATE_FD_TAKEN.swap(true, Ordering::SeqCst) {
         if !state.is_empty() {
@@ -232,12 +330,12 @@ fn write_state(state: &State) -> io::Result<()> {
                  was not kept; run this plugin through a host such as `authplug run`"
             );
         }
-        return Ok(());
+        return Ok(false);
     }
     // SAFETY: fd 3 is open (checked above) and, by the flag, this is the
     // only place that ever takes ownership of it.
     let mut fd3 = unsafe { File::from_raw_fd(STATE_FD) };
     fd3.write_all(state.as_bytes())?;
     // Dropping closes fd 3: the host sees EOF and knows the state is whole.
-    Ok(())
+    Ok(true)
 }

@@ -328,3 +328,58 @@ async fn authplug_run_reads_state_files_up_to_the_limit_and_from_pipes() {
     assert!(piped.status.success(), "{}", text(&piped.stderr));
     assert_eq!(std::fs::read(&state_out).unwrap(), b"from a pipe");
 }
+
+#[tokio::test]
+async fn authplug_run_and_check_keep_the_state_a_failed_run_hands_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state_in, state_out) = (dir.path().join("in"), dir.path().join("out"));
+    std::fs::write(&state_in, b"spent").unwrap();
+    std::fs::write(&state_out, b"spent").unwrap();
+    // Rotates its state, then fails asking the host to keep it (rule 4).
+    let plugin = r#"cat >/dev/null; printf rotated >&3; echo "no token this time" >&2; exit "$AUTHPLUG_KEEP_STATE_EXIT""#;
+    let run = tokio::process::Command::new(authplug())
+        .arg("run")
+        .arg("--state-in")
+        .arg(&state_in)
+        .arg("--state-out")
+        .arg(&state_out)
+        .args(["--", "sh", "-c", plugin])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let stderr = text(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(run.stdout.is_empty());
+    assert!(stderr.contains("updated state"), "{stderr}");
+    assert!(stderr.contains("the new state was written to"), "{stderr}");
+    assert_eq!(std::fs::read(&state_out).unwrap(), b"rotated");
+
+    // Any other failure leaves --state-out alone.
+    std::fs::write(&state_out, b"spent").unwrap();
+    let other = tokio::process::Command::new(authplug())
+        .arg("run")
+        .arg("--state-out")
+        .arg(&state_out)
+        .args(["--", "sh", "-c", "printf garbage >&3; exit 3"])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(other.status.code(), Some(1));
+    assert_eq!(std::fs::read(&state_out).unwrap(), b"spent");
+
+    let check = tokio::process::Command::new(authplug())
+        .args(["check", "--", "sh", "-c", plugin])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let report = text(&check.stdout);
+    assert_eq!(check.status.code(), Some(1), "{report}");
+    assert!(report.contains("AUTHPLUG_KEEP_STATE_EXIT=75"), "{report}");
+    assert!(
+        report.contains("asking the host to keep it (AUTHPLUG_KEEP_STATE_EXIT, rule 4)"),
+        "{report}"
+    );
+}

@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use authplug_protocol::host::{self, PluginCommand, RunOptions, RunOutput};
-use authplug_protocol::{Reason, State, STATE_LIMIT, TOKEN_LIMIT};
+use authplug_protocol::{Reason, State, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT};
 
 use super::fail;
 use super::interrupt::{self, Interruptions};
@@ -73,6 +73,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
         "(interactive: {}, timeout: {:.0}s per run)",
         if args.non_interactive { "no" } else { "yes" },
         timeout.as_secs_f64()
+    );
+    say!(
+        "(each run gets AUTHPLUG_KEEP_STATE_EXIT={KEEP_STATE_EXIT_CODE}: a failed run may hand back \
+         a state to keep by exiting with that code)"
     );
 
     let mut options = RunOptions::default();
@@ -161,6 +165,13 @@ impl Report {
         let output = match result {
             Ok(output) => output,
             Err(error) => {
+                if error.has_new_state() {
+                    self.note(format!(
+                        "the run failed with exit code {KEEP_STATE_EXIT_CODE} after writing a state, \
+                         asking the host to keep it (AUTHPLUG_KEEP_STATE_EXIT, rule 4): a host \
+                         stores that state and still reports the failure"
+                    ));
+                }
                 self.fail(error.to_string());
                 return None;
             }

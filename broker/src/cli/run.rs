@@ -51,8 +51,9 @@ pub struct RunArgs {
     /// debugging and scripts)
     #[arg(long, value_name = "FILE")]
     pub state_in: Option<PathBuf>,
-    /// Write the new state to FILE, mode 0600, replaced atomically, only on
-    /// success (for debugging and scripts)
+    /// Write the new state to FILE, mode 0600, replaced atomically, on
+    /// success, or on a failure whose plugin asked for its new state to be
+    /// kept (protocol rule 4; for debugging and scripts)
     #[arg(long, value_name = "FILE")]
     pub state_out: Option<PathBuf>,
     /// The plugin program and its arguments (run directly, not via a shell)
@@ -91,20 +92,25 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
 
     let output = match interruptions.run(&runtime, &command, &state, &options) {
         Err(interrupted) => return Err(interrupted.exit()),
-        Ok(Err(error)) => {
-            fail(&error);
+        Ok(Err(mut error)) => {
+            // Rule 4's exception: a failed run whose new state must not be
+            // lost (a rotated refresh token).
+            if let (Some(path), Some(state)) = (&args.state_out, error.take_new_state()) {
+                save_state(path, &state)?;
+                fail(format!(
+                    "{error}\n(the new state was written to {})",
+                    path.display()
+                ));
+            } else {
+                fail(&error);
+            }
             return Err(interrupt::failure_code(&error));
         }
         Ok(Ok(output)) => output,
     };
 
     if let Some(path) = &args.state_out {
-        write_private_atomically(path, output.state.as_bytes()).map_err(|e| {
-            fail(format!(
-                "cannot write the new state to {}: {e}",
-                path.display()
-            ))
-        })?;
+        save_state(path, &output.state)?;
     }
     let mut line = Zeroizing::new(Vec::with_capacity(output.token.len() + 1));
     line.extend_from_slice(output.token.as_bytes());
@@ -114,6 +120,15 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
         .write_all(&line)
         .and_then(|()| stdout.flush())
         .map_err(|e| fail(format!("cannot write the token to stdout: {e}")))
+}
+
+fn save_state(path: &Path, state: &State) -> Result<(), ExitCode> {
+    write_private_atomically(path, state.as_bytes()).map_err(|e| {
+        fail(format!(
+            "cannot write the new state to {}: {e}",
+            path.display()
+        ))
+    })
 }
 
 pub(super) fn seconds(value: f64) -> Result<Duration, String> {

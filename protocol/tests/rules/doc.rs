@@ -77,6 +77,11 @@ fn the_table_of_defaults_matches_the_code() {
     }
     assert!(defaults.interactive && defaults.reason.is_none());
     assert!(doc.contains("| interactive | yes (`AUTHPLUG_INTERACTIVE=1`) |"));
+    assert!(defaults.keep_state_on_failure);
+    assert!(doc.contains(&format!(
+        "| keep the state of a failed run that asks (`AUTHPLUG_KEEP_STATE_EXIT={}`) | yes |",
+        authplug_protocol::KEEP_STATE_EXIT_CODE
+    )));
     assert!(!defaults.foreground_terminal);
     assert!(doc.contains("| lend the terminal to the plugin's group | no |"));
 }

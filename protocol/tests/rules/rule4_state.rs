@@ -1,11 +1,13 @@
 //! Rule 4: the new state on fd 3; kept exactly on success, untouched on
-//! failure, cleared when nothing is written; at most 10 MiB.
+//! failure (unless the plugin exits with the code the host offered in
+//! `AUTHPLUG_KEEP_STATE_EXIT` after writing one), cleared when nothing is
+//! written; at most 10 MiB.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use authplug_protocol::host::{run, RunError};
-use authplug_protocol::{State, STATE_LIMIT};
+use authplug_protocol::{State, KEEP_STATE_EXIT_CODE, STATE_LIMIT};
 
 use crate::support::{quick, run_sh, sdk_probe, wait_until_gone, Scratch};
 
@@ -150,4 +152,105 @@ fn an_sdk_plugin_run_by_hand_with_fd_3_open_read_only_keeps_it_untouched() {
         "the token is printed"
     );
     assert!(stderr.contains("no state descriptor (fd 3)"), "{stderr}");
+}
+
+#[tokio::test]
+async fn the_host_offers_to_keep_the_state_of_a_failed_run() {
+    let output = run_sh(
+        r#"printf '%s' "${AUTHPLUG_KEEP_STATE_EXIT-unset}""#,
+        &State::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(output.token.as_bytes(), b"75");
+    assert_eq!(KEEP_STATE_EXIT_CODE, 75);
+
+    // A host that cannot store such a state does not offer it.
+    let mut options = quick();
+    options.keep_state_on_failure = false;
+    let command = crate::support::sh(r#"printf '%s' "${AUTHPLUG_KEEP_STATE_EXIT-unset}""#);
+    let output = run(&command, &State::default(), &options).await.unwrap();
+    assert_eq!(output.token.as_bytes(), b"unset");
+}
+
+#[tokio::test]
+async fn a_failure_with_the_offered_code_hands_back_exactly_what_was_written() {
+    let script = r#"cat >/dev/null; printf 'rotated\000rt\n' >&3; echo "login needed" >&2; exit "$AUTHPLUG_KEEP_STATE_EXIT""#;
+    let mut error = run_sh(script, &State::from("spent")).await.unwrap_err();
+    assert!(error.has_new_state(), "{error:?}");
+    let message = error.to_string();
+    assert!(message.contains("updated state"), "{message}");
+    assert!(message.contains("login needed"), "{message}");
+    assert!(
+        !format!("{error:?}").contains("rotated"),
+        "Debug is redacted"
+    );
+    let state = error.take_new_state().expect("the new state");
+    assert_eq!(state.as_bytes(), b"rotated\0rt\n");
+    assert!(!error.has_new_state(), "taken once");
+}
+
+#[tokio::test]
+async fn the_code_without_a_state_or_without_the_offer_is_an_ordinary_failure() {
+    // Nothing written: nothing to keep, and a failure never clears.
+    let error = run_sh("exit 75", &State::from("held")).await.unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 75, .. }),
+        "{error:?}"
+    );
+    // Not offered: what an older plugin wrote before exiting 75 is
+    // discarded, as for any failure.
+    let mut options = quick();
+    options.keep_state_on_failure = false;
+    let command = crate::support::sh("printf new >&3; exit 75");
+    let mut error = run(&command, &State::from("held"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 75, .. }),
+        "{error:?}"
+    );
+    assert!(error.take_new_state().is_none());
+    // Another code, with the offer: discarded.
+    let mut error = run_sh("printf new >&3; exit 74", &State::from("held"))
+        .await
+        .unwrap_err();
+    assert!(error.take_new_state().is_none(), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_state_limit_holds_for_a_failed_run_too() {
+    let script = format!(
+        "head -c {} /dev/zero >&3; exit \"$AUTHPLUG_KEEP_STATE_EXIT\"",
+        STATE_LIMIT + 1
+    );
+    let error = run_sh(&script, &State::default()).await.unwrap_err();
+    assert!(matches!(error, RunError::StateTooLarge { .. }), "{error:?}");
+}
+
+#[tokio::test]
+async fn the_sdk_fails_keeping_state_only_with_a_host_that_offers_it() {
+    let command = sdk_probe().arg("--fail-keeping-state");
+    let mut error = run(&command, &State::from("held"), &quick())
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("fails on purpose"), "{error}");
+    assert_eq!(error.take_new_state().expect("kept").as_bytes(), b"held+");
+
+    let mut options = quick();
+    options.keep_state_on_failure = false;
+    let mut error = run(&command, &State::from("held"), &options)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(error, RunError::Exited { code: 1, .. }),
+        "{error:?}"
+    );
+    assert!(error.take_new_state().is_none());
+    assert!(
+        error
+            .to_string()
+            .contains("does not keep the state of a failed run"),
+        "the plugin says what was lost: {error}"
+    );
 }
