@@ -151,6 +151,25 @@ pub enum BrokerError {
     Aborted,
 }
 
+impl BrokerError {
+    /// The message without the plugin's stderr tail, for a caller that
+    /// showed the plugin's stderr as it came ([`TokenRequest::on_stderr`]).
+    pub fn summary(&self) -> String {
+        match self {
+            BrokerError::Run(error) => error.summary(),
+            BrokerError::CoolingDown { error, .. } => {
+                let full = self.to_string();
+                let inner = error.to_string();
+                match full.strip_prefix(&inner) {
+                    Some(rest) => format!("{}{rest}", error.summary()),
+                    None => full,
+                }
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
 /// What the broker holds, without secrets: for status displays.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]

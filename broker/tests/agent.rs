@@ -1255,3 +1255,38 @@ impl ResourceServer {
         })
     }
 }
+
+/// A failed run through the agent: `authplug token` shows the plugin's
+/// stderr as it comes, and the error once, without repeating those lines;
+/// a run that asked for its new state to be kept hands it on to the next.
+#[test]
+fn a_failed_run_is_told_once_and_its_kept_state_reaches_the_next_run() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "p",
+        &format!(
+            r#"if [ ! -e "$DIR/failed" ]; then
+  touch "$DIR/failed"
+  cat >/dev/null
+  printf 41 >&3
+  echo "rotated the refresh token, but no token this time" >&2
+  exit "$AUTHPLUG_KEEP_STATE_EXIT"
+fi
+{COUNTING}"#
+        ),
+    );
+    let agent = Agent::start(&scratch.socket(), &[("p", &plugin)]);
+    let failed = token_cli(&agent.socket, &["--profile", "p"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(
+        stderr.matches("rotated the refresh token").count(),
+        1,
+        "the plugin's line once: {stderr}"
+    );
+    assert!(stderr.contains("updated state"), "{stderr}");
+    assert!(!stderr.contains("last words"), "{stderr}");
+    // The state it handed back, 41, is what the next run starts from.
+    let next = token_cli(&agent.socket, &["--profile", "p"]);
+    assert_eq!(stdout(&next).trim(), "tok-42");
+}

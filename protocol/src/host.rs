@@ -314,6 +314,20 @@ impl RunError {
         }
     }
 
+    /// The message without the stderr tail, for a host that has shown the
+    /// plugin's stderr to the user as it came (rule 5): saying it again as
+    /// "its last words" would print every line twice.
+    pub fn summary(&self) -> String {
+        let full = self.to_string();
+        match self.stderr_tail() {
+            Some(stderr_tail) if !stderr_tail.is_empty() => full
+                .strip_suffix(&tail(stderr_tail))
+                .map(str::to_owned)
+                .unwrap_or(full),
+            _ => full,
+        }
+    }
+
     /// Whether the run handed back a state to keep (not yet taken).
     pub fn has_new_state(&self) -> bool {
         matches!(self, RunError::FailedWithNewState { state, .. } if !state.is_empty())

@@ -44,6 +44,9 @@ const clients = cfg.clients ?? [
     response_types: [],
   },
 ];
+// Deviations of other providers, on demand (see README.md, "Bending it").
+const bend = cfg.bend ?? {};
+
 // null = any absolute http(s) URI is an acceptable resource indicator.
 const resources = cfg.resources ?? null;
 const resourceScope = cfg.resourceScope ?? 'api';
@@ -215,11 +218,47 @@ provider.use(async (ctx, next) => {
 
   await next();
 
+  if (path === '/token') bendTokenResponse(ctx);
+
   // oidc-provider omits `interval`; clients then wait 5 s between polls.
   if (path === '/device/auth' && ctx.body && typeof ctx.body === 'object' && ctx.body.device_code) {
     ctx.body = { ...ctx.body, interval: deviceInterval };
   }
 });
+
+// The token endpoint as other providers answer: what `bend` asks for.
+function bendTokenResponse(ctx) {
+  const grant = ctx.oidc?.params?.grant_type;
+  const ok = ctx.status === 200 && ctx.body && typeof ctx.body === 'object';
+  if (ok && grant === 'refresh_token' && bend.refreshWithoutIdToken) {
+    const { id_token, ...rest } = ctx.body;
+    ctx.body = rest;
+  }
+  if (ok && bend.extraMembers) {
+    // Keycloak's and Entra ID's extras.
+    ctx.body = { ...ctx.body, refresh_expires_in: 1800, 'not-before-policy': 0, session_state: 'a-session', ext_expires_in: 3600 };
+  }
+  if (ok && bend.expiresInString && ctx.body.expires_in !== undefined) {
+    ctx.body = { ...ctx.body, expires_in: String(ctx.body.expires_in) };
+  }
+  if (ok && bend.tokenTypeCase) {
+    ctx.body = { ...ctx.body, token_type: bend.tokenTypeCase };
+  }
+  if (ok && bend.contentType) {
+    const text = JSON.stringify(ctx.body);
+    ctx.body = text;
+    ctx.type = bend.contentType;
+  }
+  // Errors without a JSON body: `empty`, `html` or `text`, with the status
+  // as it was or the one given (e.g. a wrong client secret as a bare 403).
+  const errors = bend.tokenErrors;
+  if (errors && ctx.status >= 400) {
+    if (errors.status) ctx.status = errors.status;
+    if (errors.body === 'empty') { ctx.body = ''; ctx.remove('content-type'); }
+    if (errors.body === 'html') { ctx.type = 'html'; ctx.body = '<!doctype html><html><body><h1>Bad Request</h1><p>Something went wrong.</p></body></html>'; }
+    if (errors.body === 'text') { ctx.type = 'text/plain'; ctx.body = 'invalid request'; }
+  }
+}
 
 server.on('request', provider.callback());
 

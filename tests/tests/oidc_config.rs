@@ -94,3 +94,40 @@ async fn a_huge_skew_from_the_environment_is_refused() {
         .await;
     refusal.assert_exit(2, "--skew 99999999999 is out of range");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_auth_param_may_not_replace_what_the_plugin_sets() {
+    refused_flags(
+        &["--auth-param", "state=mine"],
+        "--auth-param state=... would replace a parameter authplug-oidc sets itself",
+    )
+    .await;
+    refused_flags(
+        &["--auth-param", "scope=openid"],
+        "would replace a parameter authplug-oidc sets itself; use --scopes",
+    )
+    .await;
+    refused_flags(&["--auth-param", "prompt"], "is not KEY=VALUE").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issuer_with_a_query_or_a_fragment_is_refused() {
+    let stub = Stub::start(Case::Honest).await;
+    for issuer in [
+        format!("{}?tenant=a", stub.issuer),
+        format!("{}#x", stub.issuer),
+    ] {
+        let refusal = Run::new(&[
+            "--issuer",
+            &issuer,
+            "--client-id",
+            "stub-client",
+            "--flow",
+            "browser",
+        ])
+        .go_refused()
+        .await;
+        refusal.assert_exit(2, "has a query or a fragment, which an issuer never has");
+    }
+    assert_eq!(stub.discovery_hits(), 0, "the provider was contacted");
+}

@@ -79,7 +79,8 @@ async fn a_refresh_that_cannot_reach_the_idp_fails_without_opening_a_browser() {
         .state(&first.state)
         .go_refused()
         .await;
-    let message = refusal.assert_clean("refreshing the token: the provider could not be reached");
+    let message =
+        refusal.assert_clean("refreshing the token: cannot reach the provider at 127.0.0.1:");
     assert!(message.contains("Connection refused"), "{message}");
     forbidden.assert_unused();
     assert_eq!(driver.logins(), 1);
@@ -115,7 +116,7 @@ async fn a_reused_refresh_token_leads_to_a_new_login() {
         .await;
     let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
     assert!(
-        message.contains("the refresh token was refused"),
+        message.contains("the provider refused the refresh token (HTTP 400: invalid_grant"),
         "{message}"
     );
     assert!(message.contains("invalid_grant"), "{message}");
@@ -129,7 +130,7 @@ async fn a_reused_refresh_token_leads_to_a_new_login() {
         .await
         .expect("a new login");
     assert!(
-        third.stderr_tail.contains("the refresh token was refused"),
+        third.stderr_tail.contains("refused the refresh token"),
         "{}",
         third.stderr_tail
     );
@@ -283,7 +284,9 @@ async fn client_credentials_with_the_right_and_a_wrong_secret() {
         .env("AUTHPLUG_OIDC_CLIENT_SECRET", "wrong-secret")
         .go_refused()
         .await;
-    let message = refusal.assert_clean("invalid_client");
+    let message =
+        refusal.assert_clean("the provider refused client `machine` (HTTP 401: invalid_client");
+    assert!(message.contains("check the client secret"), "{message}");
     assert!(!message.contains("wrong-secret"), "{message}");
     // The cached access token is reused while valid, with the IdP gone.
     drop(idp);

@@ -59,18 +59,40 @@ async fn still_usable(stub: &Stub, state: &State) {
     browser.assert_unused();
 }
 
+/// A refresh whose ID token fails a check: an error, no token printed, and
+/// of the response only the rotated refresh token is kept (the old one is
+/// spent: a run never throws away a refresh token it was handed), handed
+/// back as a failed run's state (rule 4). The tokens held stay the old ones.
 async fn refused_refresh(lie: Refresh, needle: &str) {
     let (stub, first) = logged_in(&[]).await;
     stub.set_refresh(lie);
     let browser = ForbiddenBrowser::new();
-    let refusal = refresh(&stub, &browser, &first.state).go_refused().await;
-    let message = refusal.assert_clean(needle);
+    let (message, kept) = refresh(&stub, &browser, &first.state)
+        .go_failed_keeping_state()
+        .await;
+    assert!(
+        message.contains(needle),
+        "expected {needle:?} in: {message}"
+    );
     assert!(!message.contains("stub-access-token"), "{message}");
     assert_eq!(stub.refresh_hits(), 1);
     // A lying refresh is an error, not a reason to log in again.
     assert_eq!(stub.authorize_hits(), 1);
     browser.assert_unused();
-    still_usable(&stub, &first.state).await;
+    let (before, after) = (state_json(&first.state), state_json(&kept));
+    assert_eq!(
+        after["refresh_token"], "stub-refresh-token-1",
+        "rotated, kept"
+    );
+    assert_eq!(
+        after["access_token"], before["access_token"],
+        "nothing else taken"
+    );
+    assert!(
+        after.get("id_token").is_none() || after["id_token"] == before["id_token"],
+        "the refused ID token is not kept: {after}"
+    );
+    still_usable(&stub, &kept).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -134,34 +156,59 @@ async fn without_an_id_token_a_refresh_keeps_the_old_one_while_it_is_valid() {
 
 /// `--token id`, and the old ID token counts as expired (a skew longer
 /// than its 300 s): a refresh without an ID token leads to a login, which
-/// AUTHPLUG_INTERACTIVE=0 forbids; allowed, it happens.
+/// AUTHPLUG_INTERACTIVE=0 forbids. The refresh rotated the refresh token,
+/// so the failed run hands back its new state (rule 4), and the next run
+/// knows better than to spend the refresh token again: non-interactive, it
+/// says a login is needed at once; interactive, it logs in.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_an_id_token_a_refresh_needs_a_login_once_the_old_one_expired() {
     let (stub, first) = logged_in(&[]).await;
     stub.set_refresh(Refresh::NoIdToken);
     let browser = ForbiddenBrowser::new();
-    let refusal = Run::new(&args(&stub, &browser.command))
+    let (message, kept) = Run::new(&args(&stub, &browser.command))
         .args(&["--skew", "400"])
         .state(&first.state)
         .interactive(false)
-        .go_refused()
+        .go_failed_keeping_state()
         .await;
-    let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
+    assert!(message.contains("AUTHPLUG_INTERACTIVE=0"), "{message}");
     assert!(
         message.contains("the refresh gave no new ID token and the old one has expired"),
         "{message}"
     );
+    assert!(message.contains("updated state"), "{message}");
     assert_eq!(stub.refresh_hits(), 1);
+    let kept_json = state_json(&kept);
+    assert_eq!(
+        kept_json["refresh_token"], "stub-refresh-token-1",
+        "the rotated refresh token is kept"
+    );
+    assert_eq!(kept_json["refresh_gives_id_token"], false);
     browser.assert_unused();
+
+    // Knowing this provider, the next quiet run spends nothing.
+    let refusal = Run::new(&args(&stub, &browser.command))
+        .args(&["--skew", "400"])
+        .state(&kept)
+        .interactive(false)
+        .go_refused()
+        .await;
+    refusal.assert_clean("this provider gives no new one on refresh");
+    assert!(
+        refusal.message.contains("run `authplug token`"),
+        "{}",
+        refusal.message
+    );
+    assert_eq!(stub.refresh_hits(), 1, "no refresh for nothing");
 
     let output = Run::new(&args(&stub, CURL))
         .args(&["--skew", "400"])
-        .state(&first.state)
+        .state(&kept)
         .go()
         .await
         .expect("a new login");
     assert_eq!(stub.authorize_hits(), 2, "logged in again");
-    assert_eq!(stub.refresh_hits(), 2);
+    assert_eq!(stub.refresh_hits(), 1, "straight to the login");
     assert_ne!(output.token, first.token);
     assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
 }

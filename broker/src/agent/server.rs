@@ -307,13 +307,17 @@ async fn token(
         });
     let pending = broker.token_with(request);
     tokio::pin!(pending);
+    let mut streamed = false;
     let mut watch_reads = true;
     // Set once the client's input has ended.
     let mut hangup_check: Option<tokio::time::Interval> = None;
     let result = loop {
         tokio::select! {
             result = &mut pending => break result,
-            Some(line) = lines.recv() => send(writer, &Response::progress(&line)).await?,
+            Some(line) = lines.recv() => {
+                streamed = true;
+                send(writer, &Response::progress(&line)).await?
+            }
             read = reader.fill_buf(), if watch_reads => match read {
                 Err(_) => return Ok(Served::ClientGone),
                 // End of input: the client hung up, or only shut down its
@@ -337,6 +341,7 @@ async fn token(
         }
     };
     while let Ok(line) = lines.try_recv() {
+        streamed = true;
         send(writer, &Response::progress(&line)).await?;
     }
     let missed = dropped.swap(0, Ordering::Relaxed);
@@ -354,6 +359,9 @@ async fn token(
                 "the plugin's token is not UTF-8 text and cannot be passed through the agent; use the broker library directly",
             ),
         },
+        // The client has shown the plugin's stderr as it came: the error
+        // need not repeat it as "its last words".
+        Err(error) if streamed => Response::error(error.summary()),
         Err(error) => Response::error(error.to_string()),
     };
     send(writer, &response).await?;

@@ -41,21 +41,34 @@ pub struct Config {
     #[arg(long, env = "AUTHPLUG_OIDC_CLIENT_SECRET", hide_env_values = true)]
     pub client_secret: Option<String>,
 
-    /// `openid` is always added, and `offline_access` when the provider lists it.
-    #[arg(
-        long,
-        env = "AUTHPLUG_OIDC_SCOPES",
-        value_delimiter = ',',
-        default_value = "openid,profile,email"
-    )]
-    pub scopes: Vec<String>,
+    /// For a login: `openid` is always added, and `offline_access` when the
+    /// provider lists it [default: openid,profile,email]. With
+    /// client-credentials: exactly these, and none by default.
+    #[arg(long, env = "AUTHPLUG_OIDC_SCOPES", value_delimiter = ',')]
+    pub scopes: Option<Vec<String>>,
 
     #[arg(long, env = "AUTHPLUG_OIDC_TOKEN", value_enum, default_value = "id")]
     pub token: TokenKind,
 
-    /// RFC 8707 resource indicator: the API the access token is for.
-    #[arg(long, alias = "audience", env = "AUTHPLUG_OIDC_RESOURCE")]
+    /// RFC 8707 resource indicator: the API the access token is for (sent
+    /// with the login and every token request).
+    #[arg(long, env = "AUTHPLUG_OIDC_RESOURCE")]
     pub resource: Option<String>,
+
+    /// Auth0's `audience` parameter (not RFC 8707's `resource`): the API
+    /// whose JWT access token the login and client credentials ask for.
+    #[arg(long, env = "AUTHPLUG_OIDC_AUDIENCE")]
+    pub audience: Option<String>,
+
+    /// An extra authorization-request parameter, KEY=VALUE; repeatable
+    /// (Google: `access_type=offline` and `prompt=consent` for a refresh token).
+    #[arg(
+        long = "auth-param",
+        value_name = "KEY=VALUE",
+        env = "AUTHPLUG_OIDC_AUTH_PARAMS",
+        value_delimiter = ','
+    )]
+    pub auth_params: Vec<String>,
 
     #[arg(long, env = "AUTHPLUG_OIDC_FLOW", value_enum, default_value = "auto")]
     pub flow: Flow,
@@ -114,6 +127,15 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         let issuer = url::Url::parse(&self.issuer)
             .map_err(|e| format!("--issuer {:?} is not a URL: {e}", self.issuer))?;
+        // OIDC Discovery §2: an issuer has no query and no fragment; one
+        // typed with them would name another issuer or none.
+        if issuer.query().is_some() || issuer.fragment().is_some() {
+            return Err(format!(
+                "--issuer {} has a query or a fragment, which an issuer never has: \
+                 give it exactly as the provider's discovery document names it",
+                self.issuer
+            ));
+        }
         match issuer.scheme() {
             "https" => {}
             "http" if is_loopback(&issuer) => {}
@@ -143,6 +165,7 @@ impl Config {
                 self.redirect_path
             ));
         }
+        self.auth_param_pairs()?;
         if self.flow == Flow::ClientCredentials && self.client_secret.is_none() {
             return Err(
                 "--flow client-credentials needs a client secret: set AUTHPLUG_OIDC_CLIENT_SECRET"
@@ -150,6 +173,119 @@ impl Config {
             );
         }
         Ok(())
+    }
+}
+
+/// The scopes of a login when none are given.
+const DEFAULT_LOGIN_SCOPES: &[&str] = &["openid", "profile", "email"];
+
+/// Parameters the plugin sets itself, for security (`state`, `nonce`, PKCE)
+/// or by the flow: `--auth-param` may not replace them.
+const RESERVED_PARAMS: &[&str] = &[
+    "client_id",
+    "redirect_uri",
+    "response_type",
+    "response_mode",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "resource",
+    "audience",
+];
+
+impl Config {
+    /// The scopes a login asks for (before `openid` and `offline_access`
+    /// are added).
+    pub fn login_scopes(&self) -> Vec<String> {
+        match &self.scopes {
+            Some(scopes) => scopes.clone(),
+            None => DEFAULT_LOGIN_SCOPES.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// Exactly the scopes the user gave, without empty ones.
+    pub fn given_scopes(&self) -> Vec<&str> {
+        (self.scopes.iter().flatten())
+            .map(|s| s.trim())
+            .filter(|s| !s.is_empty())
+            .collect()
+    }
+
+    /// The scopes this flow asks for, for messages.
+    pub fn requested_scopes(&self) -> Vec<String> {
+        if self.flow == Flow::ClientCredentials {
+            self.given_scopes().into_iter().map(str::to_owned).collect()
+        } else {
+            self.login_scopes()
+        }
+    }
+
+    /// `--auth-param` as pairs; an error names the one that is wrong.
+    pub fn auth_param_pairs(&self) -> Result<Vec<(String, String)>, String> {
+        let mut pairs = Vec::new();
+        for param in &self.auth_params {
+            let Some((key, value)) = param.split_once('=') else {
+                return Err(format!("--auth-param {param:?} is not KEY=VALUE"));
+            };
+            let key = key.trim();
+            if key.is_empty() {
+                return Err(format!("--auth-param {param:?} has an empty key"));
+            }
+            if RESERVED_PARAMS.contains(&key) {
+                return Err(format!(
+                    "--auth-param {key}=... would replace a parameter authplug-oidc sets itself{}",
+                    match key {
+                        "scope" => "; use --scopes",
+                        "resource" => "; use --resource",
+                        "audience" => "; use --audience",
+                        _ => "",
+                    }
+                ));
+            }
+            pairs.push((key.to_owned(), value.to_owned()));
+        }
+        Ok(pairs)
+    }
+
+    /// What the access token is for, as kept with it in the state: a token
+    /// for another API is never reused.
+    pub fn access_token_target(&self) -> Option<String> {
+        match (&self.resource, &self.audience) {
+            (Some(resource), None) => Some(resource.clone()),
+            (resource, Some(audience)) => Some(format!(
+                "{} audience={audience}",
+                resource.as_deref().unwrap_or("")
+            )),
+            (None, None) => None,
+        }
+    }
+
+    /// Extra parameters of a login request (authorization or device
+    /// authorization): `resource`, `audience` and every `--auth-param`.
+    pub fn login_params(&self) -> Vec<(String, String)> {
+        let mut params = self.token_params();
+        if let Some(audience) = &self.audience {
+            params.push(("audience".into(), audience.clone()));
+        }
+        params.extend(self.auth_param_pairs().unwrap_or_default());
+        params
+    }
+
+    /// Extra parameters of a token request: RFC 8707's `resource` (and,
+    /// for client credentials, which has no login, Auth0's `audience`).
+    pub fn token_params(&self) -> Vec<(String, String)> {
+        let mut params = Vec::new();
+        if let Some(resource) = &self.resource {
+            params.push(("resource".into(), resource.clone()));
+        }
+        if self.flow == Flow::ClientCredentials {
+            if let Some(audience) = &self.audience {
+                params.push(("audience".into(), audience.clone()));
+            }
+        }
+        params
     }
 }
 

@@ -11,8 +11,10 @@ use openidconnect::{
 };
 use tokio::sync::Notify;
 
+use crate::token_error::{classify, Grant};
+use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
-use crate::{error_chain, printable, request_error, say, Error, Session};
+use crate::{error_chain, printable, say, Error, Session};
 
 pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     let config = session.config;
@@ -31,14 +33,35 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     for scope in session.login_scopes() {
         request = request.add_scope(Scope::new(scope));
     }
-    if let Some(resource) = &config.resource {
-        request = request.add_extra_param("resource", resource.clone());
+    for (name, value) in config.login_params() {
+        request = request.add_extra_param(name, value);
     }
-    let details: CoreDeviceAuthorizationResponse = request
-        .request_async(&session.http)
-        .await
-        .map_err(|e| request_error("starting the device flow", e))?;
+    let http = TokenHttp::new(&session.http);
+    let details: CoreDeviceAuthorizationResponse = match request.request_async(&http).await {
+        Ok(details) => details,
+        Err(e) => {
+            return Err(classify(
+                Grant::DeviceStart,
+                &session.client_info(),
+                e,
+                http.last_answer(),
+            )
+            .into())
+        }
+    };
 
+    // The user is sent there to type the code and log in: it must be as
+    // safe as the issuer (RFC 8628 §3.2 names an https URI).
+    let mut sent_to = vec![("verification_uri", details.verification_uri().url().clone())];
+    if let Some(complete) = details.verification_uri_complete() {
+        let url = url::Url::parse(complete.secret()).map_err(|e| {
+            format!("the provider's verification_uri_complete is not a URL ({e}); refusing it")
+        })?;
+        sent_to.push(("verification_uri_complete", url));
+    }
+    for (name, url) in &sent_to {
+        crate::provider::check_endpoint(config, name, url)?;
+    }
     let uri = details.verification_uri().as_str();
     say(&format!(
         "to log in, visit {uri} and enter the code {}",
@@ -68,7 +91,7 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     let health = Arc::new(Mutex::new(PollHealth::default()));
     let gave_up = Arc::new(Notify::new());
     let polling_client = |request: HttpRequest| {
-        let http = session.http.clone();
+        let http = &http;
         let health = Arc::clone(&health);
         let gave_up = Arc::clone(&gave_up);
         async move {
@@ -122,11 +145,22 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
             };
             return Err(format!("{why} ({})", printable(&r.to_string())).into());
         }
-        Some(Err(e)) => return Err(request_error("waiting for the device login", e)),
+        Some(Err(e)) => {
+            return Err(classify(
+                Grant::DevicePoll,
+                &session.client_info(),
+                e,
+                http.last_answer(),
+            )
+            .into())
+        }
     };
     session
-        .absorb(&response, ExpectNonce::Refresh, None, true)
-        .await
+        .absorb(&response, ExpectNonce::Refresh(None), None, true)
+        .await?;
+    // A new login, which sent no nonce.
+    session.state.login_nonce = None;
+    Ok(())
 }
 
 /// The longest sleep between polls, whatever `interval` the provider asks

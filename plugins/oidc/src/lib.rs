@@ -18,20 +18,22 @@ pub mod device;
 pub mod login;
 pub mod provider;
 pub mod state;
+pub mod token_error;
+pub mod token_http;
 pub mod verify;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use authplug_protocol::plugin::{Plugin, Request, Response};
+use authplug_protocol::plugin::{self, Plugin, Request, Response};
 use authplug_protocol::{Reason, Token};
-use openidconnect::core::{CoreErrorResponseType, CoreTokenResponse};
-use openidconnect::{
-    ErrorResponse, OAuth2TokenResponse, RefreshToken, RequestTokenError, Scope, TokenResponse,
-};
+use openidconnect::core::CoreTokenResponse;
+use openidconnect::{OAuth2TokenResponse, RefreshToken, Scope, TokenResponse};
 
 use config::{Config, Flow, TokenKind};
 use provider::Provider;
 use state::{Loaded, PluginState, StoredToken};
+use token_error::{ClientInfo, Grant, TokenError};
+use token_http::TokenHttp;
 use verify::{ExpectNonce, VerifyError};
 
 pub type Error = authplug_protocol::plugin::Error;
@@ -52,7 +54,13 @@ impl Plugin for OidcPlugin {
     fn run(&mut self, request: Request) -> Result<Response, Error> {
         // Messages quote the provider (errors, claims, URLs); whatever got
         // through, no control character reaches the user's terminal.
-        run(&self.config, request).map_err(|e| Error::from(without_controls(&error_chain(&*e))))
+        let printable = |e: &Error| Error::from(without_controls(&error_chain(&**e)));
+        run(&self.config, request).map_err(|error| {
+            match error.downcast::<plugin::FailedWithState>() {
+                Ok(failed) => plugin::fail_keeping_state(printable(&failed.error), failed.state),
+                Err(error) => printable(&error),
+            }
+        })
     }
 }
 
@@ -91,7 +99,7 @@ fn wanted(config: &Config) -> TokenKind {
 fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Token> {
     let stored = match wanted(config) {
         TokenKind::Id => state.id_token.as_ref(),
-        TokenKind::Access if state.access_token_resource == config.resource => {
+        TokenKind::Access if state.access_token_resource == config.access_token_target() => {
             state.access_token.as_ref()
         }
         TokenKind::Access => None,
@@ -123,53 +131,111 @@ async fn run_online(
         provider,
         state,
         now,
+        obtained: false,
     };
-
-    if config.flow == Flow::ClientCredentials {
-        session.client_credentials().await?;
-        return session.finish();
+    let outcome = session.get_token(request).await;
+    match outcome {
+        Ok(response) => Ok(response),
+        // Rule 4's exception: this run spent or received something that the
+        // old state does not have (a rotated refresh token, fresh tokens).
+        // Losing it could lose the login, so the host is asked to keep it.
+        Err(error) if session.obtained => match session.state_to_keep() {
+            Ok(state) => Err(plugin::fail_keeping_state(error, state)),
+            Err(_) => Err(error),
+        },
+        Err(error) => Err(error),
     }
+}
 
-    if session.state.refresh_token.is_some() {
-        match session.refresh().await {
-            Ok(true) => return session.finish(),
-            Ok(false) => say("the refresh gave no new ID token and the old one has expired; a new login is needed"),
-            Err(RefreshFailure::Refused(why)) => {
-                say(&format!("the refresh token was refused ({why}); a new login is needed"));
-                session.state.refresh_token = None;
+/// A login is needed and this run may not start one.
+fn login_needed(why: &str) -> Error {
+    format!(
+        "a login is needed ({why}), but this run may not open a browser or prompt \
+         (AUTHPLUG_INTERACTIVE=0): run `authplug token` (or the same command) in a terminal to log in"
+    )
+    .into()
+}
+
+impl Session<'_> {
+    /// The token, by the cheapest way left: refresh, else a login.
+    async fn get_token(&mut self, request: &Request) -> Result<Response, Error> {
+        let config = self.config;
+        if config.flow == Flow::ClientCredentials {
+            self.client_credentials().await?;
+            return self.finish();
+        }
+        let mut why_login = "no valid token or refresh token in the state".to_owned();
+        if self.state.refresh_token.is_some() {
+            if self.refresh_is_pointless() {
+                // It would spend the refresh token and bring no ID token, as
+                // this provider's refreshes have before.
+                why_login =
+                    "the ID token has expired and this provider gives no new one on refresh"
+                        .to_owned();
+                if request.interactive {
+                    say(&format!("{why_login}; a new login is needed"));
+                }
+            } else {
+                match self.refresh().await {
+                    Ok(true) => return self.finish(),
+                    Ok(false) => {
+                        why_login = "the refresh gave no new ID token and the old one has expired"
+                            .to_owned();
+                        if request.interactive {
+                            say(&format!("{why_login}; a new login is needed"));
+                        }
+                    }
+                    Err(RefreshFailure::Refused(why)) => {
+                        why_login = why.to_string();
+                        if request.interactive {
+                            say(&format!("{why}; a new login is needed"));
+                        }
+                        self.state.refresh_token = None;
+                    }
+                    Err(RefreshFailure::Other(e)) => return Err(e),
+                }
             }
-            Err(RefreshFailure::Other(e)) => return Err(e),
         }
+        if !request.interactive {
+            return Err(login_needed(&why_login));
+        }
+        self.login().await?;
+        self.finish()
     }
 
-    if !request.interactive {
-        return Err(
-            "a login is needed (no valid token or refresh token in the state), but AUTHPLUG_INTERACTIVE=0 \
-             forbids opening a browser or prompting; run the same command from a terminal to log in"
-                .into(),
-        );
+    /// Whether a refresh cannot give the token asked for: an ID token is
+    /// wanted and this provider's last refresh brought none (OIDC Core
+    /// §12.2 allows that). A refresh would only spend the refresh token.
+    fn refresh_is_pointless(&self) -> bool {
+        wanted(self.config) == TokenKind::Id && self.state.refresh_gives_id_token == Some(false)
     }
-    match config.flow {
-        Flow::Device => device::device_login(&mut session).await?,
-        Flow::Browser => login::browser_login(&mut session, !config.no_browser).await?,
-        // The user asked for the login URL, to open it themselves.
-        Flow::Auto if config.no_browser => login::browser_login(&mut session, false).await?,
-        Flow::Auto if browser::can_open(config.browser_command.as_deref()) => {
-            login::browser_login(&mut session, true).await?
+
+    async fn login(&mut self) -> Result<(), Error> {
+        let config = self.config;
+        let session = self;
+        match config.flow {
+            Flow::Device => device::device_login(session).await?,
+            Flow::Browser => login::browser_login(session, !config.no_browser).await?,
+            // The user asked for the login URL, to open it themselves.
+            Flow::Auto if config.no_browser => login::browser_login(session, false).await?,
+            Flow::Auto if browser::can_open(config.browser_command.as_deref()) => {
+                login::browser_login(session, true).await?
+            }
+            Flow::Auto if session.provider.device_endpoint().is_some() => {
+                say("no browser can be opened here, so using the device flow");
+                device::device_login(session).await?
+            }
+            Flow::Auto => login::browser_login(session, false).await?,
+            Flow::ClientCredentials => unreachable!("handled above"),
         }
-        Flow::Auto if session.provider.device_endpoint().is_some() => {
-            say("no browser can be opened here, so using the device flow");
-            device::device_login(&mut session).await?
-        }
-        Flow::Auto => login::browser_login(&mut session, false).await?,
-        Flow::ClientCredentials => unreachable!("handled above"),
+        Ok(())
     }
-    session.finish()
 }
 
 enum RefreshFailure {
-    /// The provider refused the refresh token (`invalid_grant`): log in again.
-    Refused(String),
+    /// The provider refused the refresh token (`invalid_grant`, or a bare
+    /// 400/401/403): log in again.
+    Refused(TokenError),
     Other(Error),
 }
 
@@ -180,6 +246,10 @@ pub struct Session<'a> {
     pub provider: Provider,
     pub state: PluginState,
     pub now: u64,
+    /// The state now holds what the provider gave this run (a refresh
+    /// token it may have rotated, fresh tokens): if the run fails anyway,
+    /// the host is asked to keep it.
+    pub obtained: bool,
 }
 
 impl Session<'_> {
@@ -188,7 +258,7 @@ impl Session<'_> {
     /// a refresh token).
     pub fn login_scopes(&self) -> Vec<String> {
         let mut scopes: Vec<String> = Vec::new();
-        for scope in &self.config.scopes {
+        for scope in &self.config.login_scopes() {
             let scope = scope.trim();
             if !scope.is_empty() && scope != "openid" && !scopes.iter().any(|s| s == scope) {
                 scopes.push(scope.to_owned());
@@ -252,13 +322,23 @@ impl Session<'_> {
             response.access_token().secret().clone(),
             expires_at,
         ));
-        self.state.access_token_resource = self.config.resource.clone();
+        self.state.access_token_resource = self.config.access_token_target();
         if let Some(refresh) = response.refresh_token() {
             // Rotation: the new one replaces the old, which is now spent.
             self.state.refresh_token =
                 Some(authplug_protocol::Secret::new(refresh.secret().clone()));
         }
+        self.obtained = true;
         Ok(())
+    }
+
+    /// The client, for messages about what the provider refused.
+    pub fn client_info(&self) -> ClientInfo<'_> {
+        ClientInfo {
+            client_id: &self.config.client_id,
+            has_secret: self.config.client_secret.is_some(),
+            scopes: self.config.requested_scopes(),
+        }
     }
 
     /// The refresh grant. `Ok(false)`: it worked, but no usable ID token.
@@ -271,23 +351,38 @@ impl Session<'_> {
         let mut request = client.exchange_refresh_token(&refresh_token).map_err(|e| {
             RefreshFailure::Other(format!("the provider has no token endpoint: {e}").into())
         })?;
-        if let Some(resource) = &self.config.resource {
-            request = request.add_extra_param("resource", resource.clone());
+        for (name, value) in self.config.token_params() {
+            request = request.add_extra_param(name, value);
         }
-        let response = match request.request_async(&self.http).await {
+        let http = TokenHttp::new(&self.http);
+        let response = match request.request_async(&http).await {
             Ok(response) => response,
-            Err(RequestTokenError::ServerResponse(r))
-                if *r.error() == CoreErrorResponseType::InvalidGrant =>
-            {
-                return Err(RefreshFailure::Refused(printable(&r.to_string())))
-            }
             Err(e) => {
-                return Err(RefreshFailure::Other(request_error(
-                    "refreshing the token",
+                let error = token_error::classify(
+                    Grant::Refresh,
+                    &self.client_info(),
                     e,
-                )))
+                    http.last_answer(),
+                );
+                return Err(if error.is_refused_refresh() {
+                    RefreshFailure::Refused(error)
+                } else {
+                    RefreshFailure::Other(error.into())
+                });
             }
         };
+        // Remembered, so that a later run that needs an ID token does not
+        // spend the refresh token for nothing (`refresh_is_pointless`).
+        self.state.refresh_gives_id_token = Some(response.id_token().is_some());
+        // A rotated refresh token is kept before anything else is checked:
+        // the old one is spent now, whatever follows. Nothing else from a
+        // response that fails a check is kept (`absorb` stores the tokens
+        // only once the ID token is verified), and no token is printed.
+        if let Some(rotated) = response.refresh_token() {
+            self.state.refresh_token =
+                Some(authplug_protocol::Secret::new(rotated.secret().clone()));
+            self.obtained = true;
+        }
         let previous_subject = self.state.subject.clone();
         if response.id_token().is_none() {
             // Keep the old ID token only while it is still good.
@@ -300,9 +395,10 @@ impl Session<'_> {
                 self.state.id_token = None;
             }
         }
+        let login_nonce = self.state.login_nonce.clone();
         self.absorb(
             &response,
-            ExpectNonce::Refresh,
+            ExpectNonce::Refresh(login_nonce.as_deref()),
             previous_subject.as_deref(),
             false,
         )
@@ -319,37 +415,47 @@ impl Session<'_> {
         let mut request = client
             .exchange_client_credentials()
             .map_err(|e| format!("the provider has no token endpoint: {e}"))?;
-        // OIDC's user scopes mean nothing for a machine; send only the rest.
-        for scope in &self.config.scopes {
-            if !matches!(
-                scope.as_str(),
-                "openid" | "profile" | "email" | "address" | "phone" | "offline_access" | ""
-            ) {
-                request = request.add_scope(Scope::new(scope.clone()));
+        // Exactly the scopes the user gave (a machine has no use for the
+        // default `openid profile email`), and none if they gave none.
+        for scope in self.config.given_scopes() {
+            request = request.add_scope(Scope::new(scope.to_owned()));
+        }
+        for (name, value) in self.config.token_params() {
+            request = request.add_extra_param(name, value);
+        }
+        let http = TokenHttp::new(&self.http);
+        let response = match request.request_async(&http).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Err(token_error::classify(
+                    Grant::ClientCredentials,
+                    &self.client_info(),
+                    e,
+                    http.last_answer(),
+                )
+                .into())
             }
-        }
-        if let Some(resource) = &self.config.resource {
-            request = request.add_extra_param("resource", resource.clone());
-        }
-        let response = request
-            .request_async(&self.http)
-            .await
-            .map_err(|e| request_error("the client credentials grant", e))?;
-        self.absorb(&response, ExpectNonce::Refresh, None, false)
+        };
+        self.absorb(&response, ExpectNonce::Refresh(None), None, false)
             .await
     }
 
     /// The token to print and the state to keep.
-    fn finish(self) -> Result<Response, Error> {
-        let mut state = self.state;
-        state.provider = Some(self.provider.to_cache()?);
+    fn finish(&self) -> Result<Response, Error> {
         let token = match wanted(self.config) {
-            TokenKind::Id => state.id_token.as_ref(),
-            TokenKind::Access => state.access_token.as_ref(),
+            TokenKind::Id => self.state.id_token.as_ref(),
+            TokenKind::Access => self.state.access_token.as_ref(),
         }
         .ok_or("the provider returned no token of the kind asked for (--token)")?;
         let token = Token::from(token.value.expose_secret().as_str());
-        Ok(Response::new(token, state.to_state()?))
+        Ok(Response::new(token, self.state_to_keep()?))
+    }
+
+    /// The state as it is now, with the provider's cache.
+    fn state_to_keep(&self) -> Result<authplug_protocol::State, Error> {
+        let mut state = self.state.clone();
+        state.provider = Some(self.provider.to_cache()?);
+        Ok(state.to_state()?)
     }
 }
 
@@ -378,34 +484,6 @@ pub fn error_chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// A failed token-endpoint request as a message. A body that is not a
-/// token response is only described, never quoted: it might hold secrets.
-pub fn request_error<RE, T>(what: &str, error: RequestTokenError<RE, T>) -> Error
-where
-    RE: std::error::Error + 'static,
-    T: ErrorResponse + 'static,
-{
-    match error {
-        RequestTokenError::ServerResponse(r) => {
-            format!(
-                "{what}: the provider answered with an error: {}",
-                printable(&r.to_string())
-            )
-        }
-        RequestTokenError::Request(e) => {
-            format!(
-                "{what}: the provider could not be reached: {}",
-                error_chain(&e)
-            )
-        }
-        RequestTokenError::Parse(_, _) => {
-            format!("{what}: the provider's answer is not a valid token response")
-        }
-        RequestTokenError::Other(why) => format!("{what}: {}", printable(&why)),
-    }
-    .into()
 }
 
 /// Text from the provider, made safe for a terminal (no control

@@ -6,8 +6,10 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
 
 use crate::callback::{CallbackListener, Expected};
 use crate::config::Config;
+use crate::token_error::{classify, Grant};
+use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
-use crate::{browser, request_error, say, Error, Session};
+use crate::{browser, say, Error, Session};
 
 pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Result<(), Error> {
     let config: &Config = session.config;
@@ -34,8 +36,8 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
     for scope in session.login_scopes() {
         authorize = authorize.add_scope(Scope::new(scope));
     }
-    if let Some(resource) = &config.resource {
-        authorize = authorize.add_extra_param("resource", resource.clone());
+    for (name, value) in config.login_params() {
+        authorize = authorize.add_extra_param(name, value);
     }
     let (url, csrf, nonce) = authorize.url();
 
@@ -69,14 +71,21 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
         .exchange_code(openidconnect::AuthorizationCode::new(code.0))
         .map_err(|e| format!("the provider has no token endpoint: {e}"))?
         .set_pkce_verifier(verifier);
-    if let Some(resource) = &config.resource {
-        exchange = exchange.add_extra_param("resource", resource.clone());
+    for (name, value) in config.token_params() {
+        exchange = exchange.add_extra_param(name, value);
     }
-    let response = exchange
-        .request_async(&session.http)
-        .await
-        .map_err(|e| request_error("exchanging the login code for tokens", e))?;
+    let http = TokenHttp::new(&session.http);
+    let response = match exchange.request_async(&http).await {
+        Ok(response) => response,
+        Err(e) => {
+            return Err(classify(Grant::Code, &session.client_info(), e, http.last_answer()).into())
+        }
+    };
     session
         .absorb(&response, ExpectNonce::Login(&nonce), None, true)
-        .await
+        .await?;
+    // OIDC Core §12.2: a refreshed ID token that has a nonce must carry
+    // this one.
+    session.state.login_nonce = Some(nonce.secret().clone());
+    Ok(())
 }

@@ -149,35 +149,45 @@ impl Provider {
         let discovery_url = issuer
             .join(".well-known/openid-configuration")
             .map_err(|e| format!("--issuer {} is not a URL: {e}", config.issuer))?;
+        // The issuer the document names, for a hint when it differs.
+        let named_issuer = std::sync::Mutex::new(None::<String>);
         let guarded = |request: HttpRequest| {
+            let is_discovery =
+                url::Url::parse(&request.uri().to_string()).is_ok_and(|url| url == discovery_url);
             let allowed = match url::Url::parse(&request.uri().to_string()) {
-                Ok(url) if url == discovery_url => Ok(()),
+                Ok(_) if is_discovery => Ok(()),
                 Ok(url) => check_endpoint(config, "jwks_uri", &url),
                 Err(e) => Err(format!("the provider's jwks_uri is not a URL: {e}")),
             };
+            let named_issuer = &named_issuer;
             async move {
-                allowed.map_err(HttpClientError::Other)?;
-                http.call(request).await
+                allowed.map_err(HttpClientError::<reqwest::Error>::Other)?;
+                let response = http.call(request).await?;
+                if is_discovery {
+                    let issuer = serde_json::from_slice::<serde_json::Value>(response.body())
+                        .ok()
+                        .and_then(|doc| doc.get("issuer")?.as_str().map(str::to_owned));
+                    *named_issuer.lock().unwrap_or_else(|e| e.into_inner()) = issuer;
+                }
+                Ok::<_, HttpClientError<reqwest::Error>>(response)
             }
         };
-        let metadata = Metadata::discover_async(issuer, &guarded)
-            .await
-            .map_err(|e| {
-                format!(
-                    "discovery at {}/.well-known/openid-configuration failed: {}",
-                    config.issuer.trim_end_matches('/'),
-                    crate::error_chain(&e)
-                )
-            })?;
+        let discovered = Metadata::discover_async(issuer, &guarded).await;
+        let named_issuer = named_issuer.into_inner().unwrap_or_else(|e| e.into_inner());
+        if let Some(named) = named_issuer.filter(|named| *named != config.issuer) {
+            return Err(issuer_mismatch(&config.issuer, &named).into());
+        }
+        let metadata = discovered.map_err(|e| {
+            format!(
+                "discovery at {}/.well-known/openid-configuration failed: {}",
+                config.issuer.trim_end_matches('/'),
+                crate::error_chain(&e)
+            )
+        })?;
         // openidconnect compares too, but say it here in so many words: the
         // document must name exactly the issuer we were told to trust.
         if metadata.issuer().as_str() != config.issuer {
-            return Err(format!(
-                "the provider's discovery document names the issuer {:?}, not {:?}; refusing it",
-                metadata.issuer().as_str(),
-                config.issuer
-            )
-            .into());
+            return Err(issuer_mismatch(&config.issuer, metadata.issuer().as_str()).into());
         }
         check_endpoints(config, &metadata)?;
         Ok(Provider {
@@ -240,6 +250,22 @@ impl Provider {
     }
 }
 
+/// The discovery document names another issuer than `--issuer`. Tokens name
+/// the document's issuer, so they would all be refused: say so, with the
+/// exact value when only a trailing slash differs (Auth0 and others end
+/// theirs with one).
+fn issuer_mismatch(given: &str, named: &str) -> String {
+    let mut message = format!(
+        "the provider's discovery document names the issuer {named:?}, not {given:?}; refusing it"
+    );
+    if named.trim_end_matches('/') == given.trim_end_matches('/') {
+        message.push_str(&format!(
+            " (the two differ only in the trailing slash: use --issuer {named} exactly)"
+        ));
+    }
+    message
+}
+
 /// Every endpoint this plugin sends credentials to, or takes keys or the
 /// user's browser from, must be as safe as the issuer: https, or http on
 /// loopback when the issuer is http on loopback (local development).
@@ -259,12 +285,12 @@ fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), String> {
     Ok(())
 }
 
-fn check_endpoint(config: &Config, name: &str, url: &url::Url) -> Result<(), String> {
+pub fn check_endpoint(config: &Config, name: &str, url: &url::Url) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if config.issuer_is_loopback_http() && is_loopback(url) => Ok(()),
         _ => Err(format!(
-            "the provider's discovery document gives its {name} as {url}, which is not https{}; \
+            "the provider gives its {name} as {url}, which is not https{}; \
              refusing it (codes, secrets, tokens and keys would travel in the clear)",
             if config.issuer_is_loopback_http() {
                 " (plain http is allowed only on loopback addresses, as the issuer is)"

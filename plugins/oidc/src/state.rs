@@ -74,6 +74,16 @@ pub struct PluginState {
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider: Option<ProviderCache>,
+    /// Whether this provider's last refresh brought an ID token (OIDC Core
+    /// §12.2 makes it optional): when it did not, a run that needs one does
+    /// not spend the refresh token on another.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_gives_id_token: Option<bool>,
+    /// The nonce of the login: a refreshed ID token that carries a nonce
+    /// must carry this one (OIDC Core §12.2). None after a device or
+    /// client-credentials login, which send none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_nonce: Option<String>,
 }
 
 /// What became of the state we were given.

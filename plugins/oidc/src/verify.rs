@@ -46,8 +46,10 @@ pub enum VerifyError {
 pub enum ExpectNonce<'a> {
     /// After a login: exactly the one we sent.
     Login(&'a Nonce),
-    /// After a refresh no nonce was sent; one carried over is fine.
-    Refresh,
+    /// After a refresh (or a grant that sends no nonce): none is
+    /// required, but one that is there must be the login's, when known
+    /// (OIDC Core §12.2).
+    Refresh(Option<&'a str>),
 }
 
 pub fn verify_id_token(
@@ -90,7 +92,7 @@ pub fn verify_id_token(
     });
     let claims = match nonce {
         ExpectNonce::Login(expected) => token.claims(&verifier, expected),
-        ExpectNonce::Refresh => token.claims(&verifier, AnyNonce),
+        ExpectNonce::Refresh(login) => token.claims(&verifier, LoginNonce(login)),
     }
     .map_err(|e| match e {
         ClaimsVerificationError::SignatureVerification(
@@ -136,11 +138,18 @@ pub fn verify_id_token(
     })
 }
 
-/// After a refresh: no nonce was sent, so any (or none) is acceptable.
-struct AnyNonce;
+/// After a refresh: no nonce was sent, so none is required; a nonce that is
+/// there must be the login's (when the state knows it: a device login sent
+/// none, and a state written by an older version did not keep it).
+struct LoginNonce<'a>(Option<&'a str>);
 
-impl NonceVerifier for AnyNonce {
-    fn verify(self, _nonce: Option<&Nonce>) -> Result<(), String> {
-        Ok(())
+impl NonceVerifier for LoginNonce<'_> {
+    fn verify(self, nonce: Option<&Nonce>) -> Result<(), String> {
+        match (nonce, self.0) {
+            (Some(nonce), Some(login)) if nonce.secret() != login => Err(
+                "its nonce is not the one of the login it refreshes (OIDC Core 12.2)".to_owned(),
+            ),
+            _ => Ok(()),
+        }
     }
 }

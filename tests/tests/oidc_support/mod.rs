@@ -164,6 +164,22 @@ impl Run {
         );
         refusal
     }
+
+    /// For a run that must fail but hand back a new state (rule 4's
+    /// exception: it obtained something it must not lose): the message and
+    /// that state, as a host keeps it. Nothing reaches stdout.
+    pub async fn go_failed_keeping_state(self) -> (String, State) {
+        let mut error = match self.go().await {
+            Ok(_) => panic!("expected a failure, but the run succeeded"),
+            Err(error) => error,
+        };
+        let message = error.to_string();
+        let state = error
+            .take_new_state()
+            .unwrap_or_else(|| panic!("the failed run handed back no state: {message}"));
+        assert!(!message.contains("eyJ"), "a JWT leaked: {message}");
+        (message, state)
+    }
 }
 
 /// A failed run and what the plugin wrote on stdout and fd 3 meanwhile.

@@ -84,6 +84,34 @@ pub enum Case {
     /// Discovery gives a token endpoint on a port where nothing listens: the
     /// device authorization works, every poll is a network error.
     DeviceTokenEndpointDown,
+    /// The device flow's `verification_uri` (and `_complete`) is plain
+    /// http on a non-loopback host.
+    DeviceHttpVerificationUri,
+    /// A documented deviation of a real provider, which must be tolerated.
+    Quirk(Quirk),
+    /// No `kid`, signed with a key the (one-key) JWKS does not hold.
+    NoKidUnknownKey,
+}
+
+/// Deviations real providers are documented to make, each of which a
+/// client that only needs a token must tolerate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Quirk {
+    /// `email_verified` and `phone_number_verified` as strings (AWS
+    /// Cognito, Microsoft Entra ID), `updated_at` as an RFC 3339 string.
+    StringClaims,
+    /// Cognito's nested `identities`, `cognito:groups`, and a `groups`
+    /// claim of 2,000 entries.
+    BigAndNestedClaims,
+    /// `exp`, `iat` and `auth_time` with fractions (RFC 7519 §2 allows
+    /// non-integer NumericDates).
+    FractionalTimes,
+    /// An ID token without `kid`; the JWKS holds one key.
+    NoKid,
+    /// JWKS keys without `alg` and `use`.
+    BareJwks,
+    /// An ID token header without `typ`.
+    NoTyp,
 }
 
 /// A signing algorithm besides the stub's usual EdDSA.
@@ -119,6 +147,8 @@ pub enum Refresh {
     NoIdToken,
     /// The ID token is signed with a new key; the JWKS rotates to it.
     RotatedKey,
+    /// The ID token carries a nonce, but not the login's.
+    WrongNonce,
 }
 
 pub struct Stub {
@@ -141,6 +171,10 @@ pub struct Stub {
     authorize_hits: AtomicUsize,
     plain_http_hits: Arc<AtomicUsize>,
     nonce: Mutex<Option<String>>,
+    /// The query of the last authorization request.
+    last_authorize: Mutex<HashMap<String, String>>,
+    /// The form of the last token request.
+    last_token_form: Mutex<HashMap<String, String>>,
     /// When each device-code poll arrived.
     device_polls: Mutex<Vec<std::time::Instant>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -217,6 +251,8 @@ impl Stub {
             authorize_hits: AtomicUsize::new(0),
             plain_http_hits,
             nonce: Mutex::new(None),
+            last_authorize: Mutex::new(HashMap::new()),
+            last_token_form: Mutex::new(HashMap::new()),
             device_polls: Mutex::new(Vec::new()),
             tasks,
         });
@@ -251,6 +287,16 @@ impl Stub {
     /// Logins: requests to the authorize endpoint.
     pub fn authorize_hits(&self) -> usize {
         self.authorize_hits.load(Ordering::SeqCst)
+    }
+
+    /// The parameters of the last authorization request.
+    pub fn last_authorize(&self) -> HashMap<String, String> {
+        self.last_authorize.lock().unwrap().clone()
+    }
+
+    /// The form of the last token request.
+    pub fn last_token_form(&self) -> HashMap<String, String> {
+        self.last_token_form.lock().unwrap().clone()
     }
 
     /// Connections to the plain-http port ([`Case::PlainHttpEndpoint`]).
@@ -296,6 +342,7 @@ impl Stub {
                 self.rotated.store(true, Ordering::SeqCst);
                 header["kid"] = json!("new");
             }
+            Some(Refresh::WrongNonce) => claims["nonce"] = json!("not-the-logins-nonce"),
         }
         let case = if refresh.is_some() {
             Case::Honest
@@ -326,9 +373,37 @@ impl Stub {
             }
             Case::RotatedKey => header["kid"] = json!("new"),
             Case::BadSignature => broken_signature = true,
+            Case::Quirk(Quirk::StringClaims) => {
+                claims["email"] = json!("alice@example.test");
+                claims["email_verified"] = json!("true");
+                claims["phone_number_verified"] = json!("false");
+                claims["updated_at"] = json!("2024-05-01T10:00:00Z");
+            }
+            Case::Quirk(Quirk::BigAndNestedClaims) => {
+                claims["identities"] = json!([{"userId": "123", "providerName": "Google",
+                    "providerType": "Google", "primary": "true", "dateCreated": "1700000000000"}]);
+                claims["cognito:groups"] = json!(["admins", "devs"]);
+                claims["cognito:username"] = json!("alice");
+                let groups: Vec<String> = (0..2000).map(|i| format!("group-{i:04}")).collect();
+                claims["groups"] = json!(groups);
+            }
+            Case::Quirk(Quirk::FractionalTimes) => {
+                claims["exp"] = json!(now as f64 + 300.25);
+                claims["iat"] = json!(now as f64 - 0.5);
+                claims["auth_time"] = json!(now as f64 - 1.75);
+            }
+            Case::Quirk(Quirk::NoKid) => {
+                header.as_object_mut().unwrap().remove("kid");
+            }
+            Case::Quirk(Quirk::NoTyp) => {
+                header.as_object_mut().unwrap().remove("typ");
+            }
+            Case::NoKidUnknownKey => {
+                header.as_object_mut().unwrap().remove("kid");
+            }
             _ => {}
         }
-        let key = if header["kid"] == "new" {
+        let key = if header["kid"] == "new" || case == Case::NoKidUnknownKey {
             &self.new_key
         } else {
             &self.old_key
@@ -508,6 +583,13 @@ async fn jwks(shared: Shared) -> Response {
     } else {
         vec![jwk("old", &stub.old_key)]
     };
+    if stub.case == Case::Quirk(Quirk::BareJwks) {
+        for key in &mut keys {
+            let key = key.as_object_mut().unwrap();
+            key.remove("alg");
+            key.remove("use");
+        }
+    }
     if let Case::SignedWith(alg) | Case::NotAdvertised(alg) = stub.case {
         keys.push(extra_keys().jwk(alg));
     }
@@ -522,6 +604,7 @@ async fn authorize(shared: Shared, uri: Uri) -> Response {
             .into_owned()
             .collect();
     *stub.nonce.lock().unwrap() = params.get("nonce").cloned();
+    *stub.last_authorize.lock().unwrap() = params.clone();
     let mut back = url::Url::parse(&params["redirect_uri"]).unwrap();
     {
         let mut query = back.query_pairs_mut();
@@ -550,10 +633,15 @@ async fn authorize(shared: Shared, uri: Uri) -> Response {
 
 async fn device(shared: Shared) -> Response {
     let stub = stub(&shared);
-    let base = &stub.issuer;
+    let base = stub.issuer.as_str();
     let interval = match stub.case {
         Case::DevicePending { interval } => interval,
         _ => 1,
+    };
+    let base = if stub.case == Case::DeviceHttpVerificationUri {
+        "http://login.stub.invalid"
+    } else {
+        base
     };
     json_body(
         StatusCode::OK,
@@ -582,10 +670,11 @@ fn oauth_error_described(status: StatusCode, error: &str, description: &str) -> 
 async fn token(shared: Shared, Form(form): Form<HashMap<String, String>>) -> Response {
     let stub = stub(&shared);
     let hit = stub.token_hits.fetch_add(1, Ordering::SeqCst);
+    *stub.last_token_form.lock().unwrap() = form.clone();
     let client_id = form.get("client_id").cloned().unwrap_or_default();
     let mut refresh = None;
     match form.get("grant_type").map(String::as_str) {
-        Some("authorization_code") => {}
+        Some("authorization_code" | "client_credentials") => {}
         Some("refresh_token") => {
             stub.refresh_hits.fetch_add(1, Ordering::SeqCst);
             refresh = Some(*stub.refresh.lock().unwrap());
@@ -619,7 +708,15 @@ async fn token(shared: Shared, Form(form): Form<HashMap<String, String>>) -> Res
         "expires_in": 300,
         "refresh_token": format!("stub-refresh-token-{hit}"),
     });
-    if refresh != Some(Refresh::NoIdToken) {
+    let machine = form.get("grant_type").map(String::as_str) == Some("client_credentials");
+    if machine
+        && form
+            .get("scope")
+            .is_some_and(|s| s.split(' ').any(|s| s == "bogus"))
+    {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_scope");
+    }
+    if refresh != Some(Refresh::NoIdToken) && !machine {
         body["id_token"] = json!(stub.id_token(&client_id, refresh));
     }
     match stub.case {
