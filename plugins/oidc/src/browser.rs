@@ -1,6 +1,8 @@
-//! Opening the user's browser: in its own session, stdio on /dev/null, and
-//! without fd 3 (the SDK marked it close-on-exec), so it can neither hold the
-//! host's pipes open nor be killed with our process group.
+//! Opening the user's browser: in its own session, stdio on /dev/null,
+//! without fd 3 (the SDK marked it close-on-exec) and without any
+//! `AUTHPLUG_*` variable (a client secret among them), so it can neither
+//! hold the host's pipes open, nor be killed with our process group, nor
+//! pass a secret on to what it starts.
 
 use std::io;
 use std::os::unix::process::CommandExt;
@@ -55,6 +57,14 @@ fn spawn_detached(mut command: Command) -> io::Result<()> {
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+    // The browser lives long and starts other programs: none of the
+    // protocol's variables, and no client secret
+    // (AUTHPLUG_OIDC_CLIENT_SECRET), go with it.
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("AUTHPLUG_") {
+            command.env_remove(name);
+        }
+    }
     // SAFETY: setsid is async-signal-safe and touches no memory of ours.
     unsafe {
         command.pre_exec(|| nix::unistd::setsid().map(|_| ()).map_err(io::Error::from));

@@ -4,18 +4,28 @@
 //! wrong gets an error page and is otherwise ignored (anything on this
 //! machine can call us; only the login we started counts). The first request
 //! with the right `state` ends the wait, with a code or an error.
+//!
+//! Any local user can connect, so nobody can starve it: at most
+//! [`MAX_CONNECTIONS`] at once (a browser needs a handful), the oldest
+//! connection that has sent no request yet dropped to make room for a new
+//! one, a connection that sends no whole request header within
+//! [`HEADER_READ_TIMEOUT`] dropped, and a pause, not a spin, after a failed
+//! `accept` (out of descriptors, say).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::{Method, StatusCode};
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpListener;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
+use tokio::task::AbortHandle;
 
 use crate::printable;
 
@@ -71,6 +81,7 @@ impl CallbackListener {
     pub async fn wait(self, expected: Expected) -> Result<Code, CallbackError> {
         let expected = Arc::new(expected);
         let (tx, mut rx) = mpsc::channel::<Result<Code, CallbackError>>(1);
+        let mut connections = Connections::default();
         loop {
             tokio::select! {
                 outcome = rx.recv() => {
@@ -80,29 +91,114 @@ impl CallbackListener {
                     }
                 }
                 accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
-                    let expected = Arc::clone(&expected);
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |request| {
-                            let outcome = answer(&request, &expected);
-                            let tx = tx.clone();
-                            async move {
-                                let (status, page, result) = outcome;
-                                if let Some(result) = result {
-                                    let _ = tx.try_send(result);
-                                }
-                                Ok::<_, Infallible>(html(status, page))
-                            }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(TokioIo::new(stream), service)
-                            .await;
-                    });
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        // Out of descriptors, most likely: trying again at
+                        // once would only spin. Connections that time out
+                        // meanwhile give some back.
+                        Err(_) => {
+                            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                            continue;
+                        }
+                    };
+                    connections.make_room();
+                    let requested = Arc::new(AtomicBool::new(false));
+                    let task = tokio::spawn(serve(
+                        stream,
+                        Arc::clone(&expected),
+                        tx.clone(),
+                        Arc::clone(&requested),
+                    ));
+                    connections.add(requested, task.abort_handle());
                 }
             }
         }
     }
+}
+
+/// Connections served at once; a browser opens a few (the page, a
+/// favicon, a speculative one).
+pub const MAX_CONNECTIONS: usize = 32;
+
+/// A connection must send a whole request header within this; an idle or
+/// trickling one is dropped.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The longest any one connection is served.
+const CONNECTION_LIFETIME: Duration = Duration::from_secs(30);
+
+/// After a failed `accept`.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+
+/// The connections being served, oldest first.
+#[derive(Default)]
+struct Connections {
+    live: VecDeque<Connection>,
+}
+
+struct Connection {
+    /// Set once a whole request header has arrived.
+    requested: Arc<AtomicBool>,
+    task: AbortHandle,
+}
+
+impl Connections {
+    /// Forgets finished connections, then, at the cap, drops the oldest one
+    /// that has not sent a request yet (else the oldest of all): a new
+    /// connection, maybe the browser's, always gets in.
+    fn make_room(&mut self) {
+        self.live.retain(|c| !c.task.is_finished());
+        while self.live.len() >= MAX_CONNECTIONS {
+            let victim = self
+                .live
+                .iter()
+                .position(|c| !c.requested.load(Ordering::SeqCst))
+                .unwrap_or(0);
+            if let Some(connection) = self.live.remove(victim) {
+                connection.task.abort();
+            }
+        }
+    }
+
+    fn add(&mut self, requested: Arc<AtomicBool>, task: AbortHandle) {
+        self.live.push_back(Connection { requested, task });
+    }
+}
+
+impl Drop for Connections {
+    fn drop(&mut self) {
+        for connection in &self.live {
+            connection.task.abort();
+        }
+    }
+}
+
+/// One connection: requests answered until it closes, times out or is
+/// dropped to make room.
+async fn serve(
+    stream: TcpStream,
+    expected: Arc<Expected>,
+    tx: mpsc::Sender<Result<Code, CallbackError>>,
+    requested: Arc<AtomicBool>,
+) {
+    let service = hyper::service::service_fn(move |request| {
+        requested.store(true, Ordering::SeqCst);
+        let outcome = answer(&request, &expected);
+        let tx = tx.clone();
+        async move {
+            let (status, page, result) = outcome;
+            if let Some(result) = result {
+                let _ = tx.try_send(result);
+            }
+            Ok::<_, Infallible>(html(status, page))
+        }
+    });
+    let connection = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(false)
+        .serve_connection(TokioIo::new(stream), service);
+    let _ = tokio::time::timeout(CONNECTION_LIFETIME, connection).await;
 }
 
 type Answer = (StatusCode, String, Option<Result<Code, CallbackError>>);

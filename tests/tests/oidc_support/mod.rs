@@ -38,6 +38,8 @@ pub struct Run {
     pub env: Vec<(String, String)>,
     pub timeout: Duration,
     pub stderr_sink: Option<StderrSink>,
+    /// A soft RLIMIT_NOFILE for the plugin.
+    pub nofile: Option<u32>,
 }
 
 impl Run {
@@ -50,6 +52,7 @@ impl Run {
             env: Vec::new(),
             timeout: Duration::from_secs(60),
             stderr_sink: None,
+            nofile: None,
         }
     }
 
@@ -110,8 +113,21 @@ impl Run {
     }
 
     pub async fn go(self) -> Result<RunOutput, RunError> {
-        let command = PluginCommand::new(plugin_binary()).args(&self.args);
+        let command = match self.nofile {
+            // The limit is set by a shell that then becomes the plugin.
+            Some(limit) => PluginCommand::new("sh")
+                .args(["-c", &format!(r#"ulimit -Sn {limit} && exec "$0" "$@""#)])
+                .args([plugin_binary().as_os_str()])
+                .args(&self.args),
+            None => PluginCommand::new(plugin_binary()).args(&self.args),
+        };
         run(&command, &self.state, &self.options()).await
+    }
+
+    /// Runs the plugin with this soft limit on open descriptors.
+    pub fn nofile_limit(mut self, limit: u32) -> Self {
+        self.nofile = Some(limit);
+        self
     }
 
     /// For a run that must fail: through the host as usual, but with the

@@ -667,11 +667,36 @@ fn oauth_error_described(status: StatusCode, error: &str, description: &str) -> 
     )
 }
 
-async fn token(shared: Shared, Form(form): Form<HashMap<String, String>>) -> Response {
+async fn token(
+    shared: Shared,
+    headers: axum::http::HeaderMap,
+    Form(form): Form<HashMap<String, String>>,
+) -> Response {
     let stub = stub(&shared);
     let hit = stub.token_hits.fetch_add(1, Ordering::SeqCst);
     *stub.last_token_form.lock().unwrap() = form.clone();
-    let client_id = form.get("client_id").cloned().unwrap_or_default();
+    // A confidential client names itself in HTTP Basic authentication.
+    let basic_client = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| {
+            value
+                .to_str()
+                .ok()?
+                .strip_prefix("Basic ")
+                .map(str::to_owned)
+        })
+        .and_then(|encoded| {
+            let decoded = base64::engine::general_purpose::STANDARD
+                .decode(encoded)
+                .ok()?;
+            let text = String::from_utf8(decoded).ok()?;
+            Some(text.split_once(':')?.0.to_owned())
+        });
+    let client_id = form
+        .get("client_id")
+        .cloned()
+        .or(basic_client)
+        .unwrap_or_default();
     let mut refresh = None;
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code" | "client_credentials") => {}
