@@ -6,7 +6,8 @@
 //! child before the SDK protects fd 3 (the control case); with
 //! `--spawn-while-building` it starts it while `plugin::main_with` builds
 //! the plugin, which is after. With `--fail-keeping-state` it fails, asking
-//! the host to keep that new state (rule 4).
+//! the host to keep that new state (rule 4). With `--log-to FILE` it opens
+//! FILE during the run and writes a line to it.
 
 use std::process::{Command, Stdio};
 
@@ -40,6 +41,16 @@ impl Plugin for Probe {
             u8::from(request.interactive),
             request.state.len()
         );
+        if let Some(path) = flag_value("--log-to") {
+            // A log file opened mid-run, and left open until exit: started
+            // with fd 3 closed, it would get that number.
+            let mut log = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)?;
+            std::io::Write::write_all(&mut log, b"log line\n")?;
+            std::mem::forget(log);
+        }
         let mut state = request.state.as_bytes().to_vec();
         state.push(b'+');
         if std::env::args().any(|arg| arg == "--fail-keeping-state") {
@@ -50,6 +61,13 @@ impl Plugin for Probe {
         }
         Ok(Response::new(token, State::new(state)))
     }
+}
+
+/// The value after `flag` on the command line.
+fn flag_value(flag: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    let at = args.iter().position(|arg| arg == flag)?;
+    args.get(at + 1).cloned()
 }
 
 fn main() {

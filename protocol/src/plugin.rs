@@ -247,19 +247,61 @@ fn hand_back(state: &State) -> i32 {
     }
 }
 
-/// Marks fd 3 close-on-exec if it is open, and says whether it is. Safe to
-/// call more than once; call it before starting threads or processes.
+/// Decides, once, whether fd 3 is a host's state pipe, marks it
+/// close-on-exec (rule 9), and returns the answer. The first call decides:
+/// make it before anything can open a file (that is what [`main`] and
+/// [`main_with`] do first), since a plugin started by hand with fd 3 closed
+/// would get the next file it opens as fd 3. So:
+///
+/// - fd 3 counts as the state pipe only if it is open for writing and is a
+///   pipe or a socket, as a host's is (rule 4); a regular file, a terminal
+///   or a read-only descriptor (an older `make`'s jobserver) is not, and the
+///   state is never written to it;
+/// - a closed fd 3 is taken by `/dev/null`, so that no file opened later
+///   can get that number and receive the state.
+///
+/// Later calls return the first answer.
 pub fn protect_state_fd() -> bool {
-    // SAFETY: fcntl on a descriptor number touches no memory; a closed
-    // descriptor just yields EBADF.
+    *STATE_FD_AT_START.get_or_init(decide_state_fd)
+}
+
+static STATE_FD_AT_START: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+
+fn decide_state_fd() -> bool {
+    use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
+    use nix::sys::stat::{fstat, SFlag};
+    // SAFETY: fd 3 is only borrowed for these calls; whether it is open is
+    // exactly what they find out (EBADF if not), and nothing here closes it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(STATE_FD) };
+    let Ok(access) = fcntl(fd, FcntlArg::F_GETFL) else {
+        reserve_state_fd();
+        return false;
+    };
+    // Whatever it is, no program we start may inherit it.
+    let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
+    let writable = matches!(
+        OFlag::from_bits_truncate(access) & OFlag::O_ACCMODE,
+        OFlag::O_WRONLY | OFlag::O_RDWR
+    );
+    let kind = fstat(fd).map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT);
+    writable && matches!(kind, Ok(SFlag::S_IFIFO) | Ok(SFlag::S_IFSOCK))
+}
+
+/// Puts `/dev/null` (read-only) on a closed fd 3, so that the number stays
+/// taken for the life of the process.
+fn reserve_state_fd() {
+    let Ok(null) = File::open("/dev/null") else {
+        return;
+    };
+    let null = std::os::fd::OwnedFd::from(null);
+    // SAFETY: fd 3 is closed (F_GETFL said EBADF) and nothing in this
+    // process owns it; dup3 makes it a copy of /dev/null, close-on-exec.
     unsafe {
-        let flags = libc::fcntl(STATE_FD, libc::F_GETFD);
-        if flags < 0 {
-            return false;
-        }
-        libc::fcntl(STATE_FD, libc::F_SETFD, flags | libc::FD_CLOEXEC);
+        let mut three = std::os::fd::OwnedFd::from_raw_fd(STATE_FD);
+        let _ = nix::unistd::dup3(&null, &mut three, nix::fcntl::OFlag::O_CLOEXEC);
+        // Held for the life of the process, never closed.
+        std::mem::forget(three);
     }
-    true
 }
 
 /// Reads the request: the state from stdin (to EOF, at most the protocol's
@@ -308,26 +350,18 @@ pub fn write_response(response: &Response) -> io::Result<()> {
     stdout.flush()
 }
 
-/// Whether fd 3 is open for writing, as a host's state pipe is. Started by
-/// hand, fd 3 may still be open for something else: an older `make`'s
-/// jobserver, a CI runner's descriptor, often read-only.
-fn state_fd_writable() -> bool {
-    // SAFETY: fcntl on a descriptor number touches no memory; a closed
-    // descriptor just yields EBADF.
-    let flags = unsafe { libc::fcntl(STATE_FD, libc::F_GETFL) };
-    flags >= 0 && matches!(flags & libc::O_ACCMODE, libc::O_WRONLY | libc::O_RDWR)
-}
-
 /// `Ok(true)` once the state is on fd 3; `Ok(false)` when there is no fd 3
 /// to write it to (said on stderr for a non-empty state).
 fn write_state(state: &State) -> io::Result<bool> {
-    protect_state_fd();
-    if !state_fd_writable() || STATE_FD_TAKEN.swap(true, Ordering::SeqCst) {
+    // Only a state pipe that was there when the plugin started: a file the
+    // plugin opened since could have the number now.
+    if !protect_state_fd() || STATE_FD_TAKEN.swap(true, Ordering::SeqCst) {
         if !state.is_empty() {
             let _ = writeln!(
                 io::stderr(),
-                "warning: no state descriptor (fd 3) is open for writing, so the new state \
-                 was not kept; run this plugin through a host such as `authplug run`"
+                "warning: no state descriptor (fd 3) was there when this plugin started (a \
+                 pipe open for writing), so the new state was not kept; run this plugin \
+                 through a host such as `authplug run`"
             );
         }
         return Ok(false);

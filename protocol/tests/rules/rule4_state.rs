@@ -254,3 +254,46 @@ async fn the_sdk_fails_keeping_state_only_with_a_host_that_offers_it() {
         "the plugin says what was lost: {error}"
     );
 }
+
+#[test]
+fn an_sdk_plugin_started_with_fd_3_closed_never_writes_its_state_into_a_file_it_opens() {
+    // Started by hand with fd 3 closed, the plugin opens a log file during
+    // its run: without the SDK's startup decision the log would get fd 3,
+    // and the state (a refresh token, for a real plugin) would end up in it.
+    let scratch = Scratch::new();
+    let log = scratch.path("plugin.log");
+    let probe = sdk_probe();
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec 3>&-; exec "$0" "$@""#)
+        .arg(probe.program())
+        .arg("--log-to")
+        .arg(&log)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(std::fs::read_to_string(&log).unwrap(), "log line\n");
+    assert!(stderr.contains("no state descriptor (fd 3"), "{stderr}");
+}
+
+#[test]
+fn an_sdk_plugin_never_writes_its_state_into_a_regular_file_on_fd_3() {
+    // `plugin 3>somefile` by hand: a regular file is no host's state pipe.
+    let scratch = Scratch::new();
+    let file = scratch.path("fd3");
+    let probe = sdk_probe();
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(r#"exec "$0" 3>"$F""#)
+        .arg(probe.program())
+        .env("F", &file)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(output.status.success(), "{stderr}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"");
+    assert!(stderr.contains("no state descriptor (fd 3"), "{stderr}");
+}

@@ -131,7 +131,9 @@ impl Run {
     }
 
     /// For a run that must fail: through the host as usual, but with the
-    /// plugin's stdout and fd 3 sent to files (by a `sh` wrapper), because
+    /// plugin's stdout sent to a file and its fd 3 to a pipe that `cat`
+    /// copies to a file (by a `bash` wrapper; a pipe, because the SDK writes
+    /// state only to a pipe, as a host's fd 3 is), because
     /// the host rightly drops both when the plugin fails, and what the
     /// plugin itself wrote is what must be empty: no token on stdout, no
     /// state on fd 3 (checked here, for every refusal). The state a host
@@ -141,10 +143,10 @@ impl Run {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let stdout = dir.path().join("stdout");
         let fd3 = dir.path().join("fd3");
-        let command = PluginCommand::new("sh")
+        let command = PluginCommand::new("bash")
             .args([
                 "-c",
-                r#""$0" "$@" >"$AUTHPLUG_TEST_STDOUT" 3>"$AUTHPLUG_TEST_FD3""#,
+                r#"set -o pipefail; "$0" "$@" 3>&1 >"$AUTHPLUG_TEST_STDOUT" | cat >"$AUTHPLUG_TEST_FD3""#,
             ])
             .args([plugin_binary().as_os_str()])
             .args(&self.args);
