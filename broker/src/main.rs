@@ -36,6 +36,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     cli::init_logging(cli.verbose);
+    // Every subcommand may hold a token or a state (the agent all of them):
+    // none goes to a core file or to a same-user debugger.
+    if let Err(what) = authplug_protocol::forbid_core_dumps() {
+        tracing::warn!(%what, "could not keep this process out of core dumps");
+    }
     match cli.command {
         Command::Run(args) => cli::run::run(args),
         Command::Check(args) => cli::check::run(args),

@@ -19,11 +19,13 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+mod dumps;
 pub mod host;
 pub mod plugin;
 mod secret;
 mod spawn;
 
+pub use dumps::forbid_core_dumps;
 pub use secret::{Secret, State, Token};
 
 /// Largest state a host accepts on fd 3: exactly 10 MiB is fine, one byte

@@ -31,7 +31,16 @@ pub enum ClientError {
     /// The agent answered `stop` but did not let go of its lock in time.
     #[error("{0}")]
     StillRunning(String),
+    /// Nothing from the agent for [`ANSWER_TIMEOUT`], not even the
+    /// heartbeat it sends while a plugin runs.
+    #[error("the agent on {} sent nothing for {} s, not even its heartbeat: it seems stuck; see its log {}, or restart it (`authplug stop`)", path.display(), ANSWER_TIMEOUT.as_secs(), paths::log_file(path).display())]
+    NoAnswer { path: PathBuf },
 }
+
+/// How long a client waits for the agent's next line. A token request may
+/// wait much longer for its plugin (a login), but meanwhile the agent sends
+/// a heartbeat every few seconds.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A connection to the agent.
 pub struct Client {
@@ -56,10 +65,18 @@ impl Client {
                 }
             }
         })?;
-        let writer = stream.try_clone().map_err(|source| ClientError::Io {
-            path: socket.to_owned(),
-            source,
-        })?;
+        // A stuck agent must not hang its clients: every read and write
+        // gives up after ANSWER_TIMEOUT (the agent's heartbeat keeps a long
+        // login alive).
+        let timeouts = stream
+            .set_read_timeout(Some(ANSWER_TIMEOUT))
+            .and_then(|()| stream.set_write_timeout(Some(ANSWER_TIMEOUT)));
+        let writer = timeouts
+            .and_then(|()| stream.try_clone())
+            .map_err(|source| ClientError::Io {
+                path: socket.to_owned(),
+                source,
+            })?;
         Ok(Client {
             path: socket.to_owned(),
             reader: BufReader::new(stream),
@@ -189,6 +206,14 @@ impl Client {
     }
 
     fn io(&self, source: io::Error) -> ClientError {
+        if matches!(
+            source.kind(),
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+        ) {
+            return ClientError::NoAnswer {
+                path: self.path.clone(),
+            };
+        }
         ClientError::Io {
             path: self.path.clone(),
             source,

@@ -1,12 +1,20 @@
 //! The agent daemon: a unix socket (0600, peers' uid checked), one broker per
 //! profile, JSON lines.
+//!
+//! One local process must not be able to make it unavailable: at most
+//! [`MAX_CONNECTIONS`] are served at once (at the cap, the oldest connection
+//! waiting for a request is dropped for a new one), a connection that sends
+//! no whole request within [`IDLE_TIMEOUT`] is dropped, and the bytes of
+//! unfinished request lines across all connections are bounded by
+//! [`MAX_BUFFERED`] (a line is at most [`MAX_LINE`] on its own).
 
+use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -101,19 +109,29 @@ impl Agent {
         let uid = nix::unistd::geteuid().as_raw();
         tracing::info!(socket = %self.socket.display(), profiles = self.profiles.len(), "agent listening");
         tokio::pin!(shutdown);
+        let admission = Arc::new(Admission::default());
+        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = stop.changed() => break,
+                _ = heartbeat.tick() => admission.forget_finished(),
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
+                        let Some(waiting) = admission.make_room() else {
+                            tracing::warn!(max = MAX_CONNECTIONS, "every connection is busy with a request; refused one");
+                            tokio::spawn(refuse_busy(stream));
+                            continue;
+                        };
                         let profiles = self.profiles.clone();
                         let stop_sender = stop_sender.clone();
-                        tokio::spawn(async move {
-                            if let Err(error) = connection(stream, uid, profiles, stop_sender).await {
+                        let seat = Seat::new(Arc::clone(&admission), Arc::clone(&waiting));
+                        let task = tokio::spawn(async move {
+                            if let Err(error) = connection(stream, uid, profiles, stop_sender, seat).await {
                                 tracing::debug!(%error, "connection ended");
                             }
                         });
+                        admission.add(waiting, task.abort_handle());
                     }
                     Err(error) => {
                         // Out of descriptors and the like: wait a moment
@@ -129,11 +147,131 @@ impl Agent {
     }
 }
 
+/// Connections served at once. A client makes one per request, so this
+/// is many more than the clients that wait at once (64 in the benchmark).
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// A connection must send a whole request line within this, at first and
+/// after each answer.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Bytes of unfinished request lines held across all connections.
+pub const MAX_BUFFERED: usize = 64 * 1024 * 1024;
+
+/// While a token request waits for its plugin, a line is sent this often
+/// (`{"v":1,"waiting":true}`): a client that hears nothing for much longer
+/// knows the agent is stuck, not the login slow.
+pub const HEARTBEAT: Duration = Duration::from_secs(5);
+
+/// Who is connected, oldest first, and the bytes their unfinished request
+/// lines hold.
+#[derive(Default)]
+struct Admission {
+    connections: Mutex<VecDeque<Connection>>,
+    buffered: AtomicUsize,
+}
+
+struct Connection {
+    /// Set while the connection waits for a request (it has none under way).
+    waiting: Arc<AtomicBool>,
+    task: tokio::task::AbortHandle,
+}
+
+impl Admission {
+    fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Connection>> {
+        self.connections.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn forget_finished(&self) {
+        self.lock().retain(|c| !c.task.is_finished());
+    }
+
+    /// Room for one more: at the cap, the oldest connection that is waiting
+    /// for a request is dropped. `None` if every one is in the middle of a
+    /// request (a run of a plugin that many wait for): the new one is
+    /// refused rather than a waiter cut off.
+    fn make_room(&self) -> Option<Arc<AtomicBool>> {
+        let mut connections = self.lock();
+        connections.retain(|c| !c.task.is_finished());
+        if connections.len() >= MAX_CONNECTIONS {
+            let idle = connections
+                .iter()
+                .position(|c| c.waiting.load(Ordering::SeqCst))?;
+            if let Some(dropped) = connections.remove(idle) {
+                dropped.task.abort();
+                tracing::debug!("dropped the oldest idle connection for a new one");
+            }
+        }
+        Some(Arc::new(AtomicBool::new(true)))
+    }
+
+    fn add(&self, waiting: Arc<AtomicBool>, task: tokio::task::AbortHandle) {
+        self.lock().push_back(Connection { waiting, task });
+    }
+}
+
+/// One connection's seat in the [`Admission`]: whether it waits for a
+/// request, and the bytes its unfinished line holds (given back on drop,
+/// also when the task is aborted).
+struct Seat {
+    admission: Arc<Admission>,
+    waiting: Arc<AtomicBool>,
+    holding: usize,
+}
+
+impl Seat {
+    fn new(admission: Arc<Admission>, waiting: Arc<AtomicBool>) -> Seat {
+        Seat {
+            admission,
+            waiting,
+            holding: 0,
+        }
+    }
+
+    fn waiting(&self, waiting: bool) {
+        self.waiting.store(waiting, Ordering::SeqCst);
+    }
+
+    /// Takes `more` bytes from the budget; `false` if that would pass it.
+    fn hold(&mut self, more: usize) -> bool {
+        let before = self.admission.buffered.fetch_add(more, Ordering::SeqCst);
+        if before + more > MAX_BUFFERED {
+            self.admission.buffered.fetch_sub(more, Ordering::SeqCst);
+            return false;
+        }
+        self.holding += more;
+        true
+    }
+
+    fn release(&mut self) {
+        self.admission
+            .buffered
+            .fetch_sub(self.holding, Ordering::SeqCst);
+        self.holding = 0;
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
+/// Every connection is busy with a request: say so and close.
+async fn refuse_busy(stream: UnixStream) {
+    let (_, mut writer) = stream.into_split();
+    let refusal = Response::error(format!(
+        "the agent is serving {MAX_CONNECTIONS} requests already; try again in a moment"
+    ));
+    let _ = send(&mut writer, &refusal).await;
+}
+
 async fn connection(
     stream: UnixStream,
     uid: u32,
     profiles: Arc<Profiles>,
     stop: Arc<watch::Sender<bool>>,
+    mut seat: Seat,
 ) -> io::Result<()> {
     let peer = stream.peer_cred()?;
     let (read_half, mut writer) = stream.into_split();
@@ -150,7 +288,15 @@ async fn connection(
     let mut line = Zeroizing::new(Vec::new());
     loop {
         line.clear();
-        match read_line(&mut reader, &mut line).await? {
+        seat.release();
+        seat.waiting(true);
+        let read = tokio::time::timeout(IDLE_TIMEOUT, read_line(&mut reader, &mut line, &mut seat));
+        let read = match read.await {
+            Ok(read) => read?,
+            Err(_) => Line::Idle,
+        };
+        seat.waiting(false);
+        match read {
             Line::Eof => return Ok(()),
             Line::TooLong => {
                 let error = Response::error(format!(
@@ -159,8 +305,26 @@ async fn connection(
                 send(&mut writer, &error).await?;
                 return Ok(());
             }
+            Line::Idle => {
+                let error = Response::error(format!(
+                    "no whole request line within {} seconds; closing the connection",
+                    IDLE_TIMEOUT.as_secs()
+                ));
+                send(&mut writer, &error).await?;
+                return Ok(());
+            }
+            Line::Busy => {
+                let error = Response::error(
+                    "the agent holds too much unfinished input from its clients; closing this \
+                     connection, try again in a moment",
+                );
+                send(&mut writer, &error).await?;
+                return Ok(());
+            }
             Line::Complete => {}
         }
+        // Parsed below; the budget is for unfinished lines.
+        seat.release();
         let malformed = |error: serde_json::Error| {
             Response::error(format!(
                 "malformed request ({error}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}"
@@ -308,6 +472,8 @@ async fn token(
     let pending = broker.token_with(request);
     tokio::pin!(pending);
     let mut streamed = false;
+    let mut heartbeat =
+        tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
     let mut watch_reads = true;
     // Set once the client's input has ended.
     let mut hangup_check: Option<tokio::time::Interval> = None;
@@ -330,9 +496,18 @@ async fn token(
                     }
                     hangup_check = Some(tokio::time::interval(HANGUP_CHECK));
                 }
-                // The client sent its next request already: it is still there.
-                Ok(_) => watch_reads = false,
+                // The client sent its next request already (it stays in the
+                // buffer for later). It may still hang up before this answer:
+                // watched for like a client that shut down its write side.
+                Ok(_) => {
+                    watch_reads = false;
+                    if hung_up(writer) {
+                        return Ok(Served::ClientGone);
+                    }
+                    hangup_check = Some(tokio::time::interval(HANGUP_CHECK));
+                }
             },
+            _ = heartbeat.tick() => send(writer, &Response::waiting()).await?,
             () = tick(&mut hangup_check), if hangup_check.is_some() => {
                 if hung_up(writer) {
                     return Ok(Served::ClientGone);
@@ -413,11 +588,20 @@ enum Line {
     Complete,
     Eof,
     TooLong,
+    /// No whole line within [`IDLE_TIMEOUT`].
+    Idle,
+    /// The agent-wide budget for unfinished lines ([`MAX_BUFFERED`]) is spent.
+    Busy,
 }
 
 /// Reads one line (without its newline) into `line`, at most [`MAX_LINE`]
-/// bytes. A last line without a newline counts.
-async fn read_line(reader: &mut BufReader<OwnedReadHalf>, line: &mut Vec<u8>) -> io::Result<Line> {
+/// bytes, each taken from the agent-wide budget first. A last line without
+/// a newline counts.
+async fn read_line(
+    reader: &mut BufReader<OwnedReadHalf>,
+    line: &mut Vec<u8>,
+    seat: &mut Seat,
+) -> io::Result<Line> {
     loop {
         let available = reader.fill_buf().await?;
         if available.is_empty() {
@@ -433,6 +617,9 @@ async fn read_line(reader: &mut BufReader<OwnedReadHalf>, line: &mut Vec<u8>) ->
         };
         if line.len() + chunk.len() >= MAX_LINE {
             return Ok(Line::TooLong);
+        }
+        if !seat.hold(chunk.len()) {
+            return Ok(Line::Busy);
         }
         line.extend_from_slice(chunk);
         let used = chunk.len() + usize::from(found);
@@ -453,9 +640,31 @@ async fn send(writer: &mut OwnedWriteHalf, response: &Response) -> io::Result<()
     writer.write_all(&bytes).await
 }
 
+/// Raises the soft limit on open descriptors towards the hard one: a soft
+/// limit of 1024 is the usual default, and the agent serves up to
+/// [`MAX_CONNECTIONS`] clients, each with a plugin's pipes. Not past
+/// [`DESCRIPTOR_LIMIT`]: plugins inherit the limit, and some programs size
+/// tables by it.
+fn raise_descriptor_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let wanted = hard.min(DESCRIPTOR_LIMIT);
+        if soft < wanted {
+            match setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+                Ok(()) => tracing::debug!(from = soft, to = wanted, "raised the descriptor limit"),
+                Err(errno) => tracing::warn!(%errno, "could not raise the descriptor limit"),
+            }
+        }
+    }
+}
+
+/// The soft descriptor limit the agent raises itself to, hard limit allowing.
+const DESCRIPTOR_LIMIT: u64 = 8192;
+
 /// The agent's process-level loop: bind, then serve until SIGTERM, SIGINT
 /// or a `stop` request.
 pub async fn run_agent(socket: &Path, profiles: Profiles) -> Result<(), AgentError> {
+    raise_descriptor_limit();
     let agent = Agent::bind(socket, profiles)?;
     let signals = async {
         use tokio::signal::unix::{signal, SignalKind};

@@ -130,6 +130,10 @@ pub struct Response {
     pub profiles: Option<Vec<ProfileStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A heartbeat while a token request waits for its plugin (every
+    /// [`HEARTBEAT`](super::server::HEARTBEAT)); carries nothing else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<bool>,
 }
 
 impl std::fmt::Debug for Response {
@@ -142,6 +146,7 @@ impl std::fmt::Debug for Response {
             .field("cleared", &self.cleared)
             .field("profiles", &self.profiles)
             .field("error", &self.error)
+            .field("waiting", &self.waiting)
             .finish()
     }
 }
@@ -166,12 +171,19 @@ impl Response {
             cleared: None,
             profiles: None,
             error: None,
+            waiting: None,
         }
     }
 
     pub fn progress(line: &str) -> Response {
         let mut response = Response::empty();
         response.stderr = Some(line.to_owned());
+        response
+    }
+
+    pub fn waiting() -> Response {
+        let mut response = Response::empty();
+        response.waiting = Some(true);
         response
     }
 
