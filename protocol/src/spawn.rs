@@ -376,18 +376,57 @@ fn pipe_pair() -> io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(io::Error::from)
 }
 
-/// Frees the spawn attributes and file actions however `spawn` returns.
-struct SpawnSetup {
-    actions: libc::posix_spawn_file_actions_t,
-    attributes: libc::posix_spawnattr_t,
+/// posix_spawn file actions: exists only once initialised, destroyed
+/// exactly once on drop, however `spawn` returns. Boxed, so the initialised
+/// object never moves.
+struct FileActions(Box<libc::posix_spawn_file_actions_t>);
+
+impl FileActions {
+    fn new() -> io::Result<FileActions> {
+        // SAFETY: an all-zero value is only storage for init to fill; it is
+        // never used before init succeeds, and not destroyed if it fails.
+        let mut raw = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `raw` points to writable storage of the right type.
+        check(unsafe { libc::posix_spawn_file_actions_init(&mut *raw) })?;
+        Ok(FileActions(raw))
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut libc::posix_spawn_file_actions_t {
+        &mut *self.0
+    }
 }
 
-impl Drop for SpawnSetup {
+impl Drop for FileActions {
     fn drop(&mut self) {
-        // SAFETY: both were initialised before this guard was built.
+        // SAFETY: built only after init succeeded; dropped once.
         unsafe {
-            libc::posix_spawn_file_actions_destroy(&mut self.actions);
-            libc::posix_spawnattr_destroy(&mut self.attributes);
+            libc::posix_spawn_file_actions_destroy(&mut *self.0);
+        }
+    }
+}
+
+/// posix_spawn attributes, like [`FileActions`].
+struct SpawnAttributes(Box<libc::posix_spawnattr_t>);
+
+impl SpawnAttributes {
+    fn new() -> io::Result<SpawnAttributes> {
+        // SAFETY: as in `FileActions::new`.
+        let mut raw = Box::new(unsafe { std::mem::zeroed() });
+        // SAFETY: `raw` points to writable storage of the right type.
+        check(unsafe { libc::posix_spawnattr_init(&mut *raw) })?;
+        Ok(SpawnAttributes(raw))
+    }
+
+    fn as_mut_ptr(&mut self) -> *mut libc::posix_spawnattr_t {
+        &mut *self.0
+    }
+}
+
+impl Drop for SpawnAttributes {
+    fn drop(&mut self) {
+        // SAFETY: built only after init succeeded; dropped once.
+        unsafe {
+            libc::posix_spawnattr_destroy(&mut *self.0);
         }
     }
 }
@@ -437,21 +476,16 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
     let state_child = state_moved.as_ref().map_or(spawn.state_fd, OwnedFd::as_fd);
 
     let mut pid: libc::pid_t = 0;
-    // SAFETY: the spawn structures are initialised before use and freed by
-    // the guard; every pointer handed to posix_spawnp outlives the call
-    // (argv, envp and what they point to live until the end of this
+    // Each guard exists only once its init succeeded and frees exactly
+    // what it owns.
+    let mut file_actions = FileActions::new()?;
+    let mut spawn_attributes = SpawnAttributes::new()?;
+    // SAFETY: the spawn structures are initialised (their guards exist) and
+    // outlive this block; every pointer handed to posix_spawnp outlives the
+    // call (argv, envp and what they point to live until the end of this
     // function).
     let spawned = unsafe {
-        let mut setup = SpawnSetup {
-            actions: std::mem::zeroed(),
-            attributes: std::mem::zeroed(),
-        };
-        check(libc::posix_spawn_file_actions_init(&mut setup.actions))?;
-        if let Err(error) = check(libc::posix_spawnattr_init(&mut setup.attributes)) {
-            libc::posix_spawn_file_actions_destroy(&mut setup.actions);
-            return Err(error);
-        }
-        let actions = &mut setup.actions as *mut _;
+        let actions = file_actions.as_mut_ptr();
         for (from, to) in [
             (stdin_child.as_fd(), 0),
             (stdout_child.as_fd(), 1),
@@ -481,7 +515,7 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
             crate::STATE_FD + 1,
         ))?;
 
-        let attributes = &mut setup.attributes as *mut _;
+        let attributes = spawn_attributes.as_mut_ptr();
         // Rule 7: its own group, so it can be stopped with all it started.
         check(libc::posix_spawnattr_setpgroup(attributes, 0))?;
         // As the standard library does: no blocked signals, and SIGPIPE back
