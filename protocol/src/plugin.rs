@@ -60,8 +60,13 @@ pub struct Request {
     /// What the last successful run wrote on fd 3; empty the first time.
     pub state: State,
     /// Why the host runs us. Hosts that do not set `AUTHPLUG_REASON` (epithet)
-    /// get `initial` for empty state and `refresh` otherwise.
+    /// get `initial` for empty state and `refresh` otherwise; see
+    /// [`Request::reason_given`] and [`Request::may_reuse_token`].
     pub reason: Reason,
+    /// Whether the host said why (`AUTHPLUG_REASON`). An epithet host does
+    /// not: it re-runs a plugin that holds state to renew a certificate or
+    /// after a server refused the token, and cannot say which (rule 1).
+    pub reason_given: bool,
     /// Whether we may open a browser or prompt. Hosts that do not say are
     /// taken to allow it.
     pub interactive: bool,
@@ -74,6 +79,16 @@ pub struct Request {
 }
 
 impl Request {
+    /// Whether a token the plugin holds may be handed out again as it is:
+    /// only when the host said why it runs the plugin and that reason is
+    /// not `rejected`. A host that gives no reason may be asking because a
+    /// server refused the last token (rule 1): get a fresh one, and fall
+    /// back to the one held only if that is impossible (the provider cannot
+    /// be reached), saying so on stderr.
+    pub fn may_reuse_token(&self) -> bool {
+        self.reason_given && self.reason != Reason::Rejected
+    }
+
     /// Whether this host keeps the state of a failed run that asks it to
     /// ([`fail_keeping_state`]). Without it, a plugin should avoid spending
     /// anything (a refresh token that rotates) on a run that may fail.
@@ -86,12 +101,14 @@ impl Request {
     /// Builds a request from this process's environment and the given state.
     pub fn from_env(state: State) -> Request {
         let var = |name: &str| std::env::var(name).ok();
-        let reason = match var(ENV_REASON) {
-            Some(value) if !value.is_empty() => value.parse().unwrap_or(Reason::Refresh),
-            _ => Reason::for_state(&state),
+        let given = var(ENV_REASON).filter(|value| !value.is_empty());
+        let reason = match &given {
+            Some(value) => value.parse().unwrap_or(Reason::Refresh),
+            None => Reason::for_state(&state),
         };
         Request {
             reason,
+            reason_given: given.is_some(),
             interactive: var(ENV_INTERACTIVE).as_deref() != Some("0"),
             protocol_version: var(ENV_PROTOCOL).and_then(|v| v.trim().parse().ok()),
             keep_state_exit: var(ENV_KEEP_STATE_EXIT)

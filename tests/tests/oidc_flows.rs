@@ -343,3 +343,65 @@ async fn access_token_for_a_resource_is_a_jwt_for_it() {
     assert_eq!(claims["sub"], "alice");
     forbidden.assert_unused();
 }
+
+/// An epithet-style host (state on stdin, a pipe on fd 3, no `AUTHPLUG_*`
+/// variables) re-runs the plugin with state after a 401 as after a
+/// certificate renewal, and cannot say which: it gets a fresh token, never
+/// the one a server may have refused; only with the provider gone does it
+/// get the one held, with a word on stderr. A host that says `refresh`
+/// still gets the valid token as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epithet_host_gets_a_fresh_token_and_the_held_one_only_offline() {
+    let idp = start("{}");
+    let driver = LoggedDriver::http(&[]);
+    let args = dev_args(&idp.issuer, &driver.command);
+    let first = Run::new(&args)
+        .epithet_host()
+        .go()
+        .await
+        .expect("a first login, as an epithet host runs it");
+    let forbidden = ForbiddenBrowser::new();
+    let quiet = dev_args(&idp.issuer, &forbidden.command);
+    // ID tokens issued in the same second can be byte for byte the same.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+
+    let second = Run::new(&quiet)
+        .state(&first.state)
+        .epithet_host()
+        .go()
+        .await
+        .expect("a refresh");
+    let (before, after) = (state_json(&first.state), state_json(&second.state));
+    assert_ne!(
+        after["refresh_token"], before["refresh_token"],
+        "it refreshed"
+    );
+    assert_ne!(second.token, first.token, "never the token it held");
+
+    // A host that says why gets the valid token as it is.
+    let third = Run::new(&quiet)
+        .state(&second.state)
+        .reason(Reason::Refresh)
+        .go()
+        .await
+        .expect("the held token");
+    assert_eq!(third.token, second.token);
+
+    // The provider gone: the held token, said so, rather than nothing.
+    drop(idp);
+    let offline = Run::new(&quiet)
+        .state(&second.state)
+        .epithet_host()
+        .go()
+        .await
+        .expect("the held token while the provider is unreachable");
+    assert_eq!(offline.token, second.token);
+    assert!(
+        offline.stderr_tail.contains("cannot reach the provider")
+            && offline.stderr_tail.contains("handing out the token held"),
+        "{}",
+        offline.stderr_tail
+    );
+    forbidden.assert_unused();
+    assert_eq!(driver.logins(), 1);
+}

@@ -25,7 +25,7 @@ pub mod verify;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use authplug_protocol::plugin::{self, Plugin, Request, Response};
-use authplug_protocol::{Reason, Token};
+use authplug_protocol::Token;
 use openidconnect::core::CoreTokenResponse;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, Scope, TokenResponse};
 
@@ -76,16 +76,46 @@ pub fn run(config: &Config, request: Request) -> Result<Response, Error> {
             PluginState::new(&config.issuer, &config.client_id)
         }
     };
-    if request.reason != Reason::Rejected {
-        if let Some(token) = cached_token(config, &state, now) {
+    let cached = cached_token(config, &state, now);
+    if request.may_reuse_token() {
+        if let Some(token) = cached {
             return Ok(Response::new(token, request.state));
+        }
+    }
+    // A host that says nothing (epithet) may run us because a server refused
+    // the token we hold (PROTOCOL.md rule 1): a fresh one, then, unless the
+    // provider cannot give one.
+    let fallback = if request.reason_given { None } else { cached };
+    if let Some(token) = &fallback {
+        if wanted(config) == TokenKind::Id && state.refresh_gives_id_token == Some(false) {
+            say("the host gave no reason for this run, and this provider gives no new ID token on refresh: handing out the ID token held (still valid); if a server refused it, log in again");
+            return Ok(Response::new(token.clone(), request.state));
         }
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(run_online(config, state, &request, now))
+    let outcome = runtime.block_on(run_online(config, state, &request, now));
+    match (outcome, fallback) {
+        (Err(error), Some(token)) if provider_unavailable(&*error) => {
+            say(&format!(
+                "{}; handing out the token held (still valid), which a server may have refused",
+                error_chain(&*error)
+            ));
+            Ok(Response::new(token, request.state))
+        }
+        (outcome, _) => outcome,
+    }
+}
+
+/// The provider gave no answer (or only a temporary error): nothing was
+/// refused, nothing changed.
+fn provider_unavailable(error: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        error.downcast_ref::<TokenError>(),
+        Some(TokenError::Unreachable { .. } | TokenError::Temporary { .. })
+    )
 }
 
 fn wanted(config: &Config) -> TokenKind {
@@ -117,9 +147,9 @@ async fn run_online(
 ) -> Result<Response, Error> {
     let http = provider::http_client(config)?;
     let provider = Provider::load_or_discover(config, state.provider.as_ref(), &http, now).await?;
-    let rejected = request.reason == Reason::Rejected;
-    if rejected {
-        // The token we would reuse was refused: never hand it out again.
+    if !request.may_reuse_token() {
+        // The token we would reuse was refused (or may have been: the host
+        // did not say): never hand it out again from this run's state.
         match wanted(config) {
             TokenKind::Id => state.id_token = None,
             TokenKind::Access => state.access_token = None,

@@ -40,6 +40,8 @@ pub struct Run {
     pub stderr_sink: Option<StderrSink>,
     /// A soft RLIMIT_NOFILE for the plugin.
     pub nofile: Option<u32>,
+    /// Without the protocol's variables, as epithet runs it.
+    pub epithet: bool,
 }
 
 impl Run {
@@ -53,6 +55,7 @@ impl Run {
             timeout: Duration::from_secs(60),
             stderr_sink: None,
             nofile: None,
+            epithet: false,
         }
     }
 
@@ -113,15 +116,35 @@ impl Run {
     }
 
     pub async fn go(self) -> Result<RunOutput, RunError> {
-        let command = match self.nofile {
+        let mut argv: Vec<std::ffi::OsString> = Vec::new();
+        if self.epithet {
+            // What epithet's broker passes: state on stdin, a pipe on fd 3,
+            // and none of the protocol's variables.
+            argv.push("env".into());
+            for name in [
+                "AUTHPLUG_PROTOCOL",
+                "AUTHPLUG_REASON",
+                "AUTHPLUG_INTERACTIVE",
+                "AUTHPLUG_KEEP_STATE_EXIT",
+            ] {
+                argv.extend(["-u".into(), name.into()]);
+            }
+        }
+        if let Some(limit) = self.nofile {
             // The limit is set by a shell that then becomes the plugin.
-            Some(limit) => PluginCommand::new("sh")
-                .args(["-c", &format!(r#"ulimit -Sn {limit} && exec "$0" "$@""#)])
-                .args([plugin_binary().as_os_str()])
-                .args(&self.args),
-            None => PluginCommand::new(plugin_binary()).args(&self.args),
-        };
+            argv.extend(["sh".into(), "-c".into()]);
+            argv.push(format!(r#"ulimit -Sn {limit} && exec "$0" "$@""#).into());
+        }
+        argv.push(plugin_binary().into());
+        argv.extend(self.args.iter().map(Into::into));
+        let command = PluginCommand::from_argv(argv).expect("an argv");
         run(&command, &self.state, &self.options()).await
+    }
+
+    /// Runs the plugin as an epithet host does: no `AUTHPLUG_*` variables.
+    pub fn epithet_host(mut self) -> Self {
+        self.epithet = true;
+        self
     }
 
     /// Runs the plugin with this soft limit on open descriptors.
