@@ -36,8 +36,9 @@
 //! }
 //! ```
 //!
-//! The `authplug` binary built from this crate runs brokers in an agent
-//! daemon for one user, reachable on a unix socket.
+//! The `authplug` binary (the `authplug-agent` package beside this one)
+//! runs brokers in an agent daemon for one user, reachable on a unix
+//! socket.
 //!
 //! What this crate is not: it does not speak the plugin protocol itself (the
 //! `authplug-protocol` crate enforces every rule of it: limits, fd 3,
@@ -45,13 +46,11 @@
 //! Connect (that is the plugins' job). It never verifies a token's signature;
 //! it reads a JWT's `exp` only to decide when to ask the plugin again.
 
-pub mod agent;
 mod broker;
 #[cfg(feature = "http")]
 mod http;
 mod jwt;
 mod retry;
-pub mod secret_file;
 
 pub use authplug_protocol::host::{PluginCommand, RunError, RunOptions};
 pub use authplug_protocol::{State, Token};

@@ -44,7 +44,7 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
 
 /// The `authplug` binary, built as [`workspace_binary`] builds any.
 pub fn authplug_binary() -> PathBuf {
-    workspace_binary("authplug-broker", "authplug")
+    workspace_binary("authplug-agent", "authplug")
 }
 
 /// target/<profile>, where this test binary's build put everything.

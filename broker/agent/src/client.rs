@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use super::paths;
-use super::wire::{Op, Request, Response, MAX_LINE, WIRE_VERSION};
+use crate::paths;
+use crate::wire::{Op, Request, Response, MAX_LINE, WIRE_VERSION};
 
 /// Why a request to the agent failed.
 #[derive(Debug, thiserror::Error)]

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::Duration;
 
-use authplug_broker::agent::client::{self, Client, ClientError};
-use authplug_broker::agent::wire::Op;
+use authplug_agent::client::{self, Client, ClientError};
+use authplug_agent::wire::Op;
 
 use super::fail;
 use super::socket::SocketArg;

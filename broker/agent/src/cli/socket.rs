@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use authplug_broker::agent::paths;
+use authplug_agent::paths;
 
 /// `--socket`, shared by `agent`, `token`, `reject`, `status` and `stop`.
 #[derive(Debug, Clone, clap::Args)]

@@ -96,8 +96,8 @@ impl WireToken {
     }
 
     /// The token, moved out without a copy (what is left is empty).
-    pub fn take(&mut self) -> crate::Token {
-        crate::Token::from(std::mem::take(&mut *self.0))
+    pub fn take(&mut self) -> authplug_broker::Token {
+        authplug_broker::Token::from(std::mem::take(&mut *self.0))
     }
 }
 
@@ -131,7 +131,7 @@ pub struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     /// A heartbeat while a token request waits for its plugin (every
-    /// [`HEARTBEAT`](super::server::HEARTBEAT)); carries nothing else.
+    /// [`HEARTBEAT`](crate::server::HEARTBEAT)); carries nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waiting: Option<bool>,
 }
@@ -205,7 +205,7 @@ impl Response {
     }
 }
 
-/// A profile's [`Status`](crate::Status) on the wire: times in seconds
+/// A profile's [`Status`](authplug_broker::Status) on the wire: times in seconds
 /// since the Unix epoch, no secrets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProfileStatus {
@@ -239,7 +239,7 @@ pub(crate) fn unix_seconds(time: std::time::SystemTime) -> u64 {
 }
 
 impl ProfileStatus {
-    pub fn new(name: &str, default: bool, status: &crate::Status) -> ProfileStatus {
+    pub fn new(name: &str, default: bool, status: &authplug_broker::Status) -> ProfileStatus {
         ProfileStatus {
             name: name.to_owned(),
             default,

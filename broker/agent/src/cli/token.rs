@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authplug_broker::agent::client::Client;
-use authplug_broker::agent::wire::Op;
+use authplug_agent::client::Client;
+use authplug_agent::wire::Op;
 use zeroize::Zeroize;
 
 use super::fail;

@@ -3,8 +3,8 @@
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use authplug_broker::agent::client::Client;
-use authplug_broker::agent::wire::{Op, ProfileStatus};
+use authplug_agent::client::Client;
+use authplug_agent::wire::{Op, ProfileStatus};
 
 use super::fail;
 use super::socket::SocketArg;

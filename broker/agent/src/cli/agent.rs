@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authplug_broker::agent::config::{ConfigFile, Profiles};
-use authplug_broker::agent::{paths, server};
+use authplug_agent::config::{ConfigFile, Profiles};
+use authplug_agent::{paths, server};
 
 use super::fail;
 use super::socket::SocketArg;

@@ -18,7 +18,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::secret_file::{self, SecretFileError};
-use crate::{Broker, BrokerOptions, PluginCommand};
+use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 
 /// A config file larger than this is refused: far more than any set of
 /// profiles needs, and what a pipe (`--config <(...)`) gets room for.
@@ -225,10 +225,8 @@ impl ProfileConfig {
                 name: name.to_owned(),
                 message: error.to_string(),
             })?;
-        let mut options = BrokerOptions {
-            label: Some(name.to_owned()),
-            ..BrokerOptions::default()
-        };
+        let mut options = BrokerOptions::default();
+        options.label = Some(name.to_owned());
         options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout, TIMEOUT)?;
         options.skew = seconds(name, "skew", self.skew, options.skew, SKEW)?;
         options.interactive_cooldown = seconds(

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use authplug_broker::secret_file::{self, SecretFileError};
+use authplug_agent::secret_file::{self, SecretFileError};
 use authplug_protocol::host::{PluginCommand, RunOptions};
 use authplug_protocol::{Reason, State, STATE_LIMIT};
 use zeroize::Zeroizing;

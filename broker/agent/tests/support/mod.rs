@@ -217,3 +217,16 @@ pub fn is_running(pid: i32) -> bool {
         Err(_) => false,
     }
 }
+
+/// Stops a background agent even when the test fails half-way.
+pub struct StopAgent(pub PathBuf);
+
+impl Drop for StopAgent {
+    fn drop(&mut self) {
+        let _ = authplug()
+            .args(["stop", "--socket"])
+            .arg(&self.0)
+            .stderr(Stdio::null())
+            .status();
+    }
+}

@@ -3,8 +3,8 @@
 use std::io::Read;
 use std::process::ExitCode;
 
-use authplug_broker::agent::client::{Client, ClientError};
-use authplug_broker::agent::wire::{Op, WireToken};
+use authplug_agent::client::{Client, ClientError};
+use authplug_agent::wire::{Op, WireToken};
 use zeroize::Zeroizing;
 
 use super::fail;
@@ -27,7 +27,7 @@ pub fn run(args: RejectArgs) -> ExitCode {
         Err(message) => return fail(message),
     };
     let mut input = Zeroizing::new(String::new());
-    let limit = authplug_broker::agent::wire::MAX_LINE as u64;
+    let limit = authplug_agent::wire::MAX_LINE as u64;
     if let Err(error) = std::io::stdin()
         .lock()
         .take(limit)

@@ -23,10 +23,10 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, watch};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::config::Profiles;
-use super::paths;
-use super::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
-use crate::TokenRequest;
+use crate::config::Profiles;
+use crate::paths;
+use crate::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
+use authplug_broker::TokenRequest;
 
 /// The exit code of `authplug agent` when another process holds the
 /// socket's lock: an autostarting client then waits for that agent, or

@@ -133,7 +133,7 @@ fn five_hundred_unfinished_2_mib_lines_do_not_take_the_agent_to_a_gigabyte() {
     let before = rss_kib(agent.child.id());
     // Just under the line limit each, and no newline: all of it would be
     // held until the line ends.
-    let chunk = vec![b'x'; authplug_broker::agent::wire::MAX_LINE - 1024];
+    let chunk = vec![b'x'; authplug_agent::wire::MAX_LINE - 1024];
     let flood: Vec<UnixStream> = (0..500)
         .map(|_| {
             let mut stream = UnixStream::connect(&agent.socket).expect("connect");

@@ -1,0 +1,374 @@
+//! `authplug token`, `reject` and friends against a real agent: one run for
+//! many callers, the plugin's stderr live, closed pipes, errors in the
+//! user's words, the cool-down, a resource server's 401 healed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+
+mod support;
+use support::*;
+
+#[test]
+fn token_and_reject_through_the_cli_with_one_run_for_many_callers() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", &format!("sleep 0.5\n{COUNTING}"));
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin)]);
+
+    // Twenty processes at once on an empty cache: one plugin run.
+    let callers: Vec<_> = (0..20)
+        .map(|_| {
+            let socket = agent.socket.clone();
+            std::thread::spawn(move || token_cli(&socket, &["--no-autostart"]))
+        })
+        .collect();
+    for caller in callers {
+        assert_eq!(stdout(&caller.join().expect("thread")), "tok-1\n");
+    }
+    assert_eq!(scratch.runs("main"), ["initial"]);
+
+    // A storm of rejects of the same token: one re-run.
+    reject_from_threads(&agent.socket, "tok-1\n", 10);
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
+
+    // Late rejecters of the stale tok-1, after the re-run ended: the agent
+    // compares before clearing, so tok-2 stays cached and nothing runs.
+    reject_from_threads(&agent.socket, "tok-1\n", 10);
+    let mut connection = agent.connect();
+    connection.send(b"{\"v\":1,\"op\":\"reject\",\"token\":\"tok-1\"}\n");
+    assert_eq!(connection.final_answer()["cleared"], false);
+    let status = authplug()
+        .args(["status", "--json", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("status");
+    let profiles: serde_json::Value = serde_json::from_str(&stdout(&status)).expect("json");
+    assert_eq!(profiles[0]["has_token"], true);
+    assert_eq!(profiles[0]["rejected"], false);
+    assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
+    assert_eq!(scratch.runs("main"), ["initial", "rejected"]);
+
+    let empty = reject_cli(&agent.socket, "");
+    assert!(!empty.status.success());
+    assert!(String::from_utf8_lossy(&empty.stderr).contains("no token on stdin"));
+}
+
+/// `authplug reject` of `token` from `count` threads at once; each must
+/// succeed.
+fn reject_from_threads(socket: &Path, token: &'static str, count: usize) {
+    let rejecters: Vec<_> = (0..count)
+        .map(|_| {
+            let socket = socket.to_owned();
+            std::thread::spawn(move || reject_cli(&socket, token))
+        })
+        .collect();
+    for rejecter in rejecters {
+        let output = rejecter.join().expect("thread");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_waiting_cli_shows_the_plugins_stderr_live() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "login",
+        "echo 'To log in, visit https://login.example/device?code=WXYZ' >&2\nwhile [ ! -e \"$DIR/approved\" ]; do sleep 0.05; done\necho tok-login",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("login", &plugin)]);
+    let mut child = authplug()
+        .args(["token", "--no-autostart", "--profile", "login", "--socket"])
+        .arg(&agent.socket)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("authplug token");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("stderr line");
+    assert_eq!(
+        line,
+        "To log in, visit https://login.example/device?code=WXYZ\n"
+    );
+    // Shown while the login is still pending.
+    assert!(child.try_wait().expect("try_wait").is_none());
+    std::fs::write(scratch.path("approved"), "").expect("approve");
+    let mut token = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut token)
+        .expect("token");
+    assert!(child.wait().expect("wait").success());
+    assert_eq!(token, "tok-login\n");
+}
+
+/// `command` with its stdout or stderr a pipe nobody reads any more, as in
+/// `authplug status | head -1` once `head` has exited.
+fn with_closed(stream: &str, command: &mut Command) -> Output {
+    let (reader, writer) = nix::unistd::pipe().expect("pipe");
+    drop(reader);
+    command.stdin(Stdio::null());
+    if stream == "stdout" {
+        command.stdout(writer).stderr(Stdio::piped());
+    } else {
+        command.stderr(writer).stdout(Stdio::piped());
+    }
+    command.output().expect("run authplug")
+}
+
+#[test]
+fn a_closed_stdout_or_stderr_is_no_reason_for_the_agent_commands_to_panic() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "main",
+        "echo 'To log in, visit https://login.example/device' >&2\necho 'waiting...' >&2\necho tok-1",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("main", &plugin)]);
+    let cli = |args: &[&str]| {
+        let mut command = authplug();
+        command.args(args).arg("--socket").arg(&agent.socket);
+        command
+    };
+    let panicked = |output: &Output| String::from_utf8_lossy(&output.stderr).contains("panicked");
+
+    // The plugin's stderr lines go nowhere; the token still reaches stdout.
+    let token = with_closed("stderr", &mut cli(&["token", "--no-autostart"]));
+    assert_eq!(token.status.code(), Some(0), "{token:?}");
+    assert_eq!(token.stdout, b"tok-1\n");
+    // The token cannot be written: a failure, said on stderr.
+    let token = with_closed("stdout", &mut cli(&["token", "--no-autostart"]));
+    assert!(!panicked(&token), "{token:?}");
+    assert_eq!(token.status.code(), Some(1), "{token:?}");
+    assert!(String::from_utf8_lossy(&token.stderr).contains("cannot write the token"));
+
+    for json in [false, true] {
+        let mut status = cli(&["status"]);
+        if json {
+            status.arg("--json");
+        }
+        let status = with_closed("stdout", &mut status);
+        assert!(!panicked(&status), "{status:?}");
+        assert_eq!(status.status.code(), Some(0), "{status:?}");
+    }
+
+    // `stop` with no agent there says so on stderr.
+    let nowhere = scratch.path("none/agent.sock");
+    let mut stop = authplug();
+    stop.arg("stop").arg("--socket").arg(&nowhere);
+    let stop = with_closed("stderr", &mut stop);
+    assert_eq!(stop.status.code(), Some(0), "{stop:?}");
+}
+
+#[test]
+fn errors_reach_the_cli_with_the_plugins_message_and_profiles_are_named() {
+    let scratch = Scratch::new();
+    let failing = scratch.plugin("failing", "echo 'the IdP said: invalid_client' >&2\nexit 4");
+    let good = scratch.plugin("good", "echo tok-good");
+    let agent = Agent::start(&scratch.socket(), &[("failing", &failing), ("good", &good)]);
+
+    let output = token_cli(
+        &agent.socket,
+        &["--profile", "failing", "--non-interactive"],
+    );
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("exit code 4") && message.contains("invalid_client"),
+        "{message}"
+    );
+    assert!(output.stdout.is_empty());
+
+    let output = token_cli(&agent.socket, &[]);
+    assert!(!output.status.success());
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        message.contains("no default profile") && message.contains("failing, good"),
+        "{message}"
+    );
+
+    let output = token_cli(&agent.socket, &["--profile", "nope"]);
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no profile named `nope`"));
+    assert_eq!(
+        stdout(&token_cli(&agent.socket, &["-p", "good"])),
+        "tok-good\n"
+    );
+
+    let status = authplug()
+        .args(["status", "--json", "--socket"])
+        .arg(&agent.socket)
+        .output()
+        .expect("status");
+    let profiles: serde_json::Value = serde_json::from_str(&stdout(&status)).expect("json");
+    assert_eq!(profiles[0]["name"], "failing");
+    assert_eq!(profiles[0]["has_token"], false);
+    assert!(profiles[0]["last_error"]
+        .as_str()
+        .expect("error")
+        .contains("invalid_client"));
+    assert_eq!(profiles[1]["has_token"], true);
+    let text = String::from_utf8(status.stdout).expect("utf-8");
+    assert!(!text.contains("tok-good"), "status shows no token");
+}
+
+#[test]
+fn after_a_failed_login_token_runs_the_plugin_quietly_and_says_how_to_force() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "login",
+        r#"echo "$AUTHPLUG_INTERACTIVE" >> "$DIR/interactive"
+if [ "$AUTHPLUG_INTERACTIVE" = 1 ]; then echo "login timed out" >&2; exit 1; fi
+echo "a login is needed" >&2
+exit 2"#,
+    );
+    let agent = Agent::start(&scratch.socket(), &[("login", &plugin)]);
+    let interactive = || std::fs::read_to_string(scratch.path("interactive")).expect("log");
+
+    let first = token_cli(&agent.socket, &[]);
+    assert!(!first.status.success());
+    assert!(String::from_utf8_lossy(&first.stderr).contains("login timed out"));
+
+    let second = token_cli(&agent.socket, &[]);
+    assert!(!second.status.success());
+    let message = String::from_utf8_lossy(&second.stderr);
+    assert!(
+        message.contains("a login is needed")
+            && message.contains("cool-down")
+            && message.contains("--force"),
+        "{message}"
+    );
+    assert_eq!(
+        interactive(),
+        "1\n0\n",
+        "the second run was not interactive"
+    );
+
+    let forced = token_cli(&agent.socket, &["--force"]);
+    assert!(String::from_utf8_lossy(&forced.stderr).contains("login timed out"));
+    assert_eq!(interactive(), "1\n0\n1\n");
+}
+
+/// The end-to-end case: a resource server that accepts only the newest
+/// token, a client that uses `authplug token` and reports 401s with
+/// `authplug reject`.
+#[test]
+fn a_resource_server_401_is_healed_through_token_and_reject() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("api", COUNTING);
+    let agent = Agent::start(&scratch.socket(), &[("api", &plugin)]);
+    let newest = Arc::new(Mutex::new(String::from("tok-1")));
+    let server = ResourceServer::start(newest.clone());
+
+    let call = |socket: &Path| -> (u16, String) {
+        let token = stdout(&token_cli(socket, &[]));
+        let token = token.trim_end().to_owned();
+        (server.get(&token), token)
+    };
+    let (status, token) = call(&agent.socket);
+    assert_eq!((status, token.as_str()), (200, "tok-1"));
+
+    // The server revokes tok-1.
+    *newest.lock().expect("newest") = "tok-2".into();
+    let (status, stale) = call(&agent.socket);
+    assert_eq!(status, 401);
+    assert!(reject_cli(&agent.socket, &format!("{stale}\n"))
+        .status
+        .success());
+    let (status, token) = call(&agent.socket);
+    assert_eq!((status, token.as_str()), (200, "tok-2"));
+    assert_eq!(scratch.runs("api"), ["initial", "rejected"]);
+}
+
+/// A small HTTP server on its own thread and runtime (these tests are
+/// blocking, like the CLI).
+struct ResourceServer {
+    url: String,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl ResourceServer {
+    fn start(newest: Arc<Mutex<String>>) -> ResourceServer {
+        use axum::http::{HeaderMap, StatusCode};
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let app = axum::Router::new().route(
+            "/me",
+            axum::routing::get(move |headers: HeaderMap| {
+                let newest = newest.clone();
+                async move {
+                    let expected = format!("Bearer {}", newest.lock().expect("newest").as_str());
+                    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+                        Some(given) if given == expected => StatusCode::OK,
+                        _ => StatusCode::UNAUTHORIZED,
+                    }
+                }
+            }),
+        );
+        runtime.spawn(async move { axum::serve(listener, app).await });
+        ResourceServer { url, runtime }
+    }
+
+    fn get(&self, token: &str) -> u16 {
+        let url = format!("{}/me", self.url);
+        self.runtime.block_on(async {
+            reqwest::Client::new()
+                .get(url)
+                .bearer_auth(token)
+                .send()
+                .await
+                .expect("request")
+                .status()
+                .as_u16()
+        })
+    }
+}
+
+/// A failed run through the agent: `authplug token` shows the plugin's
+/// stderr as it comes, and the error once, without repeating those lines;
+/// a run that asked for its new state to be kept hands it on to the next.
+#[test]
+fn a_failed_run_is_told_once_and_its_kept_state_reaches_the_next_run() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "p",
+        &format!(
+            r#"if [ ! -e "$DIR/failed" ]; then
+  touch "$DIR/failed"
+  cat >/dev/null
+  printf 41 >&3
+  echo "rotated the refresh token, but no token this time" >&2
+  exit "$AUTHPLUG_KEEP_STATE_EXIT"
+fi
+{COUNTING}"#
+        ),
+    );
+    let agent = Agent::start(&scratch.socket(), &[("p", &plugin)]);
+    let failed = token_cli(&agent.socket, &["--profile", "p"]);
+    assert!(!failed.status.success());
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(
+        stderr.matches("rotated the refresh token").count(),
+        1,
+        "the plugin's line once: {stderr}"
+    );
+    assert!(stderr.contains("updated state"), "{stderr}");
+    assert!(!stderr.contains("last words"), "{stderr}");
+    // The state it handed back, 41, is what the next run starts from.
+    let next = token_cli(&agent.socket, &["--profile", "p"]);
+    assert_eq!(stdout(&next).trim(), "tok-42");
+}

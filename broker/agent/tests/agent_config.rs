@@ -1,0 +1,143 @@
+//! The agent's config file: read whole from a pipe, refused over its limit
+//! or with out-of-range durations, warned about when others can read it.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+mod support;
+use support::*;
+
+#[test]
+fn a_config_file_is_read_whole_from_a_pipe_and_refused_over_its_limit() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("main", "echo tok-piped");
+    let config_text = format!("[profiles.main]\ncommand = \"'{}'\"\n", plugin.display());
+    // Like `authplug agent --config <(decrypt config.toml.gpg)`.
+    let fifo = scratch.path("config.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).expect("mkfifo");
+    let writer = std::thread::spawn({
+        let (fifo, text) = (fifo.clone(), config_text.clone());
+        move || std::fs::write(fifo, text).expect("write the fifo")
+    });
+    let socket = scratch.socket();
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(&fifo)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("agent");
+    writer.join().expect("writer");
+    wait_for_socket(&socket);
+    assert_eq!(stdout(&token_cli(&socket, &[])), "tok-piped\n");
+    let _ = agent.kill();
+    let _ = agent.wait();
+
+    // Comments alone make it valid TOML, but no config needs a MiB.
+    let config = scratch.path("config.toml");
+    let padding = "# padding\n".repeat(authplug_agent::config::CONFIG_LIMIT / 10 + 1);
+    std::fs::write(&config, format!("{config_text}{padding}")).expect("config");
+    let message = agent_refusal(
+        &config,
+        &scratch.path("other.sock"),
+        "a config over the limit",
+    );
+    assert!(
+        message.contains("cannot read config file")
+            && message.contains("config.toml")
+            && message.contains("larger than the limit"),
+        "{message}"
+    );
+}
+
+/// Starts `authplug agent --config CONFIG` and expects it to refuse the
+/// file: it must exit with an error (an agent that took the file would
+/// serve on, so it is stopped and the test fails). Returns its stderr.
+fn agent_refusal(config: &Path, socket: &Path, what: &str) -> String {
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(config)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("agent");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while agent.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = agent.kill();
+            let _ = agent.wait();
+            panic!("{what} was accepted");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let output = agent.wait_with_output().expect("agent");
+    assert!(!output.status.success(), "{what} was accepted");
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+#[test]
+fn out_of_range_durations_in_the_config_file_are_refused_by_name() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    for (field, value) in [("cooldown", "1e19"), ("timeout", "0"), ("skew", "1e12")] {
+        std::fs::write(
+            &config,
+            format!("[profiles.ok]\ncommand = \"x\"\n[profiles.big]\ncommand = \"x\"\n{field} = {value}\n"),
+        )
+        .expect("config");
+        let message = agent_refusal(&config, &scratch.socket(), &format!("{field} = {value}"));
+        assert!(
+            message.contains("profile `big`")
+                && message.contains(&format!("{field} must be a number of seconds")),
+            "{message}"
+        );
+        assert!(!message.contains("panicked"), "{message}");
+    }
+}
+
+#[test]
+fn a_config_file_others_can_read_is_warned_about_in_the_log() {
+    let scratch = Scratch::new();
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        "[profiles.main]\ncommand = \"true\"\nenv = { CLIENT_SECRET = \"s3cr3t\" }\n",
+    )
+    .expect("config");
+    let agent_log = |mode: u32| -> String {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).expect("chmod");
+        let log = scratch.path("agent.stderr");
+        let mut child = authplug()
+            .args(["agent", "--config"])
+            .arg(&config)
+            .arg("--socket")
+            .arg(scratch.socket())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("agent");
+        wait_for_socket(&scratch.socket());
+        let _ = child.kill();
+        let _ = child.wait();
+        std::fs::read_to_string(&log).expect("log")
+    };
+    let shared = agent_log(0o644);
+    assert!(
+        shared.contains("WARN")
+            && shared.contains("readable by other users (mode 644)")
+            && shared.contains("chmod 600"),
+        "{shared}"
+    );
+    assert!(!shared.contains("s3cr3t"), "{shared}");
+    let private = agent_log(0o600);
+    assert!(!private.contains("other users"), "{private}");
+}
