@@ -199,6 +199,26 @@ async fn each_run_gets_the_state_the_previous_run_wrote() {
     assert_eq!(plugin.runs(), ["initial 1", "rejected 1", "refresh 1"]);
 }
 
+/// `count` non-interactive callers at once, each of which must fail: their
+/// messages.
+async fn failures_of_quiet_callers(broker: &Broker, count: usize) -> Vec<String> {
+    let mut callers = tokio::task::JoinSet::new();
+    for _ in 0..count {
+        let broker = broker.clone();
+        callers.spawn(async move {
+            broker
+                .token_with(TokenRequest::new().interactive(false))
+                .await
+        });
+    }
+    let mut messages = Vec::new();
+    while let Some(result) = callers.join_next().await {
+        let error = result.expect("caller task").expect_err("a failed run");
+        messages.push(error.to_string());
+    }
+    messages
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_run_keeps_the_state_and_reaches_every_waiter() {
     let plugin = Plugin::new(&format!(
@@ -216,18 +236,7 @@ fi
 
     std::fs::write(plugin.path("fail"), "").expect("fail flag");
     broker.invalidate();
-    let mut callers = tokio::task::JoinSet::new();
-    for _ in 0..10 {
-        let broker = broker.clone();
-        callers.spawn(async move {
-            broker
-                .token_with(TokenRequest::new().interactive(false))
-                .await
-        });
-    }
-    while let Some(result) = callers.join_next().await {
-        let error = result.expect("caller task").expect_err("failing run");
-        let message = error.to_string();
+    for message in failures_of_quiet_callers(&broker, 10).await {
         assert!(message.contains("exit code 3"), "{message}");
         assert!(
             message.contains("the identity provider is down (503)"),
@@ -262,18 +271,7 @@ fi
     assert_eq!(text(&broker.token().await.expect("token 1")), "tok-1");
     std::fs::write(plugin.path("fail"), "").expect("fail flag");
     broker.invalidate();
-    let mut callers = tokio::task::JoinSet::new();
-    for _ in 0..5 {
-        let broker = broker.clone();
-        callers.spawn(async move {
-            broker
-                .token_with(TokenRequest::new().interactive(false))
-                .await
-        });
-    }
-    while let Some(result) = callers.join_next().await {
-        let error = result.expect("caller task").expect_err("a failed run");
-        let message = error.to_string();
+    for message in failures_of_quiet_callers(&broker, 5).await {
         assert!(message.contains("updated state"), "{message}");
         assert!(message.contains("a login is needed"), "{message}");
         assert!(

@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use authplug_protocol::Reason;
 use oidc_support::{
-    admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, open_printed_url, state_json,
-    token_text, verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
+    admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, open_printed_url,
+    relogin_after_refused_refresh, state_json, token_text, verify_jwt, DevIdp, ForbiddenBrowser,
+    LoggedDriver, Run,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -123,19 +124,7 @@ async fn a_reused_refresh_token_leads_to_a_new_login() {
     forbidden.assert_unused();
 
     // Interactive: the spent token is refused and a new login follows.
-    let third = Run::new(&args)
-        .state(&first.state)
-        .reason(Reason::Rejected)
-        .go()
-        .await
-        .expect("a new login");
-    assert!(
-        third.stderr_tail.contains("refused the refresh token"),
-        "{}",
-        third.stderr_tail
-    );
-    assert_eq!(driver.logins(), 2, "{}", driver.log());
-    assert_eq!(jwt_claims(&token_text(&third))["sub"], "alice");
+    let third = relogin_after_refused_refresh(&args, &first.state, &driver).await;
     assert!(state_json(&third.state)["refresh_token"].is_string());
 }
 

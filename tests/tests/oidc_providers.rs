@@ -12,8 +12,8 @@ use authplug_protocol::Reason;
 use oidc_support::stub::{Case, Quirk, Refresh, Stub};
 use oidc_support::tls::TlsStub;
 use oidc_support::{
-    admin, dev_args, jwt_claims, state_json, stub_args, token_text, unix_now, DevIdp,
-    ForbiddenBrowser, LoggedDriver, Run, CURL_BROWSER, STUB_CLIENT,
+    admin, dev_args, jwt_claims, relogin_after_refused_refresh, state_json, stub_args, token_text,
+    unix_now, DevIdp, ForbiddenBrowser, LoggedDriver, Run, CURL_BROWSER, STUB_CLIENT,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -125,19 +125,7 @@ async fn a_refused_refresh_is_understood_whatever_the_body() {
         assert!(!message.contains("empty error response"), "{message}");
         forbidden.assert_unused();
 
-        let relogin = Run::new(&args)
-            .state(&first.state)
-            .reason(Reason::Rejected)
-            .go()
-            .await
-            .expect("a new login");
-        assert!(
-            relogin.stderr_tail.contains("refused the refresh token"),
-            "{}",
-            relogin.stderr_tail
-        );
-        assert_eq!(driver.logins(), 2, "{status} {body}: {}", driver.log());
-        assert_eq!(jwt_claims(&token_text(&relogin))["sub"], "alice");
+        relogin_after_refused_refresh(&args, &first.state, &driver).await;
     }
 }
 

@@ -11,7 +11,7 @@ use openidconnect::{
 };
 use tokio::sync::Notify;
 
-use crate::token_error::{classify, Grant};
+use crate::token_error::Grant;
 use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
 use crate::{error_chain, printable, say, Error, Session};
@@ -37,18 +37,8 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
         request = request.add_extra_param(name, value);
     }
     let http = TokenHttp::new(&session.http);
-    let details: CoreDeviceAuthorizationResponse = match request.request_async(&http).await {
-        Ok(details) => details,
-        Err(e) => {
-            return Err(classify(
-                Grant::DeviceStart,
-                &session.client_info(),
-                e,
-                http.last_answer(),
-            )
-            .into())
-        }
-    };
+    let details: CoreDeviceAuthorizationResponse = (request.request_async(&http).await)
+        .map_err(|e| session.refusal(Grant::DeviceStart, e, &http))?;
 
     // The user is sent there to type the code and log in: it must be as
     // safe as the issuer (RFC 8628 §3.2 names an https URI).
@@ -145,15 +135,7 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
             };
             return Err(format!("{why} ({})", printable(&r.to_string())).into());
         }
-        Some(Err(e)) => {
-            return Err(classify(
-                Grant::DevicePoll,
-                &session.client_info(),
-                e,
-                http.last_answer(),
-            )
-            .into())
-        }
+        Some(Err(e)) => return Err(session.refusal(Grant::DevicePoll, e, &http).into()),
     };
     session
         .absorb(&response, ExpectNonce::Refresh(None), None, true)

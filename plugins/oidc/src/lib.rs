@@ -362,6 +362,17 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// What a failed request to the token or device endpoint means
+    /// ([`token_error::classify`], with the answer `http` saw).
+    pub fn refusal<T: openidconnect::ErrorResponse + 'static>(
+        &self,
+        grant: Grant,
+        error: openidconnect::RequestTokenError<openidconnect::HttpClientError<reqwest::Error>, T>,
+        http: &TokenHttp<'_>,
+    ) -> TokenError {
+        token_error::classify(grant, &self.client_info(), error, http.last_answer())
+    }
+
     /// The client, for messages about what the provider refused.
     pub fn client_info(&self) -> ClientInfo<'_> {
         ClientInfo {
@@ -388,12 +399,7 @@ impl Session<'_> {
         let response = match request.request_async(&http).await {
             Ok(response) => response,
             Err(e) => {
-                let error = token_error::classify(
-                    Grant::Refresh,
-                    &self.client_info(),
-                    e,
-                    http.last_answer(),
-                );
+                let error = self.refusal(Grant::Refresh, e, &http);
                 return Err(if error.is_refused_refresh() {
                     RefreshFailure::Refused(error)
                 } else {
@@ -454,18 +460,8 @@ impl Session<'_> {
             request = request.add_extra_param(name, value);
         }
         let http = TokenHttp::new(&self.http);
-        let response = match request.request_async(&http).await {
-            Ok(response) => response,
-            Err(e) => {
-                return Err(token_error::classify(
-                    Grant::ClientCredentials,
-                    &self.client_info(),
-                    e,
-                    http.last_answer(),
-                )
-                .into())
-            }
-        };
+        let response = (request.request_async(&http).await)
+            .map_err(|e| self.refusal(Grant::ClientCredentials, e, &http))?;
         self.absorb(&response, ExpectNonce::Refresh(None), None, false)
             .await
     }

@@ -6,7 +6,7 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
 
 use crate::callback::{CallbackListener, Expected};
 use crate::config::Config;
-use crate::token_error::{classify, Grant};
+use crate::token_error::Grant;
 use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
 use crate::{browser, say, Error, Session};
@@ -75,12 +75,8 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
         exchange = exchange.add_extra_param(name, value);
     }
     let http = TokenHttp::new(&session.http);
-    let response = match exchange.request_async(&http).await {
-        Ok(response) => response,
-        Err(e) => {
-            return Err(classify(Grant::Code, &session.client_info(), e, http.last_answer()).into())
-        }
-    };
+    let response = (exchange.request_async(&http).await)
+        .map_err(|e| session.refusal(Grant::Code, e, &http))?;
     session
         .absorb(&response, ExpectNonce::Login(&nonce), None, true)
         .await?;

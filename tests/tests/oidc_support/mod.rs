@@ -392,6 +392,29 @@ impl LoggedDriver {
     }
 }
 
+/// An interactive run whose refresh token the provider refuses: it says so
+/// and logs in again (the driver's second login), as alice.
+pub async fn relogin_after_refused_refresh(
+    args: &[String],
+    state: &State,
+    driver: &LoggedDriver,
+) -> RunOutput {
+    let relogin = Run::new(args)
+        .state(state)
+        .reason(Reason::Rejected)
+        .go()
+        .await
+        .expect("a new login");
+    assert!(
+        relogin.stderr_tail.contains("refused the refresh token"),
+        "{}",
+        relogin.stderr_tail
+    );
+    assert_eq!(driver.logins(), 2, "{}", driver.log());
+    assert_eq!(jwt_claims(&token_text(&relogin))["sub"], "alice");
+    relogin
+}
+
 /// POSTs a form to one of the dev IdP's `/_admin` endpoints.
 pub async fn admin(idp: &DevIdp, endpoint: &str, form: &str) -> serde_json::Value {
     let response = reqwest::Client::new()
