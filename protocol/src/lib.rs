@@ -13,6 +13,14 @@
 //! - [`plugin`] is the SDK for plugins written in Rust: one [`plugin::Plugin`]
 //!   impl and one call to [`plugin::main`].
 //!
+//! The host side needs tokio and is behind the default feature `host`; a
+//! plugin that only uses the SDK depends on this crate with
+//! `default-features = false` and compiles no async runtime:
+//!
+//! ```toml
+//! authplug-protocol = { version = "0.1", default-features = false }
+//! ```
+//!
 //! What this crate is not: it does not cache tokens, retry, or know what a
 //! token means (that is the broker's job), and it knows nothing of OAuth or
 //! OpenID Connect (that is the OIDC plugin's job).
@@ -20,9 +28,11 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod dumps;
+#[cfg(feature = "host")]
 pub mod host;
 pub mod plugin;
 mod secret;
+#[cfg(feature = "host")]
 mod spawn;
 
 pub use dumps::forbid_core_dumps;

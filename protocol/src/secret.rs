@@ -4,6 +4,7 @@
 //! a stray `{:?}` or `tracing` field can never leak them.
 
 use std::fmt;
+#[cfg(feature = "host")]
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use zeroize::{Zeroize, Zeroizing};
@@ -214,6 +215,7 @@ impl SecretBuf {
         self.bytes.extend_from_slice(chunk);
     }
 
+    #[cfg(feature = "host")]
     /// One read from `reader` straight into the buffer; `Ok(0)` is EOF. At
     /// most `max_capacity` bytes are ever held: once full, it reads nothing
     /// more and reports 0.
@@ -243,6 +245,7 @@ impl SecretBuf {
         std::task::Poll::Ready(Ok(filled))
     }
 
+    #[cfg(feature = "host")]
     /// One read from `fd` (non-blocking) straight into the buffer, without
     /// the runtime; `Ok(0)` is EOF, `WouldBlock` means nothing is there now.
     /// Bounded by `max_capacity` like [`SecretBuf::poll_read_from`].
@@ -272,6 +275,7 @@ impl SecretBuf {
         }
     }
 
+    #[cfg(feature = "host")]
     pub(crate) fn truncate(&mut self, len: usize) {
         if len < self.bytes.len() {
             wipe(&mut self.bytes[len..]);
@@ -279,6 +283,7 @@ impl SecretBuf {
         }
     }
 
+    #[cfg(feature = "host")]
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.bytes
     }

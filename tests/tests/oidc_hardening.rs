@@ -89,3 +89,57 @@ async fn the_browser_gets_no_authplug_variable_and_no_secret() {
     let leaked: Vec<&str> = env.lines().filter(|l| l.starts_with("AUTHPLUG_")).collect();
     assert!(leaked.is_empty(), "{leaked:?}");
 }
+
+/// authplug-oidc holds the refresh token and the tokens: no core file, no
+/// same-user debugger. Run as nobody (so that a dumpable process's /proc
+/// entries would be nobody's) while it waits for a login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plugin_keeps_out_of_core_dumps_and_debuggers() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    use std::os::unix::process::CommandExt;
+    if std::fs::metadata("/proc/self").map(|m| m.uid()).ok() != Some(0) {
+        eprintln!("skipped: needs root to run the plugin as another user");
+        return;
+    }
+    let stub = Stub::start(Case::Honest).await;
+    // A copy nobody may run, wherever the checkout is.
+    let shared = tempfile::tempdir().unwrap();
+    let binary = shared.path().join("authplug-oidc");
+    std::fs::copy(oidc_support::plugin_binary(), &binary).unwrap();
+    for path in [shared.path(), binary.as_path()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut plugin = std::process::Command::new(&binary)
+        .args(stub_args(&stub.issuer, "browser", "true"))
+        .uid(65534)
+        .gid(65534)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the plugin as nobody");
+    // It is waiting for the login once it has said where to go.
+    let stderr = plugin.stderr.take().unwrap();
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stderr));
+    let said = lines.next().and_then(Result::ok).unwrap_or_default();
+    assert!(said.contains("visit"), "{said}");
+    let pid = plugin.id();
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let owner = std::fs::metadata(format!("/proc/{pid}/status"))
+        .unwrap()
+        .uid();
+    let _ = plugin.kill();
+    let _ = plugin.wait();
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("the core limit");
+    assert!(
+        core.split_whitespace().skip(4).take(2).all(|v| v == "0"),
+        "{core}"
+    );
+    assert_eq!(
+        owner, 0,
+        "a dumpable process's /proc entries are its own user's"
+    );
+}
