@@ -28,6 +28,8 @@ static UNWIPED: AtomicUsize = AtomicUsize::new(0);
 /// into too.
 struct Watchful;
 
+// SAFETY: every method forwards to the system allocator, which upholds the
+// trait's contract; dealloc only reads the block before freeing it.
 unsafe impl GlobalAlloc for Watchful {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         // SAFETY: forwarded as is.

@@ -4,6 +4,10 @@
 //! parses the command line and dispatches. To add a subcommand, add a
 //! variant to [`Command`] with its `clap::Args` struct and one match arm.
 
+// Output goes through `say!`/`say_on_stderr!` (cli/mod.rs): they cannot
+// panic on a closed pipe, as `println!` would, losing a token.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

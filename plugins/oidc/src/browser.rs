@@ -75,7 +75,7 @@ fn spawn_detached(mut command: Command) -> io::Result<()> {
     std::thread::spawn(move || {
         if let Ok(status) = child.wait() {
             if !status.success() {
-                eprintln!("authplug-oidc: the browser command exited with {status}");
+                crate::say(&format!("the browser command exited with {status}"));
             }
         }
     });

@@ -66,7 +66,7 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
                     .dark_color(qrcode::render::unicode::Dense1x2::Light)
                     .light_color(qrcode::render::unicode::Dense1x2::Dark)
                     .build();
-                eprintln!("{art}");
+                crate::say_raw(&art);
             }
         }
     }

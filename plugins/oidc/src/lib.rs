@@ -11,16 +11,21 @@
 //! server rejected one (the broker does), and it speaks no protocol of its
 //! own: stdin, stdout and fd 3 are the protocol crate's business.
 
-pub mod browser;
-pub mod callback;
+// stderr is written with `say` (which cannot panic), stdout only by the SDK.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+// Only the flags and the plugin are for the binary; the rest is this
+// crate's own business.
+mod browser;
+mod callback;
 pub mod config;
-pub mod device;
-pub mod login;
-pub mod provider;
-pub mod state;
-pub mod token_error;
-pub mod token_http;
-pub mod verify;
+mod device;
+mod login;
+mod provider;
+mod state;
+mod token_error;
+mod token_http;
+mod verify;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -66,7 +71,7 @@ impl Plugin for OidcPlugin {
 
 /// One run: the cached token if it will do (no network at all), else a
 /// refresh, else a login.
-pub fn run(config: &Config, request: Request) -> Result<Response, Error> {
+fn run(config: &Config, request: Request) -> Result<Response, Error> {
     let now = unix_now();
     let state = match PluginState::load(&request.state, &config.issuer, &config.client_id) {
         Loaded::Usable(state) => *state,
@@ -270,7 +275,7 @@ enum RefreshFailure {
 }
 
 /// Everything a run that talks to the provider needs.
-pub struct Session<'a> {
+pub(crate) struct Session<'a> {
     pub config: &'a Config,
     pub http: reqwest::Client,
     pub provider: Provider,
@@ -487,8 +492,15 @@ impl Session<'_> {
 
 /// Says something to the user, on stderr (never a token or secret), with
 /// no control characters (messages quote the provider).
-pub fn say(message: &str) {
-    eprintln!("authplug-oidc: {}", without_controls(message));
+pub(crate) fn say(message: &str) {
+    say_raw(&format!("authplug-oidc: {}", without_controls(message)));
+}
+
+/// A line on stderr as it is (a QR code, say). Never panics: a host that
+/// closed our stderr is no reason to lose the run (`eprintln!` would).
+pub(crate) fn say_raw(text: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "{text}");
 }
 
 fn without_controls(text: &str) -> String {
@@ -498,7 +510,7 @@ fn without_controls(text: &str) -> String {
 }
 
 /// An error and its causes on one line.
-pub fn error_chain(error: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -117,23 +117,6 @@ impl TokenError {
     pub fn is_refused_refresh(&self) -> bool {
         matches!(self, TokenError::RefreshRefused { .. })
     }
-
-    /// The OAuth error code, when the provider sent one in JSON.
-    pub fn oauth_error(&self) -> Option<&str> {
-        let detail = match self {
-            TokenError::Unreachable { .. } => return None,
-            TokenError::Temporary { detail, .. }
-            | TokenError::ClientRefused { detail, .. }
-            | TokenError::RefreshRefused { detail, .. }
-            | TokenError::ScopeRefused { detail, .. }
-            | TokenError::Refused { detail, .. }
-            | TokenError::Malformed { detail, .. } => detail,
-        };
-        match detail {
-            Detail::OAuth { error, .. } => Some(error),
-            _ => None,
-        }
-    }
 }
 
 fn client_hint(has_secret: bool) -> &'static str {
