@@ -1,0 +1,108 @@
+//! How to run a plugin: [`RunOptions`], and the sink for its stderr lines.
+
+use std::ffi::OsString;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::Reason;
+
+/// Receives each line the plugin writes on stderr, as it arrives (rule 5).
+/// Called on the task that runs the plugin: it must not block.
+pub type StderrSink = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// How to run a plugin. Start from `RunOptions::default()` and set fields.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct RunOptions {
+    /// `AUTHPLUG_REASON`; `None` means `initial` for empty state, else
+    /// `refresh`.
+    pub reason: Option<Reason>,
+    /// `AUTHPLUG_INTERACTIVE`.
+    pub interactive: bool,
+    /// The whole run, start to finish (rule 7).
+    pub timeout: Duration,
+    /// Between TERM and KILL when the host stops a plugin (rule 7).
+    pub kill_grace: Duration,
+    /// How long, after the plugin exits, the host keeps reading output that
+    /// a background child may still hold open (rule 8).
+    pub drain_window: Duration,
+    /// Extra environment for the plugin, on top of the host's own. The copy
+    /// the host makes for each spawn is wiped right after it (a value may be
+    /// a client secret); this one is the caller's to wipe.
+    pub env: Vec<(OsString, OsString)>,
+    /// Where stderr lines go as they arrive.
+    pub stderr_sink: Option<StderrSink>,
+    /// How many of the last stderr lines an error carries.
+    pub stderr_tail_lines: usize,
+    /// Lend the controlling terminal to the plugin for the run: its process
+    /// group becomes the terminal's foreground group before it starts, and
+    /// the host's again when the run ends. A plugin in its own group (rule
+    /// 7) can then prompt on `/dev/tty` instead of being stopped by SIGTTIN,
+    /// and the terminal's Ctrl-C reaches it. Only takes effect when the host
+    /// is itself in the terminal's foreground group; for a program run by a
+    /// user at a terminal, such as `authplug run`.
+    pub foreground_terminal: bool,
+    /// Offer the plugin to keep the state of a failed run (rule 4): set
+    /// `AUTHPLUG_KEEP_STATE_EXIT`, and turn a run that exits with that code
+    /// after writing a state into [`RunError::FailedWithNewState`]. A host
+    /// that cannot store such a state must set this to `false`: the plugin
+    /// then knows not to rely on it.
+    pub keep_state_on_failure: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            reason: None,
+            interactive: true,
+            timeout: Duration::from_secs(300),
+            kill_grace: Duration::from_secs(2),
+            drain_window: Duration::from_secs(1),
+            env: Vec::new(),
+            stderr_sink: None,
+            stderr_tail_lines: 20,
+            foreground_terminal: false,
+            keep_state_on_failure: true,
+        }
+    }
+}
+
+impl fmt::Debug for RunOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RunOptions")
+            .field("reason", &self.reason)
+            .field("interactive", &self.interactive)
+            .field("timeout", &self.timeout)
+            .field("kill_grace", &self.kill_grace)
+            .field("drain_window", &self.drain_window)
+            // Names only: a value may be a secret the caller passes on.
+            .field(
+                "env",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
+            .field(
+                "stderr_sink",
+                &self.stderr_sink.as_ref().map(|_| "Fn(&str)"),
+            )
+            .field("stderr_tail_lines", &self.stderr_tail_lines)
+            .field("foreground_terminal", &self.foreground_terminal)
+            .field("keep_state_on_failure", &self.keep_state_on_failure)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn run_options_debug_shows_env_names_but_not_values() {
+        let options = RunOptions {
+            env: vec![("AUTHPLUG_OIDC_CLIENT_SECRET".into(), "s3cr3t-value".into())],
+            ..RunOptions::default()
+        };
+        let shown = format!("{options:?}");
+        assert!(shown.contains("AUTHPLUG_OIDC_CLIENT_SECRET"), "{shown}");
+        assert!(!shown.contains("s3cr3t-value"), "{shown}");
+    }
+}
