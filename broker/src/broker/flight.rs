@@ -1,0 +1,219 @@
+//! Single flight: one plugin run shared by every caller that asks while it
+//! is under way, cancelled when the last one goes, its outcome stored
+//! under the same lock that ends it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use authplug_protocol::host::{self, RunError, StderrSink};
+use authplug_protocol::{Reason, State, Token};
+use tokio::sync::{oneshot, watch};
+
+use super::cache::Cached;
+use super::cooldown::RunMode;
+use super::error::BrokerError;
+use super::status::RunRecord;
+use super::Inner;
+
+/// Lines of the current run kept for callers that join it late (the login
+/// URL is usually printed first).
+pub(super) const REPLAY_LINES: usize = 64;
+
+/// A run's result, once it has one.
+pub(super) type FlightResult = watch::Receiver<Option<Result<Token, BrokerError>>>;
+
+pub(super) struct Flight {
+    pub(super) id: u64,
+    pub(super) result: FlightResult,
+    pub(super) waiters: usize,
+    /// Tells the run's task that every caller went away; `None` once sent.
+    /// The flight stays until the plugin has exited and been reaped, so
+    /// nobody starts a second run with the same state while the first still
+    /// lives (it may have spent a refresh token already).
+    pub(super) cancel: Option<oneshot::Sender<()>>,
+    pub(super) lines: VecDeque<String>,
+    pub(super) listeners: Vec<(u64, StderrSink)>,
+    pub(super) next_listener: u64,
+}
+
+impl Flight {
+    pub(super) fn is_cancelling(&self) -> bool {
+        self.cancel.is_none()
+    }
+}
+
+/// Held by each caller waiting on a run; the last one to go cancels it.
+pub(super) struct Waiter {
+    pub(super) inner: Arc<Inner>,
+    pub(super) flight_id: u64,
+    pub(super) listener: Option<u64>,
+}
+
+impl Drop for Waiter {
+    fn drop(&mut self) {
+        let mut shared = self.inner.lock();
+        let Some(flight) = shared.flight.as_mut() else {
+            return;
+        };
+        if flight.id != self.flight_id {
+            return;
+        }
+        if let Some(listener) = self.listener {
+            flight.listeners.retain(|(id, _)| *id != listener);
+        }
+        flight.waiters -= 1;
+        if flight.waiters == 0 {
+            if let Some(cancel) = flight.cancel.take() {
+                let _ = cancel.send(());
+            }
+            tracing::info!(plugin = %self.inner.label, "every caller went away; cancelling the plugin run");
+        }
+    }
+}
+
+/// Ends the flight when its task ends, however it ends (finished,
+/// cancelled, panicked, or dropped with the runtime).
+pub(super) struct FlightGuard {
+    pub(super) inner: Arc<Inner>,
+    pub(super) id: u64,
+}
+
+impl Drop for FlightGuard {
+    fn drop(&mut self) {
+        let mut shared = self.inner.lock();
+        if shared.flight.as_ref().is_some_and(|f| f.id == self.id) {
+            shared.flight = None;
+        }
+    }
+}
+
+/// Whether a failed run left the state as it was: all but a run whose only
+/// fault was its token, and one that handed back a state to keep.
+pub(super) fn state_unchanged_by(error: &BrokerError) -> bool {
+    match error {
+        BrokerError::SameTokenAfterReject => false,
+        BrokerError::Run(error) => !matches!(**error, RunError::FailedWithNewState { .. }),
+        BrokerError::CoolingDown { error, .. } => state_unchanged_by(error),
+        _ => true,
+    }
+}
+
+pub(super) async fn run_flight(
+    inner: Arc<Inner>,
+    id: u64,
+    state: State,
+    reason: Reason,
+    mode: RunMode,
+    result: watch::Sender<Option<Result<Token, BrokerError>>>,
+    cancelled: oneshot::Receiver<()>,
+) {
+    let interactive = matches!(mode, RunMode::Interactive);
+    let guard = FlightGuard {
+        inner: inner.clone(),
+        id,
+    };
+    let mut options = inner.options.run.clone();
+    options.reason = Some(reason.clone());
+    options.interactive = interactive;
+    let sink_owner = Arc::downgrade(&inner);
+    options.stderr_sink = Some(Arc::new(move |line: &str| {
+        if let Some(inner) = sink_owner.upgrade() {
+            inner.on_stderr_line(id, line);
+        }
+    }));
+    tracing::info!(plugin = %inner.label, %reason, interactive, "running plugin");
+    // Returns once the plugin is gone, cancelled or not; a run that
+    // finished as its last caller left still counts.
+    let cancel = async {
+        let _ = cancelled.await;
+    };
+    let outcome = host::run_until(&inner.command, &state, &options, cancel).await;
+    drop(state);
+    if let Err(RunError::Cancelled { .. }) = outcome {
+        tracing::info!(plugin = %inner.label, "cancelled plugin run stopped");
+        // The guard ends the flight; callers that came meanwhile start anew.
+        drop(guard);
+        return;
+    }
+
+    // From here on there is no await: once the plugin has succeeded its new
+    // state is kept even if every caller has just gone away, since the old
+    // state may no longer be valid (a rotated refresh token).
+    let now = SystemTime::now();
+    let mut shared = inner.lock();
+    let (record_ok, elapsed, answer) = match outcome {
+        Ok(output) => {
+            let elapsed = output.elapsed;
+            // The plugin succeeded, so its state is the current one even if
+            // its token is useless: the old state may be spent.
+            shared.state = output.state;
+            if shared.rejected.as_ref() == Some(&output.token) {
+                (false, elapsed, Err(BrokerError::SameTokenAfterReject))
+            } else {
+                shared.rejected = None;
+                let cached = Cached::new(output.token, inner.options.skew, now);
+                let token = cached.token.clone();
+                shared.cached = Some(cached);
+                (true, elapsed, Ok(token))
+            }
+        }
+        Err(mut error) => {
+            // Rule 4's exception: the plugin failed but obtained something
+            // it must not lose (a rotated refresh token), and asked for its
+            // new state to be kept. The error goes on without it.
+            if let Some(new_state) = error.take_new_state() {
+                shared.state = new_state;
+            }
+            (
+                false,
+                Duration::ZERO,
+                Err(BrokerError::Run(Arc::new(error))),
+            )
+        }
+    };
+    let answer = match (answer, mode) {
+        (Err(error), RunMode::CoolingDown { until }) => Err(BrokerError::CoolingDown {
+            remaining: until.saturating_duration_since(Instant::now()),
+            error: Box::new(error),
+        }),
+        (answer, _) => answer,
+    };
+    shared.cooldown.after_run(
+        answer.is_ok(),
+        interactive,
+        inner.options.interactive_cooldown,
+        (Instant::now(), now),
+    );
+    match &answer {
+        Ok(_) => {
+            shared.last_error = None;
+            tracing::info!(plugin = %inner.label, elapsed_ms = elapsed.as_millis() as u64, "plugin run succeeded");
+        }
+        Err(error) => {
+            shared.last_error = Some(error.to_string());
+            if state_unchanged_by(error) {
+                tracing::warn!(plugin = %inner.label, %error, "plugin run failed; state kept as it was");
+            } else {
+                tracing::warn!(plugin = %inner.label, %error, "plugin run failed or refused; its new state kept");
+            }
+        }
+    }
+    shared.runs += 1;
+    shared.last_run = Some(RunRecord {
+        finished_at: now,
+        reason: reason.to_string(),
+        interactive,
+        ok: record_ok,
+        elapsed,
+    });
+    // The flight ends with the same lock that stored its outcome, and
+    // before its result is out, so a caller that sees the result and asks
+    // again finds the cache, not this flight.
+    if shared.flight.as_ref().is_some_and(|f| f.id == id) {
+        shared.flight = None;
+    }
+    drop(shared);
+    drop(guard);
+    result.send_replace(Some(answer));
+}

@@ -1,0 +1,118 @@
+//! How a broker runs its plugin ([`BrokerOptions`]) and how one caller
+//! wants its token ([`TokenRequest`]).
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use authplug_protocol::host::{RunOptions, StderrSink};
+
+/// How a [`Broker`] runs its plugin and judges its tokens. Start from
+/// `BrokerOptions::default()` and set fields.
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct BrokerOptions {
+    /// Names the broker in logs and `Debug` output (the agent uses the
+    /// profile name); default: the plugin program's file name. The full
+    /// command line is never logged, since it may hold a client secret.
+    pub label: Option<String>,
+    /// Timeout, kill grace, extra environment and so on for each run. The
+    /// broker sets `reason`, `interactive` and `stderr_sink` itself.
+    pub run: RunOptions,
+    /// A JWT counts as expired this long before its `exp`, so the plugin is
+    /// re-run (reason `refresh`) before a server would refuse it.
+    pub skew: Duration,
+    /// After a failed interactive run, runs started for interactive callers
+    /// are non-interactive (`AUTHPLUG_INTERACTIVE=0`: a silent refresh still
+    /// works, no browser opens) this long (at most a century), unless a
+    /// caller forces one.
+    pub interactive_cooldown: Duration,
+    /// How often [`Broker::with_token`] and [`Broker::send`] get a new token
+    /// and retry after "unauthorized".
+    pub unauthorized_retries: u32,
+}
+
+impl Default for BrokerOptions {
+    fn default() -> Self {
+        BrokerOptions {
+            label: None,
+            run: RunOptions::default(),
+            skew: Duration::from_secs(60),
+            interactive_cooldown: Duration::from_secs(60),
+            unauthorized_retries: 1,
+        }
+    }
+}
+
+impl fmt::Debug for BrokerOptions {
+    /// Leaves out the values of `run.env`, which may hold secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let env_names: Vec<_> = self.run.env.iter().map(|(name, _)| name).collect();
+        f.debug_struct("BrokerOptions")
+            .field("label", &self.label)
+            .field("timeout", &self.run.timeout)
+            .field("kill_grace", &self.run.kill_grace)
+            .field("env_names", &env_names)
+            .field("skew", &self.skew)
+            .field("interactive_cooldown", &self.interactive_cooldown)
+            .field("unauthorized_retries", &self.unauthorized_retries)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How one caller wants its token.
+#[derive(Clone)]
+pub struct TokenRequest {
+    /// May a run started for this caller open a browser or prompt
+    /// (`AUTHPLUG_INTERACTIVE=1`)? Not during the cool-down after a failed
+    /// interactive run, unless `force`. Callers joining a run already under
+    /// way get that run's result, whichever way it was started.
+    pub interactive: bool,
+    /// Start an interactive run even during the cool-down after a failed one.
+    pub force: bool,
+    /// Receives the plugin's stderr lines while this caller waits for a run,
+    /// starting with the lines the run printed before the caller joined.
+    /// Called with the broker's lock held: it must not block.
+    pub on_stderr: Option<StderrSink>,
+}
+
+impl Default for TokenRequest {
+    fn default() -> Self {
+        TokenRequest {
+            interactive: true,
+            force: false,
+            on_stderr: None,
+        }
+    }
+}
+
+impl TokenRequest {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn interactive(mut self, interactive: bool) -> Self {
+        self.interactive = interactive;
+        self
+    }
+
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self
+    }
+
+    pub fn on_stderr(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
+        self.on_stderr = Some(Arc::new(sink));
+        self
+    }
+}
+
+impl fmt::Debug for TokenRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TokenRequest")
+            .field("interactive", &self.interactive)
+            .field("force", &self.force)
+            .field("on_stderr", &self.on_stderr.as_ref().map(|_| "Fn(&str)"))
+            .finish()
+    }
+}

@@ -1,0 +1,40 @@
+//! What a broker holds, without secrets ([`Status`], [`RunRecord`]).
+
+use std::time::{Duration, SystemTime};
+
+/// What the broker holds, without secrets: for status displays.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    pub has_token: bool,
+    /// The cached token's `exp`, if it is a JWT with one.
+    pub expires_at: Option<SystemTime>,
+    /// When the broker re-runs the plugin ahead of `expires_at`.
+    pub refresh_at: Option<SystemTime>,
+    pub has_state: bool,
+    /// A run is under way, or a cancelled one is still being stopped.
+    pub running: bool,
+    /// Callers waiting on that run.
+    pub waiters: usize,
+    /// The last token was rejected and no new one has been obtained yet.
+    pub rejected: bool,
+    /// Runs finished (successful or not) since the broker was made; a run
+    /// cancelled because every caller went away is not one.
+    pub runs: u64,
+    pub last_run: Option<RunRecord>,
+    /// The message of the last failed run, until a run succeeds.
+    pub last_error: Option<String>,
+    /// Interactive runs are refused until then (unless forced).
+    pub cooldown_until: Option<SystemTime>,
+}
+
+/// One finished run, for [`Status`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunRecord {
+    pub finished_at: SystemTime,
+    pub reason: String,
+    pub interactive: bool,
+    pub ok: bool,
+    pub elapsed: Duration,
+}
