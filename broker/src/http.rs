@@ -4,7 +4,7 @@ use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::{RequestBuilder, Response, StatusCode};
 use zeroize::Zeroizing;
 
-use crate::{Broker, BrokerError, TokenRequest};
+use crate::{Broker, BrokerError, Failure, TokenRequest, WithTokenError};
 
 /// Why [`Broker::send`] has no response.
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +16,10 @@ pub enum HttpError {
     TokenNotAHeader,
     #[error("HTTP request failed: {0}")]
     Request(#[from] reqwest::Error),
+    /// Not seen in practice: a retry was asked for a request that could
+    /// not be kept for one.
+    #[error("the request could not be sent again")]
+    NotRepeatable,
 }
 
 impl Broker {
@@ -40,35 +44,54 @@ impl Broker {
         token_request: TokenRequest,
     ) -> Result<Response, HttpError> {
         let (client, request) = request.build_split();
-        let mut request = request?;
-        let mut retries_left = self.options().unauthorized_retries;
-        loop {
-            let token = self.token_with(token_request.clone()).await?;
-            let copy = (retries_left > 0).then(|| request.try_clone()).flatten();
-            let (mut attempt, kept) = match copy {
-                Some(copy) => (copy, Some(request)),
-                None => (request, None),
-            };
-            attempt
-                .headers_mut()
-                .insert(AUTHORIZATION, bearer(token.as_bytes())?);
-            let response = client.execute(attempt).await?;
-            if response.status() != StatusCode::UNAUTHORIZED {
-                return Ok(response);
-            }
-            // Rejected even when we cannot retry, so the next call gets a
-            // new token.
-            self.reject(&token);
-            match kept {
-                Some(original) => {
-                    retries_left -= 1;
-                    tracing::debug!("401: retrying with a new token");
-                    request = original;
+        // The request for the next attempt, if there may be one.
+        let mut pending = Some(request?);
+        let outcome = self
+            .with_token_with(token_request, |token| {
+                // A copy is kept for a retry when the body allows it.
+                let attempt = pending.take();
+                pending = attempt.as_ref().and_then(reqwest::Request::try_clone);
+                let repeatable = pending.is_some();
+                let client = client.clone();
+                async move {
+                    let Some(mut attempt) = attempt else {
+                        return Err(Failure::Other(Attempt::Failed(HttpError::NotRepeatable)));
+                    };
+                    let header =
+                        bearer(token.as_bytes()).map_err(|e| Failure::Other(Attempt::Failed(e)))?;
+                    attempt.headers_mut().insert(AUTHORIZATION, header);
+                    let response = (client.execute(attempt).await)
+                        .map_err(|e| Failure::Other(Attempt::Failed(e.into())))?;
+                    match response.status() {
+                        StatusCode::UNAUTHORIZED if repeatable => {
+                            tracing::debug!("401: retrying with a new token");
+                            Err(Failure::Unauthorized(Attempt::Refused(response)))
+                        }
+                        StatusCode::UNAUTHORIZED => {
+                            Err(Failure::UnauthorizedOnce(Attempt::Refused(response)))
+                        }
+                        _ => Ok(response),
+                    }
                 }
-                None => return Ok(response),
-            }
+            })
+            .await;
+        match outcome {
+            Ok(response) => Ok(response),
+            Err(WithTokenError::Token(error)) => Err(HttpError::Token(error)),
+            // The last answer is returned as it is, 401 included.
+            Err(WithTokenError::Unauthorized(Attempt::Refused(response))) => Ok(response),
+            Err(WithTokenError::Unauthorized(Attempt::Failed(error)))
+            | Err(WithTokenError::Other(Attempt::Failed(error))) => Err(error),
+            Err(WithTokenError::Other(Attempt::Refused(response))) => Ok(response),
         }
     }
+}
+
+/// One attempt of [`Broker::send_with`] that did not end in a usable answer.
+enum Attempt {
+    /// HTTP 401.
+    Refused(Response),
+    Failed(HttpError),
 }
 
 fn bearer(token: &[u8]) -> Result<HeaderValue, HttpError> {

@@ -1,5 +1,6 @@
 //! Run an operation with a token, and on "unauthorized" reject that token,
-//! get a new one and try again.
+//! get a new one and try again: the one 401 policy, which the HTTP helper
+//! ([`Broker::send_with`](crate::Broker)) is built on too.
 
 use std::future::Future;
 
@@ -9,15 +10,21 @@ use crate::{Broker, BrokerError, TokenRequest};
 
 /// How an operation run by [`Broker::with_token`] failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Failure<E> {
     /// The server refused the token (HTTP 401 and the like): worth a new one.
     Unauthorized(E),
+    /// The server refused the token, but the operation cannot be run again
+    /// (a request whose body was a stream, say): the token is rejected, so
+    /// the next call gets a new one, and this one ends here.
+    UnauthorizedOnce(E),
     /// Anything else: returned at once.
     Other(E),
 }
 
 /// Why [`Broker::with_token`] gave up.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum WithTokenError<E> {
     #[error("could not get a token: {0}")]
     Token(#[source] BrokerError),
@@ -71,6 +78,10 @@ impl Broker {
                         return Err(WithTokenError::Unauthorized(error));
                     }
                     retries_left -= 1;
+                }
+                Err(Failure::UnauthorizedOnce(error)) => {
+                    self.reject(&token);
+                    return Err(WithTokenError::Unauthorized(error));
                 }
             }
         }
