@@ -42,6 +42,22 @@ pub enum ClientError {
 /// a heartbeat every few seconds.
 pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The agent's final answer to a request.
+enum Answer {
+    Ok(Response),
+    /// It answered with an error.
+    Refused(ClientError),
+}
+
+impl Answer {
+    fn into_result(self) -> Result<Response, ClientError> {
+        match self {
+            Answer::Ok(response) => Ok(response),
+            Answer::Refused(error) => Err(error),
+        }
+    }
+}
+
 /// A connection to the agent.
 pub struct Client {
     path: PathBuf,
@@ -157,20 +173,20 @@ impl Client {
             // An agent that refuses us answers and hangs up before reading:
             // show its reason rather than the broken pipe.
             return match self.read_answer(&mut line, &mut on_stderr) {
-                Ok(answer) => answer,
+                Ok(answer) => answer.into_result(),
                 Err(_) => Err(self.io(source)),
             };
         }
-        self.read_answer(&mut line, &mut on_stderr)?
+        self.read_answer(&mut line, &mut on_stderr)?.into_result()
     }
 
-    /// Reads lines until the final one. The outer `Result` is the transport,
-    /// the inner one the agent's answer.
+    /// Reads lines until the final one: the agent's answer, or why none
+    /// could be read.
     fn read_answer(
         &mut self,
         line: &mut Vec<u8>,
         on_stderr: &mut impl FnMut(&str),
-    ) -> Result<Result<Response, ClientError>, ClientError> {
+    ) -> Result<Answer, ClientError> {
         loop {
             line.clear();
             let read = (&mut self.reader)
@@ -194,9 +210,9 @@ impl Client {
                 continue;
             }
             if response.ok == Some(true) {
-                return Ok(Ok(response));
+                return Ok(Answer::Ok(response));
             }
-            return Ok(Err(ClientError::Agent(
+            return Ok(Answer::Refused(ClientError::Agent(
                 response
                     .error
                     .clone()

@@ -31,6 +31,13 @@ use cache::Cached;
 use cooldown::{Cooldown, RunMode};
 use flight::{run_flight, Flight, FlightResult, Waiter, REPLAY_LINES};
 
+/// What a caller found: an answer (from the cache or a run), or a run being
+/// cancelled, to wait out before asking again.
+enum Joined {
+    Answered(Result<Token, BrokerError>),
+    Dying(FlightResult),
+}
+
 /// Gets tokens from one plugin, keeping its token and state in memory only.
 ///
 /// Cheap to clone; all clones share the same cache, state and run. See the
@@ -131,10 +138,10 @@ impl Broker {
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
         loop {
             match self.join_or_start(&request).await {
-                Ok(outcome) => return outcome,
+                Joined::Answered(outcome) => return outcome,
                 // It ends with a result if it finished just before it was
                 // cancelled (then the cache has it), or without one.
-                Err(mut dying) => {
+                Joined::Dying(mut dying) => {
                     let _ = dying.wait_for(Option::is_some).await;
                 }
             }
@@ -144,19 +151,16 @@ impl Broker {
     /// The cached token, or the result of the run under way or a new one;
     /// if the run under way is being cancelled, what to wait on before
     /// asking again.
-    async fn join_or_start(
-        &self,
-        request: &TokenRequest,
-    ) -> Result<Result<Token, BrokerError>, FlightResult> {
+    async fn join_or_start(&self, request: &TokenRequest) -> Joined {
         let (waiter, mut result) = {
             let mut shared = self.inner.lock();
             if let Some(cached) = &shared.cached {
                 if cached.is_fresh(SystemTime::now()) {
-                    return Ok(Ok(cached.token.clone()));
+                    return Joined::Answered(Ok(cached.token.clone()));
                 }
             }
             if let Some(dying) = shared.flight.as_ref().filter(|f| f.is_cancelling()) {
-                return Err(dying.result.clone());
+                return Joined::Dying(dying.result.clone());
             }
             if shared.flight.is_none() {
                 let mode = shared
@@ -191,7 +195,7 @@ impl Broker {
             Err(_) => Err(BrokerError::Aborted),
         };
         drop(waiter);
-        Ok(outcome)
+        Joined::Answered(outcome)
     }
 
     /// Reports that a server refused `token` (say, HTTP 401). Clears the

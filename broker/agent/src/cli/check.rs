@@ -15,7 +15,7 @@ use authplug_protocol::host::{self, PluginCommand, RunOptions, RunOutput};
 use authplug_protocol::{Reason, State, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT};
 
 use super::fail;
-use super::interrupt::{self, Interruptions};
+use super::interrupt::{self, Interruptions, RunOutcome};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -89,8 +89,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     say!("\nRun 1: empty state on stdin, AUTHPLUG_REASON=initial");
     options.reason = Some(Reason::Initial);
     let first = match run(&State::default(), &options) {
-        Ok(first) => first,
-        Err(interrupted) => return interrupted.exit(),
+        RunOutcome::Ran(first) => first,
+        RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
     let Some(first) = report.judge_run(first) else {
         return report.finish();
@@ -103,8 +103,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     );
     options.reason = Some(Reason::Refresh);
     let second = match run(&given, &options) {
-        Ok(second) => second,
-        Err(interrupted) => return interrupted.exit(),
+        RunOutcome::Ran(second) => second,
+        RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
     let Some(second) = report.judge_run(second) else {
         return report.finish();
@@ -120,8 +120,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
         options.reason = Some(Reason::Initial);
         options.interactive = false;
         let control = match run(&State::default(), &options) {
-            Ok(control) => control,
-            Err(interrupted) => return interrupted.exit(),
+            RunOutcome::Ran(control) => control,
+            RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
         };
         report.control_run(control, &second);
     }

@@ -77,16 +77,23 @@ impl Interruptions {
         command: &PluginCommand,
         state: &State,
         options: &RunOptions,
-    ) -> Result<Result<RunOutput, RunError>, Interrupted> {
+    ) -> RunOutcome {
         let mut caught = None;
         let result = runtime.block_on(host::run_until(command, state, options, async {
             caught = Some(self.next().await);
         }));
         match caught {
-            Some(interrupted) => Err(interrupted),
-            None => Ok(result),
+            Some(interrupted) => RunOutcome::Interrupted(interrupted),
+            None => RunOutcome::Ran(result),
         }
     }
+}
+
+/// How [`Interruptions::run`] ended: the run's own outcome, or a signal
+/// that stopped it (the plugin is gone by then).
+pub enum RunOutcome {
+    Ran(Result<RunOutput, RunError>),
+    Interrupted(Interrupted),
 }
 
 /// Whether the plugin gets the terminal for its run

@@ -15,7 +15,7 @@ use authplug_protocol::{Reason, State, STATE_LIMIT};
 use zeroize::Zeroizing;
 
 use super::fail;
-use super::interrupt::{self, Interruptions};
+use super::interrupt::{self, Interruptions, RunOutcome};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -91,8 +91,8 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     }));
 
     let output = match interruptions.run(&runtime, &command, &state, &options) {
-        Err(interrupted) => return Err(interrupted.exit()),
-        Ok(Err(mut error)) => {
+        RunOutcome::Interrupted(interrupted) => return Err(interrupted.exit()),
+        RunOutcome::Ran(Err(mut error)) => {
             // Rule 4's exception: a failed run whose new state must not be
             // lost (a rotated refresh token).
             if let (Some(path), Some(state)) = (&args.state_out, error.take_new_state()) {
@@ -106,7 +106,7 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
             }
             return Err(interrupt::failure_code(&error));
         }
-        Ok(Ok(output)) => output,
+        RunOutcome::Ran(Ok(output)) => output,
     };
 
     if let Some(path) = &args.state_out {
