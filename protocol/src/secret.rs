@@ -42,6 +42,23 @@ impl<T: Zeroize> fmt::Debug for Secret<T> {
     }
 }
 
+/// With the `serde` feature: a secret is written and read as its value
+/// (for the formats that carry it: a plugin's state, the agent's socket).
+/// Debug stays redacted.
+#[cfg(feature = "serde")]
+impl<T: Zeroize + serde::Serialize> serde::Serialize for Secret<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.expose_secret().serialize(serializer)
+    }
+}
+
+#[cfg(feature = "serde")]
+impl<'de, T: Zeroize + serde::Deserialize<'de>> serde::Deserialize<'de> for Secret<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        T::deserialize(deserializer).map(Secret::new)
+    }
+}
+
 /// Overwrites `bytes` with zeros in a way the compiler may not remove:
 /// volatile stores, a machine word at a time (the `zeroize` crate's are a
 /// byte at a time, which costs milliseconds on a 10 MiB state).

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 use crate::secret_file::{self, SecretFileError};
 use authplug_broker::{Broker, BrokerOptions, PluginCommand};
+use authplug_protocol::Secret;
 
 /// A config file larger than this is refused: far more than any set of
 /// profiles needs, and what a pipe (`--config <(...)`) gets room for.
@@ -36,30 +37,21 @@ pub struct ConfigFile {
 #[serde(deny_unknown_fields)]
 pub struct ProfileConfig {
     /// The plugin's command line, split by shell-word rules (no shell runs).
-    pub command: String,
+    /// A secret: it may hold a client secret.
+    pub command: Secret<String>,
     pub timeout: Option<f64>,
     pub skew: Option<f64>,
     pub cooldown: Option<f64>,
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
-}
-
-impl Drop for ProfileConfig {
-    /// The command line and the env values may hold a client secret.
-    fn drop(&mut self) {
-        use zeroize::Zeroize;
-        self.command.zeroize();
-        for value in self.env.values_mut() {
-            value.zeroize();
-        }
-    }
+    /// Extra environment for the plugin; the values may be secrets.
+    pub env: BTreeMap<String, Secret<String>>,
 }
 
 impl std::fmt::Debug for ProfileConfig {
     /// The program's name and the env names only: the command line and the
     /// env values may hold a client secret.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let program = PluginCommand::parse(&self.command)
+        let program = PluginCommand::parse(self.command.expose_secret())
             .ok()
             .and_then(|command| {
                 Path::new(command.program())
@@ -220,11 +212,12 @@ fn seconds(
 
 impl ProfileConfig {
     pub fn broker(&self, name: &str) -> Result<Broker, ConfigError> {
-        let command =
-            PluginCommand::parse(&self.command).map_err(|error| ConfigError::Profile {
+        let command = PluginCommand::parse(self.command.expose_secret()).map_err(|error| {
+            ConfigError::Profile {
                 name: name.to_owned(),
                 message: error.to_string(),
-            })?;
+            }
+        })?;
         let mut options = BrokerOptions::default();
         options.label = Some(name.to_owned());
         options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout, TIMEOUT)?;
@@ -236,7 +229,9 @@ impl ProfileConfig {
             options.interactive_cooldown,
             COOLDOWN,
         )?;
-        options.run.env = self.env.iter().map(|(k, v)| (k.into(), v.into())).collect();
+        options.run.env = (self.env.iter())
+            .map(|(k, v)| (k.into(), v.expose_secret().into()))
+            .collect();
         Ok(Broker::new(command, options))
     }
 }
@@ -256,7 +251,7 @@ impl Profiles {
                 .ok_or_else(|| ConfigError::Flag(flag.clone()))?;
             check_name(name)?;
             let config = ProfileConfig {
-                command: command.to_owned(),
+                command: Secret::new(command.to_owned()),
                 timeout: None,
                 skew: None,
                 cooldown: None,

@@ -25,7 +25,9 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Profiles;
 use crate::paths;
-use crate::wire::{Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION};
+use crate::wire::{
+    Op, ProfileStatus, Request, Response, Version, WireToken, MAX_LINE, WIRE_VERSION,
+};
 use authplug_broker::TokenRequest;
 
 /// The exit code of `authplug agent` when another process holds the
@@ -375,7 +377,8 @@ async fn connection(
                 }
             }
             Op::Reject { profile, mut token } => {
-                let token = token.take();
+                // Moved out, not copied: what is left to wipe is empty.
+                let token = authplug_broker::Token::from(std::mem::take(token.expose_secret_mut()));
                 let response = match profiles.get(profile.as_deref()) {
                     Ok((_, broker)) => {
                         let mut response = Response::ok();
@@ -527,7 +530,7 @@ async fn token(
         Ok(token) => match token.to_str() {
             Ok(text) => {
                 let mut response = Response::ok();
-                response.token = Some(text.to_owned());
+                response.token = Some(WireToken::new(text.to_owned()));
                 response
             }
             Err(_) => Response::error(

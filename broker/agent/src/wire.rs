@@ -15,6 +15,7 @@
 //! `{"v":1,"ok":true,"profiles":[...]}`, `{"v":1,"ok":true}`, or
 //! `{"v":1,"ok":false,"error":"what happened and what to do"}`.
 
+use authplug_protocol::Secret;
 use serde::{Deserialize, Serialize};
 
 /// The protocol version this crate speaks.
@@ -87,35 +88,13 @@ fn yes() -> bool {
     true
 }
 
-/// A token in a request: wiped when dropped, never shown by `Debug`.
-pub struct WireToken(zeroize::Zeroizing<String>);
-
-impl WireToken {
-    pub fn new(token: String) -> WireToken {
-        WireToken(zeroize::Zeroizing::new(token))
-    }
-
-    /// The token, moved out without a copy (what is left is empty).
-    pub fn take(&mut self) -> authplug_broker::Token {
-        authplug_broker::Token::from(std::mem::take(&mut *self.0))
-    }
-}
-
-impl Serialize for WireToken {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for WireToken {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(WireToken::new)
-    }
-}
+/// A token on the wire: wiped when dropped, never shown by `Debug`, written
+/// and read as a JSON string.
+pub type WireToken = Secret<String>;
 
 /// One answer line. A line without `ok` is progress; the line with `ok`
 /// ends the answer.
-#[derive(Serialize, Deserialize)]
+#[derive(Debug, Serialize, Deserialize)]
 pub struct Response {
     pub v: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -123,7 +102,7 @@ pub struct Response {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stderr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub token: Option<String>,
+    pub token: Option<WireToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cleared: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,32 +115,8 @@ pub struct Response {
     pub waiting: Option<bool>,
 }
 
-impl std::fmt::Debug for Response {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Response")
-            .field("v", &self.v)
-            .field("ok", &self.ok)
-            .field("stderr", &self.stderr)
-            .field("token", &self.token.as_ref().map(|_| "REDACTED"))
-            .field("cleared", &self.cleared)
-            .field("profiles", &self.profiles)
-            .field("error", &self.error)
-            .field("waiting", &self.waiting)
-            .finish()
-    }
-}
-
-impl Drop for Response {
-    fn drop(&mut self) {
-        if let Some(token) = self.token.as_mut() {
-            zeroize::Zeroize::zeroize(token);
-        }
-    }
-}
-
 impl Response {
-    /// Version set, everything else empty. (`Response` wipes its token on
-    /// drop, which rules out struct-update syntax.)
+    /// Version set, everything else empty.
     pub fn empty() -> Response {
         Response {
             v: WIRE_VERSION,
@@ -287,7 +242,7 @@ mod tests {
         let Op::Reject { token, .. } = &mut reject.op else {
             panic!("not a reject");
         };
-        assert_eq!(token.take().as_bytes(), b"sekrit");
+        assert_eq!(token.expose_secret(), "sekrit");
         let sent = serde_json::to_string(&Request {
             v: 1,
             op: Op::Reject {
@@ -299,7 +254,7 @@ mod tests {
         assert_eq!(sent, r#"{"v":1,"op":"reject","token":"tok\"1"}"#);
         assert!(serde_json::from_str::<Request>(r#"{"v":1,"op":"launch"}"#).is_err());
         let mut response = Response::ok();
-        response.token = Some("sekrit".into());
+        response.token = Some(WireToken::new("sekrit".into()));
         assert!(!format!("{response:?}").contains("sekrit"));
     }
 }

@@ -55,7 +55,7 @@ pub enum CallbackError {
 }
 
 /// The authorization code from a successful login response.
-pub struct Code(pub String);
+pub struct Code(pub openidconnect::AuthorizationCode);
 
 pub struct CallbackListener {
     listener: TcpListener,
@@ -268,7 +268,9 @@ fn answer(request: &hyper::Request<Incoming>, expected: &Expected) -> Answer {
                 "Logged in",
                 "You are logged in. You can close this window and return to the terminal.",
             ),
-            Some(Ok(Code(code.clone()))),
+            Some(Ok(Code(openidconnect::AuthorizationCode::new(
+                code.clone(),
+            )))),
         ),
         _ => {
             let failure = CallbackError::NoCode;

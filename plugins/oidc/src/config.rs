@@ -7,6 +7,13 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 
+/// A client secret, as openidconnect keeps one: redacted in `Debug`.
+pub type ClientSecret = openidconnect::ClientSecret;
+
+fn secret(value: &str) -> Result<ClientSecret, std::convert::Infallible> {
+    Ok(ClientSecret::new(value.to_owned()))
+}
+
 /// Which token goes to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TokenKind {
@@ -39,7 +46,8 @@ pub struct Config {
 
     /// Prefer the environment variable: argv is visible to other users.
     #[arg(long, env = "AUTHPLUG_OIDC_CLIENT_SECRET", hide_env_values = true)]
-    pub client_secret: Option<String>,
+    #[arg(value_parser = secret)]
+    pub client_secret: Option<ClientSecret>,
 
     /// For a login: `openid` is always added, and `offline_access` when the
     /// provider lists it [default: openid,profile,email]. With

@@ -68,7 +68,7 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
     };
 
     let mut exchange = client
-        .exchange_code(openidconnect::AuthorizationCode::new(code.0))
+        .exchange_code(code.0)
         .map_err(|e| format!("the provider has no token endpoint: {e}"))?
         .set_pkce_verifier(verifier);
     for (name, value) in config.token_params() {

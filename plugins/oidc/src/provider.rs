@@ -11,7 +11,7 @@ use openidconnect::core::{
     CoreJweKeyManagementAlgorithm, CoreResponseMode, CoreResponseType, CoreSubjectIdentifierType,
 };
 use openidconnect::{
-    AdditionalProviderMetadata, AsyncHttpClient, ClientId, ClientSecret, DeviceAuthorizationUrl,
+    AdditionalProviderMetadata, AsyncHttpClient, ClientId, DeviceAuthorizationUrl,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpClientError, HttpRequest, IssuerUrl,
     ProviderMetadata,
 };
@@ -226,7 +226,7 @@ impl Provider {
         CoreClient::from_provider_metadata(
             self.metadata.clone(),
             ClientId::new(config.client_id.clone()),
-            config.client_secret.clone().map(ClientSecret::new),
+            config.client_secret.clone(),
         )
     }
 

@@ -6,7 +6,7 @@
 //! serialized bytes go straight into a zeroizing buffer.
 
 use authplug_protocol::{Secret, State};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde::{Deserialize, Serialize};
 
 /// Bumped when the layout changes; state of another version is ignored
 /// (the user logs in again), never misread.
@@ -15,7 +15,6 @@ pub const STATE_VERSION: u32 = 1;
 /// A token with the time (Unix seconds) it stops being valid, if known.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StoredToken {
-    #[serde(serialize_with = "ser_secret", deserialize_with = "de_secret")]
     pub value: Secret<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<u64>,
@@ -62,12 +61,7 @@ pub struct PluginState {
     /// The resource the access token was issued for (`--resource`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_token_resource: Option<String>,
-    #[serde(
-        default,
-        skip_serializing_if = "Option::is_none",
-        serialize_with = "ser_opt_secret",
-        deserialize_with = "de_opt_secret"
-    )]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub refresh_token: Option<Secret<String>>,
     /// The ID token's `sub`: a refreshed ID token must name the same user.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -141,25 +135,6 @@ impl PluginState {
         let bytes = zeroize::Zeroizing::new(serde_json::to_vec(self)?);
         Ok(State::new(bytes.as_slice()))
     }
-}
-
-fn ser_secret<S: Serializer>(value: &Secret<String>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(value.expose_secret())
-}
-
-fn de_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Secret<String>, D::Error> {
-    String::deserialize(d).map(Secret::new)
-}
-
-fn ser_opt_secret<S: Serializer>(value: &Option<Secret<String>>, s: S) -> Result<S::Ok, S::Error> {
-    match value {
-        Some(secret) => s.serialize_some(secret.expose_secret()),
-        None => s.serialize_none(),
-    }
-}
-
-fn de_opt_secret<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Secret<String>>, D::Error> {
-    Ok(Option::<String>::deserialize(d)?.map(Secret::new))
 }
 
 #[cfg(test)]

@@ -86,8 +86,33 @@ impl fmt::Display for PluginCommand {
     }
 }
 
+/// The program and how many arguments: an argument may be a secret (a
+/// `--client-secret`, say), and Debug output ends up in logs. `Display`
+/// shows the whole command line, for a person who typed it.
 impl fmt::Debug for PluginCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "PluginCommand({self})")
+        f.debug_struct("PluginCommand")
+            .field("program", &self.program)
+            .field(
+                "arguments",
+                &format_args!("{} (not shown)", self.args.len()),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_shows_the_program_but_no_argument() {
+        let command = PluginCommand::parse("plugin --client-secret s3cr3t").unwrap();
+        let shown = format!("{command:?}");
+        assert!(
+            shown.contains("plugin") && shown.contains("2 (not shown)"),
+            "{shown}"
+        );
+        assert!(!shown.contains("s3cr3t"), "{shown}");
     }
 }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 use authplug_agent::client::Client;
 use authplug_agent::wire::Op;
-use zeroize::Zeroize;
 
 use super::fail;
 use super::socket::SocketArg;
@@ -72,9 +71,11 @@ pub fn run(args: TokenArgs) -> ExitCode {
     let Some(mut token) = response.token.take() else {
         return fail("the agent answered without a token");
     };
-    token.push('\n');
-    let written = std::io::stdout().lock().write_all(token.as_bytes());
-    token.zeroize();
+    // Wiped when `token` drops, newline and all.
+    token.expose_secret_mut().push('\n');
+    let written = std::io::stdout()
+        .lock()
+        .write_all(token.expose_secret().as_bytes());
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(format!("cannot write the token to stdout: {error}")),
