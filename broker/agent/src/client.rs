@@ -14,27 +14,69 @@ use crate::wire::{Op, Request, Response, MAX_LINE, WIRE_VERSION};
 
 /// Why a request to the agent failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     #[error(
         "no agent is running on {0} (start one with `authplug agent`, or drop --no-autostart)"
     )]
     NotRunning(PathBuf),
-    #[error("could not start the agent: {0}")]
-    Autostart(String),
+    /// Setting up the agent to start failed.
+    #[error("could not start the agent: {what}: {source}")]
+    AutostartSetup { what: String, source: io::Error },
+    /// The agent started, then exited before it listened.
+    #[error(
+        "could not start the agent: it exited at once ({status}){}",
+        log_tail(log, tail)
+    )]
+    AutostartDied {
+        status: std::process::ExitStatus,
+        log: PathBuf,
+        /// Its last lines in the log.
+        tail: Vec<String>,
+    },
+    /// The agent started but did not listen in time.
+    #[error("could not start the agent: it did not open {} within 10 s; see its log {}", socket.display(), paths::log_file(socket).display())]
+    AutostartSilent { socket: PathBuf },
     #[error("talking to the agent on {path} failed: {source}")]
     Io { path: PathBuf, source: io::Error },
     #[error("the agent's answer is not valid ({0}); is the agent the same authplug version? Restart it with `authplug stop`")]
-    Protocol(String),
-    /// The agent answered with an error.
-    #[error("{0}")]
-    Agent(String),
+    Protocol(ProtocolProblem),
+    /// The agent answered with an error: its message.
+    #[error("{message}")]
+    Agent { message: String },
     /// The agent answered `stop` but did not let go of its lock in time.
-    #[error("{0}")]
-    StillRunning(String),
+    #[error("the agent on {} said it would stop, but still holds {} after {} s; it may be stuck (see its log {}); kill it if it does not go", socket.display(), paths::lock_file(socket).display(), after.as_secs(), paths::log_file(socket).display())]
+    StillRunning { socket: PathBuf, after: Duration },
     /// Nothing from the agent for [`ANSWER_TIMEOUT`], not even the
     /// heartbeat it sends while a plugin runs.
     #[error("the agent on {} sent nothing for {} s, not even its heartbeat: it seems stuck; see its log {}, or restart it (`authplug stop`)", path.display(), ANSWER_TIMEOUT.as_secs(), paths::log_file(path).display())]
     NoAnswer { path: PathBuf },
+}
+
+/// What was wrong with what the agent sent (or what could not be sent).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolProblem {
+    #[error("the request cannot be encoded: {0}")]
+    Encode(serde_json::Error),
+    #[error("an answer line is not JSON of this version: {0}")]
+    Decode(serde_json::Error),
+    #[error("it closed the connection without an answer")]
+    Closed,
+    #[error("answer line too long")]
+    LineTooLong,
+}
+
+fn log_tail(log: &Path, tail: &[String]) -> String {
+    if tail.is_empty() {
+        format!(" without a word in its log {}", log.display())
+    } else {
+        format!(
+            "; the end of its log {}:\n  {}",
+            log.display(),
+            tail.join("\n  ")
+        )
+    }
 }
 
 /// How long a client waits for the agent's next line. A token request may
@@ -121,7 +163,7 @@ impl Client {
                         Some(started) => {
                             if let Some(status) = started.child.try_wait().ok().flatten() {
                                 if status.code() != Some(super::server::EXIT_ALREADY_RUNNING) {
-                                    return Err(ClientError::Autostart(started.died(status)));
+                                    return Err(started.died(status));
                                 }
                                 // Lost the race for the lock: to another
                                 // client's agent, which will listen soon, or
@@ -140,11 +182,9 @@ impl Client {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(ClientError::NotRunning(_)) => {
-                    return Err(ClientError::Autostart(format!(
-                        "it did not open {} within 10 s; see its log {}",
-                        socket.display(),
-                        paths::log_file(socket).display()
-                    )))
+                    return Err(ClientError::AutostartSilent {
+                        socket: socket.to_owned(),
+                    })
                 }
                 other => return other,
             }
@@ -163,7 +203,8 @@ impl Client {
             op,
         };
         let mut bytes = Zeroizing::new(
-            serde_json::to_vec(&request).map_err(|e| ClientError::Protocol(e.to_string()))?,
+            serde_json::to_vec(&request)
+                .map_err(|e| ClientError::Protocol(ProtocolProblem::Encode(e)))?,
         );
         drop(request);
         bytes.push(b'\n');
@@ -194,15 +235,13 @@ impl Client {
                 .read_until(b'\n', line)
                 .map_err(|source| self.io(source))?;
             if read == 0 {
-                return Err(ClientError::Protocol(
-                    "it closed the connection without an answer".into(),
-                ));
+                return Err(ClientError::Protocol(ProtocolProblem::Closed));
             }
             if !line.ends_with(b"\n") && read as u64 == MAX_LINE as u64 {
-                return Err(ClientError::Protocol("answer line too long".into()));
+                return Err(ClientError::Protocol(ProtocolProblem::LineTooLong));
             }
-            let response: Response =
-                serde_json::from_slice(line).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let response: Response = serde_json::from_slice(line)
+                .map_err(|e| ClientError::Protocol(ProtocolProblem::Decode(e)))?;
             if !response.is_final() {
                 if let Some(text) = &response.stderr {
                     on_stderr(text);
@@ -212,12 +251,12 @@ impl Client {
             if response.ok == Some(true) {
                 return Ok(Answer::Ok(response));
             }
-            return Ok(Answer::Refused(ClientError::Agent(
-                response
+            return Ok(Answer::Refused(ClientError::Agent {
+                message: response
                     .error
                     .clone()
                     .unwrap_or_else(|| "the agent reported an error without a message".into()),
-            )));
+            }));
         }
     }
 
@@ -245,13 +284,10 @@ pub fn wait_until_stopped(socket: &Path, timeout: Duration) -> Result<(), Client
     let lock = paths::lock_file(socket);
     while !agent_gone(socket, &lock) {
         if Instant::now() >= deadline {
-            return Err(ClientError::StillRunning(format!(
-                "the agent on {} said it would stop, but still holds {} after {} s; it may be stuck (see its log {}); kill it if it does not go",
-                socket.display(),
-                lock.display(),
-                timeout.as_secs(),
-                paths::log_file(socket).display()
-            )));
+            return Err(ClientError::StillRunning {
+                socket: socket.to_owned(),
+                after: timeout,
+            });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
@@ -292,7 +328,7 @@ const LOG_TAIL_LINES: usize = 10;
 
 impl StartedAgent {
     /// The message for an agent that exited before it listened.
-    fn died(&self, status: std::process::ExitStatus) -> String {
+    fn died(&self, status: std::process::ExitStatus) -> ClientError {
         let mut text = String::new();
         if let Ok(mut file) = std::fs::File::open(&self.log) {
             use std::io::Seek;
@@ -303,17 +339,10 @@ impl StartedAgent {
         }
         let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
         let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
-        if tail.is_empty() {
-            format!(
-                "it exited at once ({status}) without a word in its log {}",
-                self.log.display()
-            )
-        } else {
-            format!(
-                "it exited at once ({status}); the end of its log {}:\n  {}",
-                self.log.display(),
-                tail.join("\n  ")
-            )
+        ClientError::AutostartDied {
+            status,
+            log: self.log.clone(),
+            tail: tail.iter().map(|line| line.to_string()).collect(),
         }
     }
 }
@@ -324,7 +353,10 @@ fn start_agent(
     socket: &Path,
     agent_args: &[std::ffi::OsString],
 ) -> Result<StartedAgent, ClientError> {
-    let fail = |what: &str, error: io::Error| ClientError::Autostart(format!("{what}: {error}"));
+    let fail = |what: &str, source: io::Error| ClientError::AutostartSetup {
+        what: what.to_owned(),
+        source,
+    };
     let dir = socket
         .parent()
         .filter(|d| !d.as_os_str().is_empty())

@@ -68,8 +68,31 @@ impl std::fmt::Debug for ProfileConfig {
     }
 }
 
+/// A profile a request names (or leaves to the default) that the agent
+/// does not have.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    #[error(
+        "no profile given and no default profile; name one with --profile ({})",
+        known_profiles(known)
+    )]
+    NoDefault { known: Vec<String> },
+    #[error("no profile named `{name}` ({}); the agent reads its config when it starts, so after editing it run `authplug stop`", known_profiles(known))]
+    Unknown { name: String, known: Vec<String> },
+}
+
+fn known_profiles(known: &[String]) -> String {
+    if known.is_empty() {
+        "no profiles are configured: add one to the config file or start the agent with --profile NAME=COMMANDLINE".to_owned()
+    } else {
+        format!("known profiles: {}", known.join(", "))
+    }
+}
+
 /// A config that cannot be used, with what to fix.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
     Read {
@@ -287,34 +310,17 @@ impl Profiles {
     }
 
     /// The named profile, or the default one; the error says what exists.
-    pub fn get(&self, name: Option<&str>) -> Result<(&str, &Broker), String> {
-        let known = || {
-            if self.profiles.is_empty() {
-                "no profiles are configured: add one to the config file or start the agent with --profile NAME=COMMANDLINE".to_owned()
-            } else {
-                format!(
-                    "known profiles: {}",
-                    self.profiles.keys().cloned().collect::<Vec<_>>().join(", ")
-                )
-            }
-        };
-        let name = match name.or_else(|| self.default_name()) {
-            Some(name) => name,
-            None => {
-                return Err(format!(
-                    "no profile given and no default profile; name one with --profile ({})",
-                    known()
-                ))
-            }
+    pub fn get(&self, name: Option<&str>) -> Result<(&str, &Broker), ProfileError> {
+        let known = || self.profiles.keys().cloned().collect::<Vec<_>>();
+        let Some(name) = name.or_else(|| self.default_name()) else {
+            return Err(ProfileError::NoDefault { known: known() });
         };
         self.profiles
             .get_key_value(name)
             .map(|(name, broker)| (name.as_str(), broker))
-            .ok_or_else(|| {
-                format!(
-                    "no profile named `{name}` ({}); the agent reads its config when it starts, so after editing it run `authplug stop`",
-                    known()
-                )
+            .ok_or_else(|| ProfileError::Unknown {
+                name: name.to_owned(),
+                known: known(),
             })
     }
 
@@ -358,10 +364,12 @@ command = "sh -c 'echo token'"
         assert_eq!(profiles.default_name(), Some("work"));
         let (_, broker) = profiles.get(Some("ci")).expect("ci");
         assert_eq!(broker.command().arguments().len(), 2);
-        assert!(profiles
-            .get(Some("nope"))
-            .unwrap_err()
-            .contains("ci, extra, work"));
+        let error = profiles.get(Some("nope")).unwrap_err();
+        assert!(
+            matches!(&error, ProfileError::Unknown { name, .. } if name == "nope"),
+            "{error:?}"
+        );
+        assert!(error.to_string().contains("ci, extra, work"), "{error}");
     }
 
     #[test]

@@ -10,6 +10,7 @@ use zeroize::Zeroizing;
 
 /// Why a secret file could not be read.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SecretFileError {
     #[error("{0}")]
     Io(#[from] io::Error),

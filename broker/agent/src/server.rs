@@ -38,6 +38,7 @@ pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AgentError {
     #[error("another agent is already running on {0} (stop it with `authplug stop`)")]
     AlreadyRunning(PathBuf),
@@ -385,7 +386,7 @@ async fn connection(
                         response.cleared = Some(broker.reject(&token));
                         response
                     }
-                    Err(message) => Response::error(message),
+                    Err(error) => Response::error(error.to_string()),
                 };
                 send(&mut writer, &response).await?;
             }
@@ -443,7 +444,7 @@ async fn token(
     let broker = match profiles.get(profile) {
         Ok((_, broker)) => broker,
         Err(message) => {
-            send(writer, &Response::error(message)).await?;
+            send(writer, &Response::error(message.to_string())).await?;
             return Ok(Served::Answered);
         }
     };
