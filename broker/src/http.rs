@@ -11,10 +11,13 @@ use crate::{Broker, BrokerError, Failure, TokenRequest, WithTokenError};
 #[non_exhaustive]
 pub enum HttpError {
     #[error("could not get a token: {0}")]
+    /// No token: the plugin run failed.
     Token(#[from] BrokerError),
     #[error("the token cannot be sent in an HTTP header (it holds bytes other than visible ASCII): check what the plugin prints")]
+    /// The token holds bytes an HTTP header cannot.
     TokenNotAHeader,
     #[error("HTTP request failed: {0}")]
+    /// The request itself failed.
     Request(#[from] reqwest::Error),
     /// Not seen in practice: a retry was asked for a request that could
     /// not be kept for one.

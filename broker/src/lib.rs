@@ -46,6 +46,8 @@
 //! Connect (that is the plugins' job). It never verifies a token's signature;
 //! it reads a JWT's `exp` only to decide when to ask the plugin again.
 
+#![warn(missing_docs)]
+
 mod broker;
 #[cfg(feature = "http")]
 mod http;

@@ -27,10 +27,12 @@ pub enum Failure<E> {
 #[non_exhaustive]
 pub enum WithTokenError<E> {
     #[error("could not get a token: {0}")]
+    /// No token: the plugin run failed.
     Token(#[source] BrokerError),
     /// Still unauthorized after every retry.
     #[error("the server refused a fresh token too")]
     Unauthorized(E),
+    /// The operation failed otherwise.
     #[error("the operation failed")]
     Other(E),
 }

@@ -25,6 +25,7 @@
 //! token means (that is the broker's job), and it knows nothing of OAuth or
 //! OpenID Connect (that is the OIDC plugin's job).
 
+#![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod dumps;
@@ -85,6 +86,7 @@ pub enum Reason {
 }
 
 impl Reason {
+    /// The value of `AUTHPLUG_REASON`.
     pub fn as_str(&self) -> &str {
         match self {
             Reason::Initial => "initial",

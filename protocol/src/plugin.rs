@@ -123,12 +123,14 @@ impl Request {
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct Response {
+    /// The token, for stdout.
     pub token: Token,
     /// The complete new state; empty clears it.
     pub state: State,
 }
 
 impl Response {
+    /// A token and the state to keep.
     pub fn new(token: impl Into<Token>, state: impl Into<State>) -> Self {
         Response {
             token: token.into(),

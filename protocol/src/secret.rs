@@ -15,6 +15,7 @@ use zeroize::{Zeroize, Zeroizing};
 pub struct Secret<T: Zeroize>(Zeroizing<T>);
 
 impl<T: Zeroize> Secret<T> {
+    /// Wraps `value`.
     pub fn new(value: T) -> Self {
         Secret(Zeroizing::new(value))
     }
@@ -25,6 +26,7 @@ impl<T: Zeroize> Secret<T> {
         &self.0
     }
 
+    /// The secret itself, to change in place (see [`Secret::expose_secret`]).
     pub fn expose_secret_mut(&mut self) -> &mut T {
         &mut self.0
     }
@@ -102,10 +104,12 @@ macro_rules! secret_bytes {
         pub struct $name(WipedBytes);
 
         impl $name {
+            /// Takes the bytes (wiped when dropped).
             pub fn new(bytes: impl Into<Vec<u8>>) -> Self {
                 $name(WipedBytes(bytes.into()))
             }
 
+            /// The bytes themselves.
             pub fn as_bytes(&self) -> &[u8] {
                 &self.0 .0
             }
@@ -115,10 +119,12 @@ macro_rules! secret_bytes {
                 std::str::from_utf8(self.as_bytes())
             }
 
+            /// How many bytes.
             pub fn len(&self) -> usize {
                 self.as_bytes().len()
             }
 
+            /// No bytes at all.
             pub fn is_empty(&self) -> bool {
                 self.as_bytes().is_empty()
             }

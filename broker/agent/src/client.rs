@@ -19,50 +19,83 @@ pub enum ClientError {
     #[error(
         "no agent is running on {0} (start one with `authplug agent`, or drop --no-autostart)"
     )]
+    /// No agent listens on the socket.
     NotRunning(PathBuf),
     /// Setting up the agent to start failed.
     #[error("could not start the agent: {what}: {source}")]
-    AutostartSetup { what: String, source: io::Error },
+    AutostartSetup {
+        /// What was being done.
+        what: String,
+        /// What the system said.
+        source: io::Error,
+    },
     /// The agent started, then exited before it listened.
     #[error(
         "could not start the agent: it exited at once ({status}){}",
         log_tail(log, tail)
     )]
     AutostartDied {
+        /// How it exited.
         status: std::process::ExitStatus,
+        /// Its log file.
         log: PathBuf,
         /// Its last lines in the log.
         tail: Vec<String>,
     },
     /// The agent started but did not listen in time.
     #[error("could not start the agent: it did not open {} within 10 s; see its log {}", socket.display(), paths::log_file(socket).display())]
-    AutostartSilent { socket: PathBuf },
+    AutostartSilent {
+        /// The socket it should have opened.
+        socket: PathBuf,
+    },
     #[error("talking to the agent on {path} failed: {source}")]
-    Io { path: PathBuf, source: io::Error },
+    /// Reading from or writing to the socket failed.
+    Io {
+        /// The socket.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
     #[error("the agent's answer is not valid ({0}); is the agent the same authplug version? Restart it with `authplug stop`")]
+    /// What the agent sent makes no sense here.
     Protocol(ProtocolProblem),
     /// The agent answered with an error: its message.
     #[error("{message}")]
-    Agent { message: String },
+    Agent {
+        /// The agent's words.
+        message: String,
+    },
     /// The agent answered `stop` but did not let go of its lock in time.
     #[error("the agent on {} said it would stop, but still holds {} after {} s; it may be stuck (see its log {}); kill it if it does not go", socket.display(), paths::lock_file(socket).display(), after.as_secs(), paths::log_file(socket).display())]
-    StillRunning { socket: PathBuf, after: Duration },
+    StillRunning {
+        /// Its socket.
+        socket: PathBuf,
+        /// How long it was given.
+        after: Duration,
+    },
     /// Nothing from the agent for [`ANSWER_TIMEOUT`], not even the
     /// heartbeat it sends while a plugin runs.
     #[error("the agent on {} sent nothing for {} s, not even its heartbeat: it seems stuck; see its log {}, or restart it (`authplug stop`)", path.display(), ANSWER_TIMEOUT.as_secs(), paths::log_file(path).display())]
-    NoAnswer { path: PathBuf },
+    NoAnswer {
+        /// The socket.
+        path: PathBuf,
+    },
 }
 
 /// What was wrong with what the agent sent (or what could not be sent).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ProtocolProblem {
+    /// The request could not be written as JSON.
     #[error("the request cannot be encoded: {0}")]
     Encode(serde_json::Error),
+    /// An answer line is not what this version expects.
     #[error("an answer line is not JSON of this version: {0}")]
     Decode(serde_json::Error),
+    /// The agent hung up before its final line.
     #[error("it closed the connection without an answer")]
     Closed,
+    /// An answer line over [`MAX_LINE`].
     #[error("answer line too long")]
     LineTooLong,
 }

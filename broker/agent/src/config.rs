@@ -27,20 +27,27 @@ pub const CONFIG_LIMIT: usize = 1024 * 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
+/// The config file: profiles, and which one is the default.
 pub struct ConfigFile {
+    /// The profile used when a request names none.
     pub default_profile: Option<String>,
     #[serde(default)]
+    /// The profiles by name.
     pub profiles: BTreeMap<String, ProfileConfig>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+/// One profile: the plugin to run and how.
 pub struct ProfileConfig {
     /// The plugin's command line, split by shell-word rules (no shell runs).
     /// A secret: it may hold a client secret.
     pub command: Secret<String>,
+    /// Seconds for one plugin run.
     pub timeout: Option<f64>,
+    /// Refresh a JWT this many seconds before its `exp`.
     pub skew: Option<f64>,
+    /// Seconds without interactive runs after one failed.
     pub cooldown: Option<f64>,
     #[serde(default)]
     /// Extra environment for the plugin; the values may be secrets.
@@ -77,9 +84,19 @@ pub enum ProfileError {
         "no profile given and no default profile; name one with --profile ({})",
         known_profiles(known)
     )]
-    NoDefault { known: Vec<String> },
+    /// No profile named, and no default.
+    NoDefault {
+        /// The profiles there are.
+        known: Vec<String>,
+    },
     #[error("no profile named `{name}` ({}); the agent reads its config when it starts, so after editing it run `authplug stop`", known_profiles(known))]
-    Unknown { name: String, known: Vec<String> },
+    /// No profile of that name.
+    Unknown {
+        /// The name asked for.
+        name: String,
+        /// The profiles there are.
+        known: Vec<String>,
+    },
 }
 
 fn known_profiles(known: &[String]) -> String {
@@ -95,17 +112,34 @@ fn known_profiles(known: &[String]) -> String {
 #[non_exhaustive]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
+    /// The file could not be read.
     Read {
+        /// The file.
         path: PathBuf,
+        /// Why.
         source: SecretFileError,
     },
     #[error("config file {path} is not valid: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// The file is not valid TOML of this shape.
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, and where.
+        message: String,
+    },
     #[error("profile `{name}`: {message}")]
-    Profile { name: String, message: String },
+    /// A profile cannot be used.
+    Profile {
+        /// Its name.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
     #[error("`--profile {0}` must look like NAME=COMMANDLINE, e.g. --profile work='authplug-oidc --issuer https://id.example.com --client-id cli'")]
+    /// A `--profile` flag is not NAME=COMMANDLINE.
     Flag(String),
     #[error("default_profile `{0}` is not one of the profiles")]
+    /// `default_profile` names no profile.
     UnknownDefault(String),
 }
 
@@ -234,6 +268,7 @@ fn seconds(
 }
 
 impl ProfileConfig {
+    /// A broker for this profile, named `name` in logs and messages.
     pub fn broker(&self, name: &str) -> Result<Broker, ConfigError> {
         let command = PluginCommand::parse(self.command.expose_secret()).map_err(|error| {
             ConfigError::Profile {
@@ -293,6 +328,7 @@ impl Profiles {
         })
     }
 
+    /// Adds a profile, or replaces the one of that name.
     pub fn insert(&mut self, name: &str, broker: Broker) {
         self.profiles.insert(name.to_owned(), broker);
     }
@@ -324,16 +360,19 @@ impl Profiles {
             })
     }
 
+    /// Every profile, by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Broker)> {
         self.profiles
             .iter()
             .map(|(name, broker)| (name.as_str(), broker))
     }
 
+    /// How many profiles.
     pub fn len(&self) -> usize {
         self.profiles.len()
     }
 
+    /// No profile at all.
     pub fn is_empty(&self) -> bool {
         self.profiles.is_empty()
     }

@@ -18,6 +18,8 @@
 //! What this crate is not: it does not run plugins or cache tokens (the
 //! broker library does), and it parses no command line (the binary does).
 
+#![warn(missing_docs)]
+
 pub mod client;
 pub mod config;
 pub mod paths;

@@ -13,10 +13,16 @@ use zeroize::Zeroizing;
 #[non_exhaustive]
 pub enum SecretFileError {
     #[error("{0}")]
+    /// Reading failed.
     Io(#[from] io::Error),
     #[error("it is larger than the limit of {limit} bytes")]
-    TooLarge { limit: usize },
+    /// Over the limit; nothing more was read.
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
     #[error("it grew while it was being read; try again")]
+    /// It grew while it was read.
     Grew,
 }
 

@@ -41,9 +41,16 @@ pub const EXIT_ALREADY_RUNNING: i32 = 75;
 #[non_exhaustive]
 pub enum AgentError {
     #[error("another agent is already running on {0} (stop it with `authplug stop`)")]
+    /// Another agent holds the socket's lock.
     AlreadyRunning(PathBuf),
     #[error("cannot set up the agent's socket {path}: {source}")]
-    Socket { path: PathBuf, source: io::Error },
+    /// The socket or its directory could not be set up.
+    Socket {
+        /// The socket.
+        path: PathBuf,
+        /// What the system said.
+        source: io::Error,
+    },
 }
 
 /// A bound agent, ready to [`Agent::serve`].
@@ -100,6 +107,7 @@ impl Agent {
         })
     }
 
+    /// The socket it listens on.
     pub fn socket(&self) -> &Path {
         &self.socket
     }

@@ -26,9 +26,12 @@ pub const WIRE_VERSION: u32 = 1;
 pub const MAX_LINE: usize = 2 * authplug_protocol::TOKEN_LIMIT + 64 * 1024;
 
 #[derive(Debug, Serialize, Deserialize)]
+/// One request line.
 pub struct Request {
+    /// The protocol version, [`WIRE_VERSION`].
     pub v: u32,
     #[serde(flatten)]
+    /// What is asked.
     pub op: Op,
 }
 
@@ -37,26 +40,37 @@ pub struct Request {
 /// about the version rather than that its request is malformed.
 #[derive(Deserialize)]
 pub struct Version {
+    /// The version, read alone when the rest of a request does not parse.
     pub v: u32,
 }
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
+/// What a request asks for.
 pub enum Op {
+    /// A token for a profile.
     Token {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The profile; the default one if absent.
         profile: Option<String>,
         #[serde(default = "yes")]
+        /// Whether a run may open a browser or prompt (default true).
         interactive: bool,
         #[serde(default)]
+        /// Start an interactive run even during the cool-down.
         force: bool,
     },
+    /// Report a token a server refused (compare-and-clear).
     Reject {
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The profile; the default one if absent.
         profile: Option<String>,
+        /// The refused token.
         token: WireToken,
     },
+    /// Every profile's status.
     Status,
+    /// Stop the agent.
     Stop,
 }
 
@@ -96,18 +110,25 @@ pub type WireToken = Secret<String>;
 /// ends the answer.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Response {
+    /// The protocol version.
     pub v: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Present on the final line only: whether the request succeeded.
     pub ok: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// A progress line: one line of the plugin's stderr.
     pub stderr: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The token, on a successful token request.
     pub token: Option<WireToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For reject: whether the token was the cached one (and is now cleared).
     pub cleared: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For status: every profile.
     pub profiles: Option<Vec<ProfileStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Why the request failed.
     pub error: Option<String>,
     /// A heartbeat while a token request waits for its plugin (every
     /// [`HEARTBEAT`](crate::server::HEARTBEAT)); carries nothing else.
@@ -130,24 +151,28 @@ impl Response {
         }
     }
 
+    /// A progress line carrying one line of the plugin's stderr.
     pub fn progress(line: &str) -> Response {
         let mut response = Response::empty();
         response.stderr = Some(line.to_owned());
         response
     }
 
+    /// The heartbeat sent while a plugin runs.
     pub fn waiting() -> Response {
         let mut response = Response::empty();
         response.waiting = Some(true);
         response
     }
 
+    /// A final line saying the request succeeded.
     pub fn ok() -> Response {
         let mut response = Response::empty();
         response.ok = Some(true);
         response
     }
 
+    /// A final line saying the request failed, and why.
     pub fn error(message: impl Into<String>) -> Response {
         let mut response = Response::ok();
         response.ok = Some(false);
@@ -155,6 +180,7 @@ impl Response {
         response
     }
 
+    /// Whether this is the final line of an answer.
     pub fn is_final(&self) -> bool {
         self.ok.is_some()
     }
@@ -164,27 +190,46 @@ impl Response {
 /// since the Unix epoch, no secrets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ProfileStatus {
+    /// The profile's name.
     pub name: String,
+    /// Whether it is the default profile.
     pub default: bool,
+    /// A token is cached.
     pub has_token: bool,
+    /// The cached token's `exp`, Unix seconds.
     pub expires_at: Option<u64>,
+    /// When the token will be refreshed, Unix seconds.
     pub refresh_at: Option<u64>,
+    /// The plugin has a state.
     pub has_state: bool,
+    /// A run is under way.
     pub running: bool,
+    /// Callers waiting on it.
     pub waiters: usize,
+    /// The last token was rejected and no new one obtained yet.
     pub rejected: bool,
+    /// Runs finished since the agent started.
     pub runs: u64,
+    /// The last finished run.
     pub last_run: Option<LastRun>,
+    /// The last failed run's message, until a run succeeds.
     pub last_error: Option<String>,
+    /// Interactive runs are refused until then, Unix seconds.
     pub cooldown_until: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
+/// A finished run, on the wire.
 pub struct LastRun {
+    /// When it ended, Unix seconds.
     pub finished_at: u64,
+    /// Its `AUTHPLUG_REASON`.
     pub reason: String,
+    /// Whether it ran interactively.
     pub interactive: bool,
+    /// Whether it gave a token.
     pub ok: bool,
+    /// How long it took, milliseconds.
     pub elapsed_ms: u64,
 }
 
@@ -194,6 +239,7 @@ pub(crate) fn unix_seconds(time: std::time::SystemTime) -> u64 {
 }
 
 impl ProfileStatus {
+    /// The wire form of a broker's status.
     pub fn new(name: &str, default: bool, status: &authplug_broker::Status) -> ProfileStatus {
         ProfileStatus {
             name: name.to_owned(),

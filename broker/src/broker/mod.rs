@@ -80,6 +80,7 @@ struct Shared {
 }
 
 impl Broker {
+    /// A broker for `command`, holding no token and no state yet.
     pub fn new(command: PluginCommand, options: BrokerOptions) -> Broker {
         let (stderr, _) = broadcast::channel(256);
         let label = options.label.clone().unwrap_or_else(|| {
@@ -108,10 +109,12 @@ impl Broker {
         broker
     }
 
+    /// The plugin command it runs.
     pub fn command(&self) -> &PluginCommand {
         &self.inner.command
     }
 
+    /// The options it was made with.
     pub fn options(&self) -> &BrokerOptions {
         &self.inner.options
     }

@@ -87,20 +87,25 @@ impl Default for TokenRequest {
 }
 
 impl TokenRequest {
+    /// Interactive, not forced, no stderr sink.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Whether a run started for this caller may open a browser or prompt.
     pub fn interactive(mut self, interactive: bool) -> Self {
         self.interactive = interactive;
         self
     }
 
+    /// Start an interactive run even during the cool-down.
     pub fn force(mut self, force: bool) -> Self {
         self.force = force;
         self
     }
 
+    /// Sees each stderr line of the run this caller waits for (the lines
+    /// printed before it joined first).
     pub fn on_stderr(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_stderr = Some(Arc::new(sink));
         self

@@ -6,11 +6,13 @@ use std::time::{Duration, SystemTime};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Status {
+    /// A token is cached.
     pub has_token: bool,
     /// The cached token's `exp`, if it is a JWT with one.
     pub expires_at: Option<SystemTime>,
     /// When the broker re-runs the plugin ahead of `expires_at`.
     pub refresh_at: Option<SystemTime>,
+    /// The plugin has a state.
     pub has_state: bool,
     /// A run is under way, or a cancelled one is still being stopped.
     pub running: bool,
@@ -21,6 +23,7 @@ pub struct Status {
     /// Runs finished (successful or not) since the broker was made; a run
     /// cancelled because every caller went away is not one.
     pub runs: u64,
+    /// The last finished run.
     pub last_run: Option<RunRecord>,
     /// The message of the last failed run, until a run succeeds.
     pub last_error: Option<String>,
@@ -32,9 +35,14 @@ pub struct Status {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct RunRecord {
+    /// When it ended.
     pub finished_at: SystemTime,
+    /// Its `AUTHPLUG_REASON`.
     pub reason: String,
+    /// Whether it ran with `AUTHPLUG_INTERACTIVE=1`.
     pub interactive: bool,
+    /// Whether it gave a token.
     pub ok: bool,
+    /// How long it took (zero for a failed run).
     pub elapsed: Duration,
 }

@@ -17,7 +17,9 @@ fn secret(value: &str) -> Result<ClientSecret, std::convert::Infallible> {
 /// Which token goes to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum TokenKind {
+    /// The ID token (a JWT about the user).
     Id,
+    /// The access token (for an API).
     Access,
 }
 
@@ -26,8 +28,11 @@ pub enum TokenKind {
 pub enum Flow {
     /// A browser when one can be opened here, else the device flow.
     Auto,
+    /// Authorization code with PKCE through the browser.
     Browser,
+    /// The device flow (RFC 8628): a URL and a code to enter elsewhere.
     Device,
+    /// Client credentials: a machine's own token (needs a secret).
     ClientCredentials,
 }
 
@@ -42,6 +47,7 @@ pub struct Config {
     pub issuer: String,
 
     #[arg(long, env = "AUTHPLUG_OIDC_CLIENT_ID")]
+    /// The client id registered with the provider.
     pub client_id: String,
 
     /// Prefer the environment variable: argv is visible to other users.
@@ -56,6 +62,7 @@ pub struct Config {
     pub scopes: Option<Vec<String>>,
 
     #[arg(long, env = "AUTHPLUG_OIDC_TOKEN", value_enum, default_value = "id")]
+    /// Which token goes to stdout.
     pub token: TokenKind,
 
     /// RFC 8707 resource indicator: the API the access token is for (sent
@@ -79,6 +86,7 @@ pub struct Config {
     pub auth_params: Vec<String>,
 
     #[arg(long, env = "AUTHPLUG_OIDC_FLOW", value_enum, default_value = "auto")]
+    /// How to log in when no token or refresh token will do.
     pub flow: Flow,
 
     /// Where the loopback listener for the browser's redirect binds.
@@ -86,6 +94,7 @@ pub struct Config {
     pub listen: SocketAddr,
 
     #[arg(long, env = "AUTHPLUG_OIDC_REDIRECT_PATH", default_value = "/callback")]
+    /// The path of the loopback redirect URI.
     pub redirect_path: String,
 
     /// The login URL is appended as the last argument. Default: $BROWSER,
@@ -122,10 +131,12 @@ impl Config {
         url::Url::parse(&self.issuer).is_ok_and(|u| u.scheme() == "http" && is_loopback(&u))
     }
 
+    /// `--login-timeout` as a duration.
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
     }
 
+    /// `--http-timeout` as a duration.
     pub fn http_timeout(&self) -> Duration {
         Duration::from_secs(self.http_timeout)
     }

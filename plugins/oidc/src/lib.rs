@@ -11,6 +11,7 @@
 //! server rejected one (the broker does), and it speaks no protocol of its
 //! own: stdin, stdout and fd 3 are the protocol crate's business.
 
+#![warn(missing_docs)]
 // stderr is written with `say` (which cannot panic), stdout only by the SDK.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
@@ -41,6 +42,7 @@ use token_error::{ClientInfo, Grant, TokenError};
 use token_http::TokenHttp;
 use verify::{ExpectNonce, VerifyError};
 
+/// Any error a run reports (the SDK prints it and its causes).
 pub type Error = authplug_protocol::plugin::Error;
 
 /// The plugin: a validated configuration.
@@ -49,6 +51,8 @@ pub struct OidcPlugin {
 }
 
 impl OidcPlugin {
+    /// The plugin for flags that pass [`Config::validate`]; the error says
+    /// which flag is wrong.
     pub fn new(config: Config) -> Result<Self, String> {
         config.validate()?;
         Ok(OidcPlugin { config })

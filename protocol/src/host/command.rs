@@ -17,12 +17,15 @@ pub struct PluginCommand {
 #[non_exhaustive]
 pub enum CommandLineError {
     #[error("the plugin command line is empty: give the plugin program and its arguments")]
+    /// No words at all.
     Empty,
     #[error("the plugin command line cannot be split into words ({0}): check its quotes")]
+    /// Unbalanced quotes or a trailing backslash.
     Syntax(#[from] shell_words::ParseError),
 }
 
 impl PluginCommand {
+    /// The program (looked up on `PATH` without a `/`), without arguments.
     pub fn new(program: impl Into<OsString>) -> Self {
         PluginCommand {
             program: program.into(),
@@ -30,11 +33,13 @@ impl PluginCommand {
         }
     }
 
+    /// One more argument.
     pub fn arg(mut self, arg: impl Into<OsString>) -> Self {
         self.args.push(arg.into());
         self
     }
 
+    /// More arguments.
     pub fn args<I, S>(mut self, args: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -67,10 +72,12 @@ impl PluginCommand {
         Self::from_argv(shell_words::split(command_line)?)
     }
 
+    /// The program.
     pub fn program(&self) -> &OsStr {
         &self.program
     }
 
+    /// The arguments, without the program.
     pub fn arguments(&self) -> &[OsString] {
         &self.args
     }

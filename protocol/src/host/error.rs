@@ -19,6 +19,7 @@ pub struct RunOutput {
     pub state: State,
     /// The last lines of stderr.
     pub stderr_tail: String,
+    /// How long the run took.
     pub elapsed: Duration,
 }
 
@@ -28,35 +29,64 @@ pub struct RunOutput {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum RunError {
+    /// The plugin could not be started (rule 1): not found, not executable.
     #[error("could not start plugin `{program}`: {source}{}", spawn_hint(source))]
     Spawn {
+        /// The program, as given.
         program: String,
+        /// What the system said.
         #[source]
         source: io::Error,
     },
+    /// The whole run took longer than the timeout; the plugin was stopped
+    /// (rule 7).
     #[error(
         "plugin timed out after {} and was stopped{}",
         seconds(after),
         tail(stderr_tail)
     )]
     TimedOut {
+        /// The timeout.
         after: Duration,
+        /// The last lines of its stderr.
         stderr_tail: String,
     },
+    /// More state on fd 3 than the protocol allows (rule 4).
     #[error("plugin wrote more than {limit} bytes of state on fd 3 (the protocol's limit) and was stopped{}", tail(stderr_tail))]
-    StateTooLarge { limit: usize, stderr_tail: String },
+    StateTooLarge {
+        /// [`STATE_LIMIT`](crate::STATE_LIMIT).
+        limit: usize,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// More on stdout than the protocol allows (rule 3).
     #[error(
         "plugin wrote more than {limit} bytes on stdout (the token limit) and was stopped{}",
         tail(stderr_tail)
     )]
-    TokenTooLarge { limit: usize, stderr_tail: String },
+    TokenTooLarge {
+        /// [`TOKEN_LIMIT`](crate::TOKEN_LIMIT).
+        limit: usize,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// Exit code 0, but nothing (or only a newline) on stdout (rule 3).
     #[error(
         "plugin exited successfully but printed no token on stdout{}",
         tail(stderr_tail)
     )]
-    EmptyToken { stderr_tail: String },
+    EmptyToken {
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// A non-zero exit code (rule 6).
     #[error("plugin failed with exit code {code}{}", tail(stderr_tail))]
-    Exited { code: i32, stderr_tail: String },
+    Exited {
+        /// The exit code.
+        code: i32,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
     /// The plugin failed, but asked the host to keep the state it wrote
     /// (rule 4): it obtained something it must not lose, such as a rotated
     /// refresh token. The caller stores `state` in place of the old one
@@ -65,18 +95,40 @@ pub enum RunError {
         "plugin failed, and handed back an updated state to keep for its next run{}",
         tail(stderr_tail)
     )]
-    FailedWithNewState { state: State, stderr_tail: String },
+    FailedWithNewState {
+        /// The state to keep.
+        state: State,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// Killed by a signal (rule 6).
     #[error("plugin was killed by signal {}{}", signal_name(*signal), tail(stderr_tail))]
-    Signaled { signal: i32, stderr_tail: String },
+    Signaled {
+        /// The signal's number.
+        signal: i32,
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// A process the plugin started outside its group still holds stdout or
+    /// fd 3 after the drain windows (rule 8).
     #[error("plugin exited, but a process it started still holds its stdout or fd 3 open outside its process group: start helpers with their output redirected and without fd 3{}", tail(stderr_tail))]
-    LeakedDescriptors { stderr_tail: String },
+    LeakedDescriptors {
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
     /// [`run_until`]'s `cancel` completed; the plugin was stopped.
     #[error("the run was cancelled and the plugin stopped{}", tail(stderr_tail))]
-    Cancelled { stderr_tail: String },
+    Cancelled {
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
+    /// Talking to the plugin's pipes failed.
     #[error("I/O error while talking to the plugin: {source}{}", tail(stderr_tail))]
     Io {
+        /// What the system said.
         #[source]
         source: io::Error,
+        /// The last lines of its stderr.
         stderr_tail: String,
     },
 }

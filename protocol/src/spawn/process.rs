@@ -193,7 +193,9 @@ pub(super) fn start_exit_watch(pid: Pid) -> ExitWatch {
 }
 
 /// `waitid(WEXITED | WNOHANG | WNOWAIT)`: the status if `pid` has exited,
-/// leaving it a zombie.
+/// leaving it a zombie. Called through libc, not nix: nix's `waitid`
+/// refuses a status it cannot name as a `Signal` (a plugin killed by a
+/// realtime signal), and this must report every death.
 pub(super) fn observe_exit(pid: Pid) -> io::Result<Option<ExitStatus>> {
     loop {
         // SAFETY: all-zero is a valid siginfo_t; zeroing si_pid first is
@@ -242,12 +244,7 @@ pub(super) fn wait_for_exit_until(pid: Pid, deadline: Instant) {
 }
 
 pub(super) fn reap(pid: Pid) {
-    let mut raw = 0;
-    loop {
-        // SAFETY: waitpid writes only to `raw`.
-        let reaped = unsafe { libc::waitpid(pid.as_raw(), &mut raw, 0) };
-        if reaped != -1 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            return;
-        }
-    }
+    // The status is known already (observed with WNOWAIT); nix's
+    // conversion of it may fail (a realtime signal), the reaping does not.
+    while nix::sys::wait::waitpid(pid, None) == Err(nix::errno::Errno::EINTR) {}
 }
