@@ -292,15 +292,7 @@ async fn wait_until(mut condition: impl FnMut() -> bool) {
     }
 }
 
-fn is_running(pid: i32) -> bool {
-    // A zombie is dead for our purposes: it runs nothing and holds nothing.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
+use authplug_testkit::is_running;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_every_caller_goes_away_the_run_and_its_group_are_killed() {

@@ -8,7 +8,7 @@
 
 mod oidc_support;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -56,13 +56,8 @@ fn plugin_argv(idp: &DevIdp, driver: &LoggedDriver) -> Vec<String> {
     .to_vec()
 }
 
-fn authplug_binary() -> &'static Path {
-    static BINARY: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    BINARY.get_or_init(authplug_tests::authplug_binary)
-}
-
 async fn authplug(socket: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
-    let mut command = tokio::process::Command::new(authplug_binary());
+    let mut command = tokio::process::Command::new(authplug_tests::authplug_binary());
     command
         .args(args)
         .arg("--socket")
@@ -121,7 +116,7 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     )
     .unwrap();
     let socket = dir.path().join("run/agent.sock");
-    let mut agent = tokio::process::Command::new(authplug_binary())
+    let mut agent = tokio::process::Command::new(authplug_tests::authplug_binary())
         .args(["agent", "--config"])
         .arg(&config)
         .arg("--socket")

@@ -80,28 +80,7 @@ pub async fn wait_for_file(path: &Path, limit: Duration) -> bool {
     path.exists()
 }
 
-/// The state letter of `pid` in /proc (`R`, `S`, `Z` for a zombie...), or
-/// `None` once it has left the process table.
-pub fn process_state(pid: i32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The state letter follows the parenthesised command name.
-    stat.rsplit(')')
-        .next()
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|state| state.chars().next())
-}
-
-/// Whether `pid` still runs. A zombie counts as gone: it runs nothing, and
-/// whether it is reaped depends on who its parent is (for the plugin itself,
-/// see `is_reaped`).
-pub fn is_running(pid: i32) -> bool {
-    !matches!(process_state(pid), None | Some('Z') | Some('X'))
-}
-
-/// Whether `pid` has left the process table altogether (reaped, no zombie).
-pub fn is_reaped(pid: i32) -> bool {
-    !Path::new(&format!("/proc/{pid}")).exists()
-}
+pub use authplug_testkit::{is_reaped, is_running, process_state};
 
 /// Polls until `pid` has left the process table, up to `limit`: for the
 /// plugin itself, whose parent is the host, that means the host reaped it.

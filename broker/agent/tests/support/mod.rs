@@ -209,14 +209,8 @@ pub fn reject_cli(socket: &Path, token: &str) -> Output {
     child.wait_with_output().expect("reject")
 }
 
-pub fn is_running(pid: i32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
-        Err(_) => false,
-    }
-}
+#[allow(unused_imports)]
+pub use authplug_testkit::is_running;
 
 /// Stops a background agent even when the test fails half-way.
 pub struct StopAgent(pub PathBuf);
