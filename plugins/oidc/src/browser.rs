@@ -24,22 +24,24 @@ pub fn can_open(browser_command: Option<&str>) -> bool {
 }
 
 /// Starts the browser on `url` and returns without waiting for it.
-pub fn open(url: &str, browser_command: Option<&str>) -> Result<(), String> {
+pub fn open(url: &str, browser_command: Option<&str>) -> Result<(), BrowserError> {
     let explicit = match browser_command {
         Some(command) => Some(command.to_owned()),
         None => std::env::var("BROWSER").ok().filter(|b| !b.is_empty()),
     };
     if let Some(command_line) = explicit {
-        let mut words = shell_words::split(&command_line)
-            .map_err(|e| format!("cannot parse the browser command {command_line:?}: {e}"))?;
+        let mut words =
+            shell_words::split(&command_line).map_err(|error| BrowserError::BadCommand {
+                command: command_line.clone(),
+                error,
+            })?;
         if words.is_empty() {
-            return Err("the browser command is empty".into());
+            return Err(BrowserError::EmptyCommand);
         }
         let program = words.remove(0);
         let mut command = Command::new(&program);
         command.args(words).arg(url);
-        return spawn_detached(command)
-            .map_err(|e| format!("cannot start the browser command {program:?}: {e}"));
+        return spawn_detached(command).map_err(|source| BrowserError::Start { program, source });
     }
     let mut last_error = String::from("no opener known for this system");
     for command in open::commands(url) {
@@ -49,7 +51,26 @@ pub fn open(url: &str, browser_command: Option<&str>) -> Result<(), String> {
             Err(e) => last_error = format!("{name}: {e}"),
         }
     }
-    Err(format!("cannot open a browser ({last_error})"))
+    Err(BrowserError::NoOpener { last_error })
+}
+
+/// Why no browser was started (the URL is printed anyway).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BrowserError {
+    /// `--browser-command` (or `$BROWSER`) does not split into words.
+    #[error("cannot parse the browser command {command:?}: {error}")]
+    BadCommand {
+        command: String,
+        error: shell_words::ParseError,
+    },
+    #[error("the browser command is empty")]
+    EmptyCommand,
+    #[error("cannot start the browser command {program:?}: {source}")]
+    Start { program: String, source: io::Error },
+    /// None of the system's openers could be started.
+    #[error("cannot open a browser ({last_error})")]
+    NoOpener { last_error: String },
 }
 
 fn spawn_detached(mut command: Command) -> io::Result<()> {

@@ -143,28 +143,31 @@ impl Config {
 
     /// Checks what clap cannot: the issuer's scheme, the listener's address
     /// and the redirect path.
-    pub fn validate(&self) -> Result<(), String> {
-        let issuer = url::Url::parse(&self.issuer)
-            .map_err(|e| format!("--issuer {:?} is not a URL: {e}", self.issuer))?;
+    pub fn validate(&self) -> Result<(), FlagError> {
+        let issuer = url::Url::parse(&self.issuer).map_err(|error| FlagError::IssuerNotUrl {
+            issuer: self.issuer.clone(),
+            error,
+        })?;
         // OIDC Discovery §2: an issuer has no query and no fragment; one
         // typed with them would name another issuer or none.
         if issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(format!(
-                "--issuer {} has a query or a fragment, which an issuer never has: \
-                 give it exactly as the provider's discovery document names it",
-                self.issuer
-            ));
+            return Err(FlagError::IssuerQueryOrFragment {
+                issuer: self.issuer.clone(),
+            });
         }
         match issuer.scheme() {
             "https" => {}
             "http" if is_loopback(&issuer) => {}
             "http" => {
-                return Err(format!(
-                    "--issuer {} uses http; only https is allowed, except on loopback addresses for local development",
-                    self.issuer
-                ))
+                return Err(FlagError::IssuerPlainHttp {
+                    issuer: self.issuer.clone(),
+                })
             }
-            other => return Err(format!("--issuer uses the scheme {other:?}; use https")),
+            other => {
+                return Err(FlagError::IssuerScheme {
+                    scheme: other.to_owned(),
+                })
+            }
         }
         // These feed time arithmetic (chrono panics on overflow) and
         // timers: keep them to what makes sense.
@@ -172,27 +175,89 @@ impl Config {
         check_range("--login-timeout", self.login_timeout, 1, MAX_LOGIN_TIMEOUT)?;
         check_range("--http-timeout", self.http_timeout, 1, MAX_HTTP_TIMEOUT)?;
         if !self.listen.ip().is_loopback() {
-            return Err(format!(
-                "--listen {} is not a loopback address: the login redirect listener must not be \
-                 reachable from other machines; use 127.0.0.1 (or [::1]) with any port",
-                self.listen
-            ));
+            return Err(FlagError::ListenNotLoopback {
+                listen: self.listen,
+            });
         }
         if !self.redirect_path.starts_with('/') {
-            return Err(format!(
-                "--redirect-path {:?} must start with '/'",
-                self.redirect_path
-            ));
+            return Err(FlagError::RedirectPath {
+                path: self.redirect_path.clone(),
+            });
         }
         self.auth_param_pairs()?;
         if self.flow == Flow::ClientCredentials && self.client_secret.is_none() {
-            return Err(
-                "--flow client-credentials needs a client secret: set AUTHPLUG_OIDC_CLIENT_SECRET"
-                    .into(),
-            );
+            return Err(FlagError::NoClientSecret);
         }
         Ok(())
     }
+}
+
+/// A flag that cannot be used, said before any request goes out (the
+/// binary exits 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FlagError {
+    /// `--issuer` does not parse.
+    #[error("--issuer {issuer:?} is not a URL: {error}")]
+    IssuerNotUrl {
+        /// As given.
+        issuer: String,
+        /// Why not.
+        error: url::ParseError,
+    },
+    /// An issuer never has a query or a fragment (OIDC Discovery §2).
+    #[error("--issuer {issuer} has a query or a fragment, which an issuer never has: give it exactly as the provider's discovery document names it")]
+    IssuerQueryOrFragment {
+        /// As given.
+        issuer: String,
+    },
+    /// Plain http, not on loopback.
+    #[error("--issuer {issuer} uses http; only https is allowed, except on loopback addresses for local development")]
+    IssuerPlainHttp {
+        /// As given.
+        issuer: String,
+    },
+    /// Neither https nor http.
+    #[error("--issuer uses the scheme {scheme:?}; use https")]
+    IssuerScheme {
+        /// The scheme given.
+        scheme: String,
+    },
+    /// A number of seconds out of its range.
+    #[error("{flag} {value} is out of range: give between {min} and {max} seconds")]
+    OutOfRange {
+        /// The flag.
+        flag: &'static str,
+        /// As given.
+        value: u64,
+        /// The least allowed.
+        min: u64,
+        /// The most allowed.
+        max: u64,
+    },
+    /// The redirect listener must not be reachable from other machines.
+    #[error("--listen {listen} is not a loopback address: the login redirect listener must not be reachable from other machines; use 127.0.0.1 (or [::1]) with any port")]
+    ListenNotLoopback {
+        /// As given.
+        listen: SocketAddr,
+    },
+    /// `--redirect-path` must be a path.
+    #[error("--redirect-path {path:?} must start with '/'")]
+    RedirectPath {
+        /// As given.
+        path: String,
+    },
+    /// A wrong `--auth-param`.
+    #[error("--auth-param {param} {problem}")]
+    AuthParam {
+        /// As given (or its key).
+        param: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Client credentials need a secret.
+    #[error("--flow client-credentials needs a client secret: set AUTHPLUG_OIDC_CLIENT_SECRET")]
+    NoClientSecret,
 }
 
 /// The scopes of a login when none are given.
@@ -242,26 +307,33 @@ impl Config {
     }
 
     /// `--auth-param` as pairs; an error names the one that is wrong.
-    pub fn auth_param_pairs(&self) -> Result<Vec<(String, String)>, String> {
+    pub fn auth_param_pairs(&self) -> Result<Vec<(String, String)>, FlagError> {
         let mut pairs = Vec::new();
         for param in &self.auth_params {
+            let wrong = |problem: &str| FlagError::AuthParam {
+                param: param.clone(),
+                problem: problem.to_owned(),
+            };
             let Some((key, value)) = param.split_once('=') else {
-                return Err(format!("--auth-param {param:?} is not KEY=VALUE"));
+                return Err(wrong("is not KEY=VALUE"));
             };
             let key = key.trim();
             if key.is_empty() {
-                return Err(format!("--auth-param {param:?} has an empty key"));
+                return Err(wrong("has an empty key"));
             }
             if RESERVED_PARAMS.contains(&key) {
-                return Err(format!(
-                    "--auth-param {key}=... would replace a parameter authplug-oidc sets itself{}",
-                    match key {
-                        "scope" => "; use --scopes",
-                        "resource" => "; use --resource",
-                        "audience" => "; use --audience",
-                        _ => "",
-                    }
-                ));
+                return Err(FlagError::AuthParam {
+                    param: format!("{key}=..."),
+                    problem: format!(
+                        "would replace a parameter authplug-oidc sets itself{}",
+                        match key {
+                            "scope" => "; use --scopes",
+                            "resource" => "; use --resource",
+                            "audience" => "; use --audience",
+                            _ => "",
+                        }
+                    ),
+                });
             }
             pairs.push((key.to_owned(), value.to_owned()));
         }
@@ -316,13 +388,16 @@ const MAX_LOGIN_TIMEOUT: u64 = 24 * 60 * 60;
 /// An hour for one request.
 const MAX_HTTP_TIMEOUT: u64 = 60 * 60;
 
-fn check_range(flag: &str, value: u64, min: u64, max: u64) -> Result<(), String> {
+fn check_range(flag: &'static str, value: u64, min: u64, max: u64) -> Result<(), FlagError> {
     if (min..=max).contains(&value) {
         Ok(())
     } else {
-        Err(format!(
-            "{flag} {value} is out of range: give between {min} and {max} seconds"
-        ))
+        Err(FlagError::OutOfRange {
+            flag,
+            value,
+            min,
+            max,
+        })
     }
 }
 

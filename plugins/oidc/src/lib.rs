@@ -53,7 +53,7 @@ pub struct OidcPlugin {
 impl OidcPlugin {
     /// The plugin for flags that pass [`Config::validate`]; the error says
     /// which flag is wrong.
-    pub fn new(config: Config) -> Result<Self, String> {
+    pub fn new(config: Config) -> Result<Self, config::FlagError> {
         config.validate()?;
         Ok(OidcPlugin { config })
     }

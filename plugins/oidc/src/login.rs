@@ -43,7 +43,7 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
 
     if open_browser {
         if let Err(why) = browser::open(url.as_str(), config.browser_command.as_deref()) {
-            say(&why);
+            say(&why.to_string());
         }
         say(&format!("if your browser did not open, visit {url}"));
     } else {

@@ -156,7 +156,7 @@ impl Provider {
                 url::Url::parse(&request.uri().to_string()).is_ok_and(|url| url == discovery_url);
             let allowed = match url::Url::parse(&request.uri().to_string()) {
                 Ok(_) if is_discovery => Ok(()),
-                Ok(url) => check_endpoint(config, "jwks_uri", &url),
+                Ok(url) => check_endpoint(config, "jwks_uri", &url).map_err(|e| e.to_string()),
                 Err(e) => Err(format!("the provider's jwks_uri is not a URL: {e}")),
             };
             let named_issuer = &named_issuer;
@@ -269,7 +269,7 @@ fn issuer_mismatch(given: &str, named: &str) -> String {
 /// Every endpoint this plugin sends credentials to, or takes keys or the
 /// user's browser from, must be as safe as the issuer: https, or http on
 /// loopback when the issuer is http on loopback (local development).
-fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), String> {
+fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), InsecureEndpoint> {
     check_endpoint(
         config,
         "authorization_endpoint",
@@ -285,18 +285,23 @@ fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), String> {
     Ok(())
 }
 
-pub fn check_endpoint(config: &Config, name: &str, url: &url::Url) -> Result<(), String> {
+/// An endpoint the provider names that is not as safe as the issuer.
+#[derive(Debug, thiserror::Error)]
+#[error("the provider gives its {name} as {url}, which is not https{}; refusing it (codes, secrets, tokens and keys would travel in the clear)", if *issuer_is_loopback_http { " (plain http is allowed only on loopback addresses, as the issuer is)" } else { "" })]
+pub struct InsecureEndpoint {
+    name: String,
+    url: url::Url,
+    issuer_is_loopback_http: bool,
+}
+
+pub fn check_endpoint(config: &Config, name: &str, url: &url::Url) -> Result<(), InsecureEndpoint> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if config.issuer_is_loopback_http() && is_loopback(url) => Ok(()),
-        _ => Err(format!(
-            "the provider gives its {name} as {url}, which is not https{}; \
-             refusing it (codes, secrets, tokens and keys would travel in the clear)",
-            if config.issuer_is_loopback_http() {
-                " (plain http is allowed only on loopback addresses, as the issuer is)"
-            } else {
-                ""
-            }
-        )),
+        _ => Err(InsecureEndpoint {
+            name: name.to_owned(),
+            url: url.clone(),
+            issuer_is_loopback_http: config.issuer_is_loopback_http(),
+        }),
     }
 }

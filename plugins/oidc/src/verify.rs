@@ -33,6 +33,7 @@ pub struct VerifiedIdToken {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum VerifyError {
     /// Signed with a key the cached JWKS lacks: worth one refetch.
     #[error("the ID token is signed with a key the provider's JWKS does not hold")]
