@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use authplug_protocol::Reason;
 use oidc_support::{
     admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, open_printed_url,
-    relogin_after_refused_refresh, state_json, token_text, verify_jwt, DevIdp, ForbiddenBrowser,
-    LoggedDriver, Run,
+    quiet_refused_refresh, relogin_after_refused_refresh, state_json, token_text, verify_jwt,
+    DevIdp, ForbiddenBrowser, LoggedDriver, Run,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -108,20 +108,13 @@ async fn a_reused_refresh_token_leads_to_a_new_login() {
     );
 
     // Without a login allowed: a clear error, no browser, nothing written.
-    let forbidden = ForbiddenBrowser::new();
-    let refusal = Run::new(&dev_args(&idp.issuer, &forbidden.command))
-        .state(&first.state)
-        .reason(Reason::Rejected)
-        .interactive(false)
-        .go_refused()
-        .await;
+    let refusal = quiet_refused_refresh(&idp.issuer, &first.state).await;
     let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
     assert!(
         message.contains("the provider refused the refresh token (HTTP 400: invalid_grant"),
         "{message}"
     );
     assert!(message.contains("invalid_grant"), "{message}");
-    forbidden.assert_unused();
 
     // Interactive: the spent token is refused and a new login follows.
     let third = relogin_after_refused_refresh(&args, &first.state, &driver).await;
@@ -137,16 +130,9 @@ async fn a_revoked_refresh_token_leads_to_a_new_login() {
     let revoked = admin(&idp, "revoke-account", "account=alice").await;
     assert!(revoked["revoked_grants"].as_u64() >= Some(1), "{revoked}");
 
-    let forbidden = ForbiddenBrowser::new();
-    let refusal = Run::new(&dev_args(&idp.issuer, &forbidden.command))
-        .state(&first.state)
-        .reason(Reason::Rejected)
-        .interactive(false)
-        .go_refused()
-        .await;
+    let refusal = quiet_refused_refresh(&idp.issuer, &first.state).await;
     let message = refusal.assert_clean("AUTHPLUG_INTERACTIVE=0");
     assert!(message.contains("invalid_grant"), "{message}");
-    forbidden.assert_unused();
 
     let second = Run::new(&args)
         .state(&first.state)

@@ -25,8 +25,9 @@ pub const WIRE_VERSION: u32 = 1;
 /// largest token the protocol allows, JSON-escaped.
 pub const MAX_LINE: usize = 2 * authplug_protocol::TOKEN_LIMIT + 64 * 1024;
 
-#[derive(Debug, Serialize, Deserialize)]
 /// One request line.
+#[derive(Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Request {
     /// The protocol version, [`WIRE_VERSION`].
     pub v: u32,
@@ -44,9 +45,12 @@ pub struct Version {
     pub v: u32,
 }
 
+/// What a request asks for. A client of this version sends only these; an
+/// op a newer client sends is answered "malformed request" (the version,
+/// read first, says why).
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
-/// What a request asks for.
+#[non_exhaustive]
 pub enum Op {
     /// A token for a profile.
     Token {
@@ -102,6 +106,16 @@ fn yes() -> bool {
     true
 }
 
+impl Request {
+    /// A request of this version ([`WIRE_VERSION`]).
+    pub fn new(op: Op) -> Request {
+        Request {
+            v: WIRE_VERSION,
+            op,
+        }
+    }
+}
+
 /// A token on the wire: wiped when dropped, never shown by `Debug`, written
 /// and read as a JSON string.
 pub type WireToken = Secret<String>;
@@ -109,6 +123,7 @@ pub type WireToken = Secret<String>;
 /// One answer line. A line without `ok` is progress; the line with `ok`
 /// ends the answer.
 #[derive(Debug, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Response {
     /// The protocol version.
     pub v: u32,
@@ -189,6 +204,7 @@ impl Response {
 /// A profile's [`Status`](authplug_broker::Status) on the wire: times in seconds
 /// since the Unix epoch, no secrets.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ProfileStatus {
     /// The profile's name.
     pub name: String,
@@ -218,8 +234,9 @@ pub struct ProfileStatus {
     pub cooldown_until: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
 /// A finished run, on the wire.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct LastRun {
     /// When it ended, Unix seconds.
     pub finished_at: u64,

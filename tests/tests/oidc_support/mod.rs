@@ -392,6 +392,21 @@ impl LoggedDriver {
     }
 }
 
+/// A run that must refresh (the token was rejected) and may not log in,
+/// against the dev IdP at `issuer`, whose refresh is refused: the refusal,
+/// after checking that no browser was started.
+pub async fn quiet_refused_refresh(issuer: &str, state: &State) -> Refusal {
+    let forbidden = ForbiddenBrowser::new();
+    let refusal = Run::new(&dev_args(issuer, &forbidden.command))
+        .state(state)
+        .reason(Reason::Rejected)
+        .interactive(false)
+        .go_refused()
+        .await;
+    forbidden.assert_unused();
+    refusal
+}
+
 /// An interactive run whose refresh token the provider refuses: it says so
 /// and logs in again (the driver's second login), as alice.
 pub async fn relogin_after_refused_refresh(
