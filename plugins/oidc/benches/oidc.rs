@@ -165,15 +165,22 @@ impl Contender {
 
     /// Runs once with stdout and fd 3 captured; panics with its stderr if it
     /// fails.
-    fn output(&self, work: &Path) -> (String, Vec<u8>) {
-        let fd3_path = work.join("fd3.out");
-        let fd3 = File::create(&fd3_path).expect("fd3.out");
-        let mut command = self.command(&[], fd3.as_raw_fd(), Stdio::piped());
-        let output = command
+    fn output(&self, _work: &Path) -> (String, Vec<u8>) {
+        // fd 3 is a pipe, as a host's is: the SDK writes state to nothing
+        // else (PROTOCOL.md rule 4).
+        let (reader, writer) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).expect("a pipe for fd 3");
+        let mut command = self.command(&[], writer.as_raw_fd(), Stdio::piped());
+        let child = command
             .stderr(Stdio::piped())
-            .output()
+            .spawn()
             .unwrap_or_else(|e| panic!("{}: {e}", self.name));
-        drop(fd3);
+        drop(writer);
+        let mut state = Vec::new();
+        std::io::Read::read_to_end(&mut File::from(reader), &mut state).expect("fd 3");
+        let output = child
+            .wait_with_output()
+            .unwrap_or_else(|e| panic!("{}: {e}", self.name));
         assert!(
             output.status.success(),
             "{} failed ({}): {}",
@@ -181,7 +188,6 @@ impl Contender {
             output.status,
             String::from_utf8_lossy(&output.stderr)
         );
-        let state = std::fs::read(&fd3_path).expect("fd3.out");
         (
             String::from_utf8(output.stdout).expect("UTF-8 token"),
             state,
@@ -331,12 +337,15 @@ fn main() {
 
     // The valid-token path, with the IdP gone: it must not need it.
     drop(idp);
-    let mut valid = vec![
-        Contender::new("/bin/true", "/bin/true", &state_path).env("AUTHPLUG_INTERACTIVE", "0")
-    ];
+    let mut valid = vec![Contender::new("/bin/true", "/bin/true", &state_path)
+        .env("AUTHPLUG_REASON", "refresh")
+        .env("AUTHPLUG_INTERACTIVE", "0")];
     for (name, program) in &plugins {
+        // As a host runs it: a host that gives no reason (epithet) gets a
+        // fresh token instead (PROTOCOL.md rule 1), which this path is not.
         let contender = Contender::new(&format!("{name} valid token"), program, &state_path)
             .args(plugin_args)
+            .env("AUTHPLUG_REASON", "refresh")
             .env("AUTHPLUG_INTERACTIVE", "0");
         let (token, new_state) = contender.output(&work);
         // No values in these messages: they are tokens.
