@@ -111,9 +111,7 @@ impl Request {
             reason_given: given.is_some(),
             interactive: var(ENV_INTERACTIVE).as_deref() != Some("0"),
             protocol_version: var(ENV_PROTOCOL).and_then(|v| v.trim().parse().ok()),
-            keep_state_exit: var(ENV_KEEP_STATE_EXIT)
-                .and_then(|v| v.trim().parse().ok())
-                .filter(|code| (1..=255).contains(code)),
+            keep_state_exit: offered_keep_state_exit(),
             state,
         }
     }
@@ -238,9 +236,17 @@ fn report(error: &(dyn std::error::Error + 'static)) {
 /// Writes the state of a failed run for a host that offered to keep it, and
 /// returns the exit code that asks it to; 1 (an ordinary failure) when the
 /// host did not offer it or the state could not be written.
+/// The exit code the host offers for a failed run whose state it should
+/// keep (`AUTHPLUG_KEEP_STATE_EXIT`), if it offers one.
+fn offered_keep_state_exit() -> Option<i32> {
+    std::env::var(ENV_KEEP_STATE_EXIT)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|code| (1..=255).contains(code))
+}
+
 fn hand_back(state: &State) -> i32 {
-    let offered = Request::from_env(State::default()).keep_state_exit;
-    match offered {
+    match offered_keep_state_exit() {
         Some(code) if !state.is_empty() => match write_state(state) {
             Ok(true) => code,
             Ok(false) => 1,

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 
 use authplug_protocol::Reason;
 use oidc_support::{
-    admin, dev_args, device_approve_command, fetch_jwks, jwt_claims, open_printed_url,
-    quiet_refused_refresh, relogin_after_refused_refresh, state_json, token_text, verify_jwt,
-    DevIdp, ForbiddenBrowser, LoggedDriver, Run,
+    admin, client_credentials, dev_args, device_approve_command, fetch_jwks, jwt_claims,
+    open_printed_url, quiet_refused_refresh, relogin_after_refused_refresh, state_json, token_text,
+    verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -227,25 +227,10 @@ async fn device_code_expires_when_nobody_approves() {
 async fn client_credentials_with_the_right_and_a_wrong_secret() {
     let idp = start("{}");
     let api = "https://api.example/machines";
-    let cc_args = |issuer: &str| {
-        [
-            "--issuer",
-            issuer,
-            "--client-id",
-            "machine",
-            "--flow",
-            "client-credentials",
-            "--resource",
-            api,
-            "--http-timeout",
-            "5",
-        ]
-        .map(String::from)
-    };
-    let args = cc_args(&idp.issuer);
-    let output = Run::new(&args)
-        .interactive(false)
-        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "machine-secret")
+    let resource = ["--resource", api];
+    let issuer = idp.issuer.clone();
+    let output = client_credentials(&idp.issuer, "machine-secret")
+        .args(&resource)
         .go()
         .await
         .expect("client credentials");
@@ -254,9 +239,8 @@ async fn client_credentials_with_the_right_and_a_wrong_secret() {
         .expect("a JWT access token for the API");
     assert_eq!(claims["client_id"], "machine");
     assert!(!output.stderr_tail.contains("machine-secret"));
-    let refusal = Run::new(&cc_args(&idp.issuer))
-        .interactive(false)
-        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "wrong-secret")
+    let refusal = client_credentials(&idp.issuer, "wrong-secret")
+        .args(&resource)
         .go_refused()
         .await;
     let message =
@@ -265,10 +249,9 @@ async fn client_credentials_with_the_right_and_a_wrong_secret() {
     assert!(!message.contains("wrong-secret"), "{message}");
     // The cached access token is reused while valid, with the IdP gone.
     drop(idp);
-    let again = Run::new(&args)
+    let again = client_credentials(&issuer, "machine-secret")
+        .args(&resource)
         .state(&output.state)
-        .interactive(false)
-        .env("AUTHPLUG_OIDC_CLIENT_SECRET", "machine-secret")
         .go()
         .await
         .expect("the cached token");

@@ -12,9 +12,9 @@ use authplug_protocol::Reason;
 use oidc_support::stub::{Case, Quirk, Refresh, Stub};
 use oidc_support::tls::TlsStub;
 use oidc_support::{
-    admin, dev_args, jwt_claims, quiet_refused_refresh, relogin_after_refused_refresh, state_json,
-    stub_args, token_text, unix_now, DevIdp, ForbiddenBrowser, LoggedDriver, Run, CURL_BROWSER,
-    STUB_CLIENT,
+    admin, client_credentials, dev_args, jwt_claims, quiet_refused_refresh,
+    relogin_after_refused_refresh, state_json, stub_args, token_text, unix_now, DevIdp,
+    ForbiddenBrowser, LoggedDriver, Run, CURL_BROWSER, STUB_CLIENT,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -121,21 +121,6 @@ async fn a_refused_refresh_is_understood_whatever_the_body() {
 
         relogin_after_refused_refresh(&args, &first.state, &driver).await;
     }
-}
-
-fn client_credentials(issuer: &str, secret: &str) -> Run {
-    Run::new(&[
-        "--issuer",
-        issuer,
-        "--client-id",
-        "machine",
-        "--flow",
-        "client-credentials",
-        "--http-timeout",
-        "5",
-    ])
-    .interactive(false)
-    .env("AUTHPLUG_OIDC_CLIENT_SECRET", secret)
 }
 
 /// The report's third case: a wrong secret answered with a bare 403.

@@ -121,12 +121,10 @@ impl Agent {
         tracing::info!(socket = %self.socket.display(), profiles = self.profiles.len(), "agent listening");
         tokio::pin!(shutdown);
         let admission = Arc::new(Admission::default());
-        let mut heartbeat = tokio::time::interval(HEARTBEAT);
         loop {
             tokio::select! {
                 () = &mut shutdown => break,
                 _ = stop.changed() => break,
-                _ = heartbeat.tick() => admission.forget_finished(),
                 accepted = self.listener.accept() => match accepted {
                     Ok((stream, _)) => {
                         let Some(waiting) = admission.make_room() else {
@@ -191,10 +189,6 @@ struct Connection {
 impl Admission {
     fn lock(&self) -> std::sync::MutexGuard<'_, VecDeque<Connection>> {
         self.connections.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn forget_finished(&self) {
-        self.lock().retain(|c| !c.task.is_finished());
     }
 
     /// Room for one more: at the cap, the oldest connection that is waiting

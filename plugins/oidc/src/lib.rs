@@ -96,7 +96,7 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
     // provider cannot give one.
     let fallback = if request.reason_given { None } else { cached };
     if let Some(token) = &fallback {
-        if wanted(config) == TokenKind::Id && state.refresh_gives_id_token == Some(false) {
+        if refresh_is_pointless(config, &state) {
             say("the host gave no reason for this run, and this provider gives no new ID token on refresh: handing out the ID token held (still valid); if a server refused it, log in again");
             return Ok(Response::new(token.clone(), request.state));
         }
@@ -133,6 +133,13 @@ fn wanted(config: &Config) -> TokenKind {
     } else {
         config.token
     }
+}
+
+/// A refresh cannot give the token asked for: an ID token is wanted and this
+/// provider's last refresh brought none (OIDC Core §12.2 allows that). A
+/// refresh would only spend the refresh token.
+fn refresh_is_pointless(config: &Config, state: &PluginState) -> bool {
+    wanted(config) == TokenKind::Id && state.refresh_gives_id_token == Some(false)
 }
 
 fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Token> {
@@ -205,7 +212,7 @@ impl Session<'_> {
         }
         let mut why_login = "no valid token or refresh token in the state".to_owned();
         if self.state.refresh_token.is_some() {
-            if self.refresh_is_pointless() {
+            if refresh_is_pointless(self.config, &self.state) {
                 // It would spend the refresh token and bring no ID token, as
                 // this provider's refreshes have before.
                 why_login =
@@ -240,13 +247,6 @@ impl Session<'_> {
         }
         self.login().await?;
         self.finish()
-    }
-
-    /// Whether a refresh cannot give the token asked for: an ID token is
-    /// wanted and this provider's last refresh brought none (OIDC Core
-    /// §12.2 allows that). A refresh would only spend the refresh token.
-    fn refresh_is_pointless(&self) -> bool {
-        wanted(self.config) == TokenKind::Id && self.state.refresh_gives_id_token == Some(false)
     }
 
     async fn login(&mut self) -> Result<(), Error> {

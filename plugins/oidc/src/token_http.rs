@@ -28,8 +28,6 @@ pub struct Answer {
     /// `None` if it was empty. A JSON body is never quoted (it may be
     /// token-shaped); its OAuth `error` reaches the user through oauth2.
     pub excerpt: Option<String>,
-    /// Whether the error body was JSON (an OAuth error response).
-    pub json: bool,
 }
 
 /// Wraps the plugin's HTTP client for requests to the token and device
@@ -63,7 +61,6 @@ impl<'a> TokenHttp<'a> {
                 Some(_) => Some("(JSON that is not an OAuth error response)".to_owned()),
                 None => excerpt(&body),
             },
-            json: json.as_ref().is_some_and(serde_json::Value::is_object),
         };
         *self.last.lock().unwrap_or_else(|e| e.into_inner()) = Some(answer);
         let Some(serde_json::Value::Object(mut object)) = json else {

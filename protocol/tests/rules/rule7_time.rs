@@ -125,7 +125,9 @@ fn leaves_its_group(scratch: &Scratch, options: &mut RunOptions) -> PluginComman
 async fn a_plugin_that_left_its_group_still_times_out_and_is_reaped() {
     let scratch = Scratch::new();
     let mut options = quick();
-    options.timeout = Duration::from_millis(500);
+    // Long enough for perl to start and write its pid on a loaded machine
+    // (500 ms was not, once in a parallel run).
+    options.timeout = Duration::from_secs(3);
     options.kill_grace = Duration::from_millis(200);
     let command = leaves_its_group(&scratch, &mut options);
     let result = tokio::time::timeout(

@@ -317,6 +317,23 @@ pub fn dev_args(issuer: &str, browser: &str) -> Vec<String> {
     .to_vec()
 }
 
+/// A client-credentials run for the dev IdP's client `machine` with this
+/// secret (from the environment, as it belongs).
+pub fn client_credentials(issuer: &str, secret: &str) -> Run {
+    Run::new(&[
+        "--issuer",
+        issuer,
+        "--client-id",
+        "machine",
+        "--flow",
+        "client-credentials",
+        "--http-timeout",
+        "5",
+    ])
+    .interactive(false)
+    .env("AUTHPLUG_OIDC_CLIENT_SECRET", secret)
+}
+
 /// A browser command that must never run: it leaves a mark and fails.
 pub struct ForbiddenBrowser {
     pub command: String,
