@@ -6,7 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+pub mod cert_authority;
 pub mod idp;
+pub mod openssh;
 pub mod resource_server;
 
 /// The repository root (the parent of this crate's directory).
@@ -20,16 +22,31 @@ pub fn workspace() -> PathBuf {
 /// `cargo test -p authplug-tests` alone would otherwise run a stale or
 /// missing one.
 pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
+    build_once(package, "--bin", name, profile_dir().join(name))
+}
+
+/// An example program of a workspace package (`cargo build --example`),
+/// built as [`workspace_binary`] builds a binary.
+pub fn workspace_example(package: &str, name: &str) -> PathBuf {
+    build_once(
+        package,
+        "--example",
+        name,
+        profile_dir().join("examples").join(name),
+    )
+}
+
+fn build_once(package: &str, kind: &str, name: &str, output: PathBuf) -> PathBuf {
     static BUILT: Mutex<Vec<String>> = Mutex::new(Vec::new());
     let profile_dir = profile_dir();
-    let binary = profile_dir.join(name);
+    let key = format!("{package} {kind} {name}");
     // One build at a time: concurrent cargo runs would only wait on its lock.
     let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
-    if !built.iter().any(|done| done == name) {
+    if !built.contains(&key) {
         let mut cargo = std::process::Command::new(env!("CARGO"));
         without_package_env(&mut cargo);
         cargo
-            .args(["build", "--quiet", "--locked", "-p", package, "--bin", name])
+            .args(["build", "--quiet", "--locked", "-p", package, kind, name])
             .arg("--target-dir")
             .arg(target_dir());
         if profile_dir.ends_with("release") {
@@ -37,9 +54,9 @@ pub fn workspace_binary(package: &str, name: &str) -> PathBuf {
         }
         let status = cargo.status().expect("cargo runs");
         assert!(status.success(), "building {name} failed");
-        built.push(name.to_owned());
+        built.push(key);
     }
-    binary
+    output
 }
 
 /// The `authplug` binary, built as [`workspace_binary`] builds any.
@@ -84,4 +101,22 @@ pub fn without_package_env(command: &mut std::process::Command) {
             command.env_remove(&key);
         }
     }
+}
+
+/// Waits until stdin closes, SIGTERM or SIGINT: how the demo's servers
+/// (`authplug-demo-api`, `authplug-demo-ca`) know their starter is gone.
+pub async fn until_stdin_closes_or_signalled() -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut stdin = tokio::io::stdin();
+    let mut sink = [0u8; 256];
+    let stdin_closed = async { while matches!(stdin.read(&mut sink).await, Ok(n) if n > 0) {} };
+    let mut terminate =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot watch for SIGTERM: {e}"))?;
+    tokio::select! {
+        () = stdin_closed => {}
+        _ = terminate.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    Ok(())
 }

@@ -142,18 +142,23 @@ impl ResourceServer {
     /// Serves [`Self::router`] on 127.0.0.1 and a free port; returns the
     /// base URL. The server runs until the runtime stops.
     pub async fn serve(self: &Arc<Self>) -> Result<String, String> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-        let address = listener
-            .local_addr()
-            .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
-        let app = self.router();
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Ok(format!("http://{address}"))
+        serve_on_loopback(self.router()).await
     }
+}
+
+/// Serves `app` on 127.0.0.1 and a free port; returns the base URL. The
+/// server runs until the runtime stops.
+pub async fn serve_on_loopback(app: Router) -> Result<String, String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| format!("cannot listen on 127.0.0.1: {e}"))?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(format!("http://{address}"))
 }
 
 fn signature(token: &str) -> &str {
@@ -164,7 +169,8 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+/// The token of an `Authorization: Bearer` header.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(header::AUTHORIZATION)?
         .to_str()
@@ -172,8 +178,8 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// RFC 6750's answer to a missing or bad token.
-fn unauthorized(why: &str) -> Response {
+/// RFC 6750's answer to a missing or bad token (§3.1: `invalid_token`).
+pub fn unauthorized(why: &str) -> Response {
     let description: String = why
         .chars()
         .map(|c| if c == '"' || c.is_control() { '\'' } else { c })

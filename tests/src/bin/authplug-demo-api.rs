@@ -5,7 +5,6 @@
 //! stdin closes or on SIGTERM/SIGINT, so it never outlives whoever started it.
 
 use clap::Parser;
-use tokio::io::AsyncReadExt;
 
 use authplug_tests::resource_server::ResourceServer;
 
@@ -38,21 +37,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     println!("LISTEN {url}");
-    let mut stdin = tokio::io::stdin();
-    let mut sink = [0u8; 256];
-    let stdin_closed = async { while matches!(stdin.read(&mut sink).await, Ok(n) if n > 0) {} };
-    let mut terminate =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(signal) => signal,
-            Err(e) => {
-                eprintln!("authplug-demo-api: cannot watch for SIGTERM: {e}");
-                return std::process::ExitCode::FAILURE;
-            }
-        };
-    tokio::select! {
-        () = stdin_closed => {}
-        _ = terminate.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    if let Err(why) = authplug_tests::until_stdin_closes_or_signalled().await {
+        eprintln!("authplug-demo-api: {why}");
+        return std::process::ExitCode::FAILURE;
     }
     std::process::ExitCode::SUCCESS
 }
