@@ -464,3 +464,110 @@ fn ssh_with_key(sshd: &Sshd, key: &Path) -> Output {
     let key = key.display().to_string();
     sshd.ssh_with("", &["-o", "IdentitiesOnly=yes", "-i", &key], "true")
 }
+
+/// `authplug token --profile NAME` as an epithet-style host's `--auth`
+/// plugin, so the host shares the agent's one login: it autostarts the
+/// agent (whose copy of fd 3 would hold the host's run up, if it had one),
+/// hands back the token it printed as its state, and when the host re-runs
+/// it with that state (no reason, as after the CA's 401) it rejects that
+/// token in the agent first, so the host gets a fresh one from a refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_epithet_host_running_authplug_token_heals_through_the_agent() {
+    use authplug_protocol::host::{run, PluginCommand, RunOptions};
+
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let ca = CertAuthority::new(&idp.issuer, CA_RESOURCE, "sub", Duration::from_secs(300))
+        .await
+        .expect("the CA gets the IdP's keys");
+    let ca_url = ca.serve().await.expect("the CA listens");
+    let driver = LoggedDriver::http(&[]);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let config = dir.path().join("config.toml");
+    let profile_command =
+        serde_json::to_string(&shell_words::join(plugin_argv(&idp.issuer, &driver)))
+            .expect("a TOML string");
+    std::fs::write(
+        &config,
+        format!("[profiles.ssh]\ncommand = {profile_command}\n"),
+    )
+    .expect("the config is written");
+    let socket = dir.path().join("agent.sock");
+    let key = user_key(dir.path());
+
+    let mut argv: Vec<std::ffi::OsString> = vec!["env".into()];
+    for name in [
+        "AUTHPLUG_PROTOCOL",
+        "AUTHPLUG_REASON",
+        "AUTHPLUG_INTERACTIVE",
+        "AUTHPLUG_KEEP_STATE_EXIT",
+    ] {
+        argv.extend(["-u".into(), name.into()]);
+    }
+    argv.push(authplug_tests::authplug_binary().into());
+    argv.extend([
+        "token".into(),
+        "--profile".into(),
+        "ssh".into(),
+        "--config".into(),
+    ]);
+    argv.push(config.clone().into());
+    argv.push("--socket".into());
+    argv.push(socket.clone().into());
+    let epithet = PluginCommand::from_argv(argv).expect("an argv");
+    let mut options = RunOptions::default();
+    // A run held up by an inherited fd 3 would end here, failed.
+    options.timeout = Duration::from_secs(30);
+    options.env = vec![
+        ("BROWSER".into(), "".into()),
+        ("RUST_LOG".into(), "".into()),
+    ];
+
+    let first = run(&epithet, &State::default(), &options)
+        .await
+        .expect("the first run logs in");
+    let first_token = token_text(&first);
+    assert!(!first.state.is_empty(), "authplug token hands back a state");
+    assert_eq!(certify(&ca_url, &first_token, &key).await.0, 200);
+
+    assert!(ca.refuse_last_token());
+    assert_eq!(certify(&ca_url, &first_token, &key).await.0, 401);
+    let second = run(&epithet, &first.state, &options)
+        .await
+        .expect("the re-run gets a token");
+    let second_token = token_text(&second);
+    assert_ne!(second_token, first_token, "not the refused token again");
+    let (status, body) = certify(&ca_url, &second_token, &key).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        driver.logins(),
+        1,
+        "a refresh in the agent, not a login: {}",
+        driver.log()
+    );
+
+    // A host that says why (our protocol's `refresh`) gets the agent's
+    // token as it is.
+    let mut refresh = options.clone();
+    refresh.reason = Some(authplug_protocol::Reason::Refresh);
+    let by_protocol_argv = {
+        let mut argv: Vec<std::ffi::OsString> = vec![authplug_tests::authplug_binary().into()];
+        argv.extend([
+            "token".into(),
+            "--profile".into(),
+            "ssh".into(),
+            "--socket".into(),
+        ]);
+        argv.push(socket.clone().into());
+        PluginCommand::from_argv(argv).expect("an argv")
+    };
+    let third = run(&by_protocol_argv, &second.state, &refresh)
+        .await
+        .expect("a token");
+    assert_eq!(token_text(&third), second_token);
+
+    let _ = Command::new(authplug_tests::authplug_binary())
+        .arg("stop")
+        .arg("--socket")
+        .arg(&socket)
+        .status();
+}

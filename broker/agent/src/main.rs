@@ -39,6 +39,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `authplug token` may be a host's credential plugin: whether fd 3 is
+    // the host's state pipe is decided before anything opens a file, and
+    // fd 3 is kept from every program started (an autostarted agent would
+    // hold the host's run up).
+    if matches!(cli.command, Command::Token(_)) {
+        authplug_protocol::plugin::protect_state_fd();
+    }
     cli::init_logging(cli.verbose);
     // Every subcommand may hold a token or a state (the agent all of them):
     // none goes to a core file or to a same-user debugger.

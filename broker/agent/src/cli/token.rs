@@ -1,4 +1,12 @@
 //! `authplug token`: print a profile's token, from the agent.
+//!
+//! Also a credential plugin in its own right, for hosts such as an
+//! epithet-style SSH certificate agent (`--auth "authplug token --profile
+//! NAME"`): when a host gives it a state pipe on fd 3, it hands back the
+//! token it printed as its state, and a later run with that state and no
+//! reason, or with `AUTHPLUG_REASON=rejected`, first rejects that token in
+//! the agent (compare-and-clear): a host re-running it after a 401 gets a
+//! new token, not the refused one (PROTOCOL.md rule 1).
 
 use std::ffi::OsString;
 use std::io::Write;
@@ -6,7 +14,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use authplug_agent::client::Client;
-use authplug_agent::wire::Op;
+use authplug_agent::wire::{Op, WireToken};
+use authplug_protocol::plugin::{self, Request, Response};
+use authplug_protocol::State;
+use zeroize::Zeroize;
 
 use super::fail;
 use super::socket::SocketArg;
@@ -34,6 +45,15 @@ pub struct TokenArgs {
 }
 
 pub fn run(args: TokenArgs) -> ExitCode {
+    // Decided in `main` before anything could open a file as fd 3.
+    let host = if plugin::protect_state_fd() {
+        match plugin::read_request() {
+            Ok(request) => Some(request),
+            Err(error) => return fail(format!("cannot read the state on stdin: {error}")),
+        }
+    } else {
+        None
+    };
     let socket = match args.socket.path() {
         Ok(socket) => socket,
         Err(message) => return fail(message),
@@ -57,9 +77,15 @@ pub fn run(args: TokenArgs) -> ExitCode {
         Ok(client) => client,
         Err(error) => return fail(error),
     };
+    if let Some(request) = &host {
+        if let Err(error) = reject_refused(&mut client, &args.profile, request) {
+            return fail(error);
+        }
+    }
     let op = Op::Token {
         profile: args.profile,
-        interactive: !args.non_interactive,
+        // A host that says "not interactive" means it.
+        interactive: !args.non_interactive && host.as_ref().is_none_or(|r| r.interactive),
         force: args.force,
     };
     // The plugin's stderr, live: this is where a login URL shows up.
@@ -71,6 +97,14 @@ pub fn run(args: TokenArgs) -> ExitCode {
     let Some(mut token) = response.token.take() else {
         return fail("the agent answered without a token");
     };
+    if host.is_some() {
+        let state = held_state(token.expose_secret());
+        let response = Response::new(token.expose_secret().as_str(), state);
+        return match plugin::write_response(&response) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => fail(format!("cannot hand the token to the host: {error}")),
+        };
+    }
     // Wiped when `token` drops, newline and all.
     token.expose_secret_mut().push('\n');
     let written = std::io::stdout()
@@ -80,4 +114,47 @@ pub fn run(args: TokenArgs) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(format!("cannot write the token to stdout: {error}")),
     }
+}
+
+/// The state `authplug token` hands a host: the token it printed, so that a
+/// later run can reject exactly that one.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Held {
+    authplug_token: u32,
+    token: String,
+}
+
+fn held_state(token: &str) -> State {
+    let mut held = Held {
+        authplug_token: 1,
+        token: token.to_owned(),
+    };
+    let json = serde_json::to_vec(&held).unwrap_or_default();
+    held.token.zeroize();
+    State::new(json)
+}
+
+/// When the host may be asking because a server refused the token it holds
+/// (it says `rejected`, or it gives no reason, as epithet), rejects that
+/// token in the agent. A state that is not ours is ignored.
+fn reject_refused(
+    client: &mut Client,
+    profile: &Option<String>,
+    request: &Request,
+) -> Result<(), String> {
+    if request.may_reuse_token() || request.state.is_empty() {
+        return Ok(());
+    }
+    let Ok(mut held) = serde_json::from_slice::<Held>(request.state.as_bytes()) else {
+        return Ok(());
+    };
+    let token = WireToken::new(std::mem::take(&mut held.token));
+    let op = Op::Reject {
+        profile: profile.clone(),
+        token,
+    };
+    client
+        .request(op, |_| {})
+        .map(|_| ())
+        .map_err(|error| format!("cannot reject the token the host held: {error}"))
 }
