@@ -85,7 +85,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
     let op = Op::Token {
         profile: args.profile,
         // A host that says "not interactive" means it.
-        interactive: !args.non_interactive && host.as_ref().is_none_or(|r| r.interactive),
+        interactive: !args.non_interactive && host.as_ref().map_or(true, |r| r.interactive),
         force: args.force,
     };
     // The plugin's stderr, live: this is where a login URL shows up.
