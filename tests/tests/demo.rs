@@ -184,3 +184,41 @@ fn the_demo_uses_a_given_provider_and_the_browser_flow() {
         "no device flow:\n{output}"
     );
 }
+
+#[test]
+fn the_demo_with_ssh_ends_with_a_real_ssh_on_a_certificate() {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let browser = login_http_command(&[("DEV_IDP_USER", "bob")]);
+    let demo = run_demo(
+        &["--issuer", &idp.issuer, "--client-id", "demo", "--ssh"],
+        &[("BROWSER", &browser)],
+    );
+    assert_the_story(&demo, "bob");
+    let output = &demo.output;
+    assert!(
+        output.contains("hello from sshd: logged in as"),
+        "ssh got in:\n{output}"
+    );
+    assert!(
+        output.contains("Accepted certificate ID \"authplug-reference-ca:bob:1\""),
+        "with the CA's certificate for bob:\n{output}"
+    );
+    assert!(
+        output.contains("(plugin runs so far: 1)"),
+        "the certificate agent ran `authplug token` once:\n{output}"
+    );
+    assert_eq!(
+        output
+            .matches("if your browser did not open, visit")
+            .count(),
+        1,
+        "one login for the API and ssh:\n{output}"
+    );
+    // The servers it started went with it.
+    assert_stopped(&url_after(output, "POST /certificate signs"));
+    let sshd = output
+        .lines()
+        .find_map(|line| line.strip_prefix("sshd on "))
+        .expect("the sshd line");
+    assert_stopped(&format!("http://{sshd}"));
+}

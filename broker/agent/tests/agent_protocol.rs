@@ -75,7 +75,10 @@ fn a_python_client_gets_rejects_and_reads_the_status() {
     assert_eq!(profiles[0]["name"], "main");
     assert_eq!(profiles[0]["has_token"], true);
     assert_eq!(profiles[0]["runs"], 2);
-    assert!(!text(&status.stdout).contains("tok-2"), "no token in the status");
+    assert!(
+        !text(&status.stdout).contains("tok-2"),
+        "no token in the status"
+    );
 
     // Errors arrive in the agent's words.
     let unknown = python_client(&agent.socket, &["token", "--profile", "nope"], "");
@@ -114,20 +117,31 @@ fn the_documented_framing_holds() {
         .as_str()
         .expect("an error")
         .contains("speaks protocol version 1, not 2"));
-    let document = std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("AGENT-PROTOCOL.md"),
-    )
-    .expect("AGENT-PROTOCOL.md");
+    let document =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("AGENT-PROTOCOL.md"))
+            .expect("AGENT-PROTOCOL.md");
     for limit in [
-        format!("at most {} connections", authplug_agent::server::MAX_CONNECTIONS),
-        format!("within {} s", authplug_agent::server::IDLE_TIMEOUT.as_secs()),
-        format!("{} MiB", authplug_agent::server::MAX_BUFFERED / (1024 * 1024)),
+        format!(
+            "at most {} connections",
+            authplug_agent::server::MAX_CONNECTIONS
+        ),
+        format!(
+            "within {} s",
+            authplug_agent::server::IDLE_TIMEOUT.as_secs()
+        ),
+        format!(
+            "{} MiB",
+            authplug_agent::server::MAX_BUFFERED / (1024 * 1024)
+        ),
         format!("every {} s", authplug_agent::server::HEARTBEAT.as_secs()),
         format!(
             "{} MiB + 64 KiB",
             (authplug_agent::wire::MAX_LINE - 64 * 1024) / (1024 * 1024)
         ),
     ] {
-        assert!(document.contains(&limit), "AGENT-PROTOCOL.md says {limit:?}");
+        assert!(
+            document.contains(&limit),
+            "AGENT-PROTOCOL.md says {limit:?}"
+        );
     }
 }
