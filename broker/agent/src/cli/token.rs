@@ -26,6 +26,17 @@ use super::socket::SocketArg;
 #[derive(Debug, clap::Args)]
 pub struct TokenArgs {
     #[command(flatten)]
+    pub source: TokenSource,
+    /// Print `Authorization: Bearer TOKEN`, for `curl -H @-` and the like
+    #[arg(long)]
+    pub header: bool,
+}
+
+/// Where a token comes from: a profile of the agent (shared by `token` and
+/// `exec`).
+#[derive(Debug, clap::Args)]
+pub struct TokenSource {
+    #[command(flatten)]
     pub socket: SocketArg,
     /// The profile [default: the agent's default profile]
     #[arg(long, short = 'p')]
@@ -54,48 +65,9 @@ pub fn run(args: TokenArgs) -> ExitCode {
     } else {
         None
     };
-    let socket = match args.socket.path() {
-        Ok(socket) => socket,
+    let mut token = match args.source.fetch(host.as_ref()) {
+        Ok(token) => token,
         Err(message) => return fail(message),
-    };
-    let connected = if args.no_autostart {
-        Client::connect(&socket)
-    } else {
-        let mut agent_args: Vec<OsString> = Vec::new();
-        if let Some(config) = &args.config {
-            // The agent runs from `/`.
-            let config = match std::path::absolute(config) {
-                Ok(config) => config,
-                Err(error) => return fail(format!("cannot resolve --config: {error}")),
-            };
-            agent_args.push("--config".into());
-            agent_args.push(config.into());
-        }
-        Client::connect_or_start(&socket, &agent_args)
-    };
-    let mut client = match connected {
-        Ok(client) => client,
-        Err(error) => return fail(error),
-    };
-    if let Some(request) = &host {
-        if let Err(error) = reject_refused(&mut client, &args.profile, request) {
-            return fail(error);
-        }
-    }
-    let op = Op::Token {
-        profile: args.profile,
-        // A host that says "not interactive" means it.
-        interactive: !args.non_interactive && host.as_ref().map_or(true, |r| r.interactive),
-        force: args.force,
-    };
-    // The plugin's stderr, live: this is where a login URL shows up.
-    let answer = client.request(op, |line| say_on_stderr!("{line}"));
-    let mut response = match answer {
-        Ok(response) => response,
-        Err(error) => return fail(error),
-    };
-    let Some(mut token) = response.token.take() else {
-        return fail("the agent answered without a token");
     };
     if host.is_some() {
         let state = held_state(token.expose_secret());
@@ -105,6 +77,11 @@ pub fn run(args: TokenArgs) -> ExitCode {
             Err(error) => fail(format!("cannot hand the token to the host: {error}")),
         };
     }
+    if args.header {
+        token
+            .expose_secret_mut()
+            .insert_str(0, "Authorization: Bearer ");
+    }
     // Wiped when `token` drops, newline and all.
     token.expose_secret_mut().push('\n');
     let written = std::io::stdout()
@@ -113,6 +90,46 @@ pub fn run(args: TokenArgs) -> ExitCode {
     match written {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => fail(format!("cannot write the token to stdout: {error}")),
+    }
+}
+
+impl TokenSource {
+    /// The profile's token from the agent, started if need be (unless
+    /// `--no-autostart`), with the plugin's stderr shown live: that is
+    /// where a login URL shows up. `host`: the request of a host running
+    /// `authplug token` as its plugin.
+    pub fn fetch(&self, host: Option<&Request>) -> Result<WireToken, String> {
+        let socket = self.socket.path()?;
+        let connected = if self.no_autostart {
+            Client::connect(&socket)
+        } else {
+            let mut agent_args: Vec<OsString> = Vec::new();
+            if let Some(config) = &self.config {
+                // The agent runs from `/`.
+                let config = std::path::absolute(config)
+                    .map_err(|error| format!("cannot resolve --config: {error}"))?;
+                agent_args.push("--config".into());
+                agent_args.push(config.into());
+            }
+            Client::connect_or_start(&socket, &agent_args)
+        };
+        let mut client = connected.map_err(|error| error.to_string())?;
+        if let Some(request) = host {
+            reject_refused(&mut client, &self.profile, request)?;
+        }
+        let op = Op::Token {
+            profile: self.profile.clone(),
+            // A host that says "not interactive" means it.
+            interactive: !self.non_interactive && host.map_or(true, |r| r.interactive),
+            force: self.force,
+        };
+        let mut response = client
+            .request(op, |line| say_on_stderr!("{line}"))
+            .map_err(|error| error.to_string())?;
+        response
+            .token
+            .take()
+            .ok_or_else(|| "the agent answered without a token".to_owned())
     }
 }
 
