@@ -20,7 +20,7 @@ use authplug_protocol::State;
 use authplug_tests::cert_authority::CertAuthority;
 use authplug_tests::openssh::{SshAgent, Sshd};
 use authplug_tests::workspace_example;
-use oidc_support::{plugin_binary, token_text, DevIdp, LoggedDriver, Run};
+use oidc_support::{as_epithet_runs_it, plugin_binary, token_text, DevIdp, LoggedDriver, Run};
 
 /// The audience of the CA's tokens: JWT access tokens for this resource.
 const CA_RESOURCE: &str = "https://ca.example";
@@ -494,15 +494,7 @@ async fn an_epithet_host_running_authplug_token_heals_through_the_agent() {
     let socket = dir.path().join("agent.sock");
     let key = user_key(dir.path());
 
-    let mut argv: Vec<std::ffi::OsString> = vec!["env".into()];
-    for name in [
-        "AUTHPLUG_PROTOCOL",
-        "AUTHPLUG_REASON",
-        "AUTHPLUG_INTERACTIVE",
-        "AUTHPLUG_KEEP_STATE_EXIT",
-    ] {
-        argv.extend(["-u".into(), name.into()]);
-    }
+    let mut argv = as_epithet_runs_it();
     argv.push(authplug_tests::authplug_binary().into());
     argv.extend([
         "token".into(),

@@ -118,17 +118,7 @@ impl Run {
     pub async fn go(self) -> Result<RunOutput, RunError> {
         let mut argv: Vec<std::ffi::OsString> = Vec::new();
         if self.epithet {
-            // What epithet's broker passes: state on stdin, a pipe on fd 3,
-            // and none of the protocol's variables.
-            argv.push("env".into());
-            for name in [
-                "AUTHPLUG_PROTOCOL",
-                "AUTHPLUG_REASON",
-                "AUTHPLUG_INTERACTIVE",
-                "AUTHPLUG_KEEP_STATE_EXIT",
-            ] {
-                argv.extend(["-u".into(), name.into()]);
-            }
+            argv.extend(as_epithet_runs_it());
         }
         if let Some(limit) = self.nofile {
             // The limit is set by a shell that then becomes the plugin.
@@ -293,6 +283,22 @@ pub fn stub_args(issuer: &str, flow: &str, browser: &str) -> Vec<String> {
     ]
     .map(String::from)
     .to_vec()
+}
+
+/// The start of an argv that runs a program as epithet's broker does:
+/// state on stdin and a pipe on fd 3 (the host's), and none of the
+/// protocol's variables (`env -u` each).
+pub fn as_epithet_runs_it() -> Vec<std::ffi::OsString> {
+    let mut argv: Vec<std::ffi::OsString> = vec!["env".into()];
+    for name in [
+        "AUTHPLUG_PROTOCOL",
+        "AUTHPLUG_REASON",
+        "AUTHPLUG_INTERACTIVE",
+        "AUTHPLUG_KEEP_STATE_EXIT",
+    ] {
+        argv.extend(["-u".into(), name.into()]);
+    }
+    argv
 }
 
 /// The usual flags against the dev IdP's public client `demo`, logging in
