@@ -20,7 +20,9 @@ use authplug_protocol::State;
 use authplug_tests::cert_authority::CertAuthority;
 use authplug_tests::openssh::{SshAgent, Sshd};
 use authplug_tests::workspace_example;
-use oidc_support::{as_epithet_runs_it, plugin_binary, token_text, DevIdp, LoggedDriver, Run};
+use oidc_support::{
+    as_epithet_runs_it, dev_args, plugin_binary, token_text, DevIdp, LoggedDriver, Run,
+};
 
 /// The audience of the CA's tokens: JWT access tokens for this resource.
 const CA_RESOURCE: &str = "https://ca.example";
@@ -186,29 +188,23 @@ fn plugin_argv(issuer: &str, driver: &LoggedDriver) -> Vec<String> {
     argv
 }
 
-/// authplug-oidc's arguments for the dev IdP: JWT access tokens for the CA,
-/// logins through `driver`.
+/// authplug-oidc's arguments for the dev IdP (`dev_args`): JWT access
+/// tokens for the CA that live as long as the IdP says, logins through
+/// `driver`.
 fn plugin_args(issuer: &str, driver: &LoggedDriver) -> Vec<String> {
-    [
-        "--issuer",
-        issuer,
-        "--client-id",
-        "demo",
-        "--flow",
-        "browser",
-        "--token",
-        "access",
-        "--resource",
-        CA_RESOURCE,
-        "--skew",
-        "0",
-        "--login-timeout",
-        "20",
-        "--browser-command",
-        &driver.command,
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    let mut args = dev_args(issuer, &driver.command);
+    args.extend(
+        [
+            "--token",
+            "access",
+            "--resource",
+            CA_RESOURCE,
+            "--skew",
+            "0",
+        ]
+        .map(str::to_owned),
+    );
+    args
 }
 
 #[test]
