@@ -56,7 +56,9 @@ mod retry;
 
 pub use authplug_protocol::host::{PluginCommand, RunError, RunOptions};
 pub use authplug_protocol::{State, Token};
-pub use broker::{Broker, BrokerError, BrokerOptions, RunRecord, Status, TokenRequest};
+pub use broker::{
+    Broker, BrokerError, BrokerOptions, LogoutOutcome, RunRecord, Status, TokenRequest,
+};
 #[cfg(feature = "http")]
 pub use http::HttpError;
 pub use jwt::expiry as jwt_expiry;

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use authplug_broker::{
-    Broker, BrokerError, BrokerOptions, Failure, PluginCommand, Token, TokenRequest, WithTokenError,
+    Broker, BrokerError, BrokerOptions, Failure, LogoutOutcome, PluginCommand, Token, TokenRequest,
+    WithTokenError,
 };
 
 struct Plugin {
@@ -558,7 +559,6 @@ async fn during_the_cooldown_interactive_callers_get_a_quiet_run_unless_forced()
         "may not open a browser",
         "interactive login was not tried",
         "rest of the cool-down (",
-        "authplug token --force",
         "TokenRequest::force",
     ] {
         assert!(message.contains(expected), "{expected:?} in {message}");
@@ -732,4 +732,99 @@ async fn with_token_with_gets_every_token_as_the_caller_asks() {
         .expect("retried with a new token");
     assert_eq!(result, "tok-2");
     assert_eq!(plugin.runs(), ["initial 0", "rejected 0"]);
+}
+
+#[tokio::test]
+async fn logout_lets_the_plugin_clean_up_then_forgets_token_and_state() {
+    // COUNTING knows nothing of `logout`: it treats it like `refresh` and
+    // prints tok-3 with state 3, all of which the broker must discard.
+    let plugin = Plugin::new(&format!(
+        "[ \"$AUTHPLUG_REASON\" = logout ] && echo \"cleaning up\" >&2\n{COUNTING}"
+    ));
+    let broker = plugin.broker(options());
+    assert_eq!(text(&broker.token().await.expect("a token")), "tok-1");
+    broker.invalidate();
+    assert_eq!(text(&broker.token().await.expect("a token")), "tok-2");
+
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = {
+        let lines = lines.clone();
+        Arc::new(move |line: &str| lines.lock().unwrap().push(line.to_owned()))
+    };
+    let outcome = broker.logout(Some(sink)).await;
+    assert!(matches!(outcome, LogoutOutcome::CleanedUp), "{outcome:?}");
+    assert_eq!(*lines.lock().unwrap(), ["cleaning up"]);
+    let status = broker.status();
+    assert!(!status.has_token && !status.has_state, "{status:?}");
+
+    // From nothing: a first login, not the discarded tok-3.
+    assert_eq!(text(&broker.token().await.expect("a token")), "tok-1");
+    assert_eq!(
+        plugin.runs(),
+        ["initial 1", "refresh 1", "logout 0", "initial 1"]
+    );
+    assert!(matches!(
+        broker.logout(None).await,
+        LogoutOutcome::CleanedUp
+    ));
+    // Nothing held, nothing to run.
+    assert!(matches!(
+        broker.logout(None).await,
+        LogoutOutcome::NothingHeld
+    ));
+    assert_eq!(plugin.runs().len(), 5);
+}
+
+#[tokio::test]
+async fn a_failed_cleanup_still_logs_out() {
+    let plugin = Plugin::new(&format!(
+        "if [ \"$AUTHPLUG_REASON\" = logout ]; then echo 'provider unreachable' >&2; exit 3; fi\n{COUNTING}"
+    ));
+    let broker = plugin.broker(options());
+    broker.token().await.expect("a token");
+    match broker.logout(None).await {
+        LogoutOutcome::CleanupFailed(error) => {
+            assert!(
+                error.to_string().contains("provider unreachable"),
+                "{error}"
+            )
+        }
+        other => panic!("expected a failed cleanup, got {other:?}"),
+    }
+    assert!(!broker.status().has_state);
+    assert_eq!(text(&broker.token().await.expect("a token")), "tok-1");
+}
+
+#[tokio::test]
+async fn a_run_under_way_at_logout_keeps_nothing() {
+    let plugin = Plugin::new(&format!("sleep 1\n{COUNTING}"));
+    let broker = plugin.broker(options());
+    let pending = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    wait_until(|| broker.status().running).await;
+    // Nothing held yet: no cleanup run, but the login under way is void.
+    assert!(matches!(
+        broker.logout(None).await,
+        LogoutOutcome::NothingHeld
+    ));
+    let error = pending.await.expect("joined").expect_err("logged out");
+    assert!(matches!(error, BrokerError::LoggedOut), "{error}");
+    assert!(error.to_string().contains("ask again to log in"), "{error}");
+    let status = broker.status();
+    assert!(!status.has_token && !status.has_state, "{status:?}");
+    assert_eq!(plugin.runs(), ["initial 1"]);
+}
+
+#[tokio::test]
+async fn reject_current_clears_whatever_token_is_cached() {
+    let plugin = Plugin::new(COUNTING);
+    let broker = plugin.broker(options());
+    assert!(!broker.reject_current(), "nothing cached yet");
+    broker.token().await.expect("a token");
+    assert!(broker.reject_current());
+    assert!(!broker.reject_current(), "cleared already");
+    assert_eq!(text(&broker.token().await.expect("a token")), "tok-2");
+    assert_eq!(plugin.runs(), ["initial 1", "rejected 1"]);
 }

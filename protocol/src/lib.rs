@@ -81,6 +81,11 @@ pub enum Reason {
     Refresh,
     /// A server refused the last token: do not hand it out again.
     Rejected,
+    /// The user is logging out: clean up (revoke what the state holds) and
+    /// never interact. The host discards whatever the run writes, and a
+    /// plugin that does not know this reason treats it like `Refresh`,
+    /// which is harmless.
+    Logout,
     /// A value from a newer host; plugins should treat it like `Refresh`.
     Unknown(String),
 }
@@ -92,6 +97,7 @@ impl Reason {
             Reason::Initial => "initial",
             Reason::Refresh => "refresh",
             Reason::Rejected => "rejected",
+            Reason::Logout => "logout",
             Reason::Unknown(other) => other,
         }
     }
@@ -114,6 +120,7 @@ impl std::str::FromStr for Reason {
             "initial" => Reason::Initial,
             "refresh" => Reason::Refresh,
             "rejected" => Reason::Rejected,
+            "logout" => Reason::Logout,
             other => Reason::Unknown(other.to_owned()),
         })
     }
@@ -131,7 +138,12 @@ mod tests {
 
     #[test]
     fn reasons_round_trip_and_unknown_values_survive() {
-        for reason in [Reason::Initial, Reason::Refresh, Reason::Rejected] {
+        for reason in [
+            Reason::Initial,
+            Reason::Refresh,
+            Reason::Rejected,
+            Reason::Logout,
+        ] {
             assert_eq!(reason.as_str().parse::<Reason>().ok(), Some(reason));
         }
         assert_eq!(

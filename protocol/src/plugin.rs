@@ -135,6 +135,13 @@ impl Response {
             state: state.into(),
         }
     }
+
+    /// No token and no state: the answer to a `logout` run, which the host
+    /// judges by the exit code alone (PROTOCOL.md rule 1). Nothing is
+    /// written on stdout.
+    pub fn nothing() -> Self {
+        Response::new(Token::default(), State::default())
+    }
 }
 
 /// A failure that still hands the host a state to keep (rule 4): the run
@@ -370,6 +377,9 @@ static STATE_FD_TAKEN: AtomicBool = AtomicBool::new(false);
 pub fn write_response(response: &Response) -> io::Result<()> {
     write_state(&response.state)?;
     let mut stdout = io::stdout().lock();
+    if response.token.as_bytes().is_empty() {
+        return Ok(());
+    }
     stdout.write_all(response.token.as_bytes())?;
     stdout.write_all(b"\n")?;
     stdout.flush()

@@ -34,6 +34,7 @@ enum Command {
     Token(cli::token::TokenArgs),
     Exec(cli::exec::ExecArgs),
     Reject(cli::reject::RejectArgs),
+    Logout(cli::logout::LogoutArgs),
     Status(cli::status::StatusArgs),
     Stop(cli::stop::StopArgs),
 }
@@ -60,6 +61,7 @@ fn main() -> ExitCode {
         Command::Token(args) => cli::token::run(args),
         Command::Exec(args) => cli::exec::run(args),
         Command::Reject(args) => cli::reject::run(args),
+        Command::Logout(args) => cli::logout::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::Stop(args) => cli::stop::run(args),
     }

@@ -28,7 +28,7 @@ use crate::paths;
 use crate::wire::{
     Op, ProfileStatus, Request, Response, Version, WireToken, MAX_LINE, WIRE_VERSION,
 };
-use authplug_broker::TokenRequest;
+use authplug_broker::{Broker, BrokerError, LogoutOutcome, TokenRequest};
 
 /// The exit code of `authplug agent` when another process holds the
 /// socket's lock: an autostarting client then waits for that agent, or
@@ -392,6 +392,24 @@ async fn connection(
                 };
                 send(&mut writer, &response).await?;
             }
+            Op::RejectCurrent { profile } => {
+                let response = match profiles.get(profile.as_deref()) {
+                    Ok((_, broker)) => {
+                        let mut response = Response::ok();
+                        response.cleared = Some(broker.reject_current());
+                        response
+                    }
+                    Err(error) => Response::error(error.to_string()),
+                };
+                send(&mut writer, &response).await?;
+            }
+            Op::Logout { profile } => {
+                let response = match profiles.get(profile.as_deref()) {
+                    Ok((_, broker)) => logout(broker.clone(), &mut writer).await?,
+                    Err(error) => Response::error(error.to_string()),
+                };
+                send(&mut writer, &response).await?;
+            }
             Op::Status => {
                 let default = profiles.default_name();
                 let mut response = Response::ok();
@@ -424,6 +442,38 @@ fn other_version(v: u32) -> String {
     format!(
         "this agent speaks protocol version {WIRE_VERSION}, not {v}: restart it with the same authplug version as the client (`authplug stop`)"
     )
+}
+
+/// Logs a profile out, streaming the plugin's stderr (what it revoked) to
+/// the client; returns the final answer. The logout runs in a task of its
+/// own, so a client that hangs up cannot stop it half-way.
+async fn logout(broker: Broker, writer: &mut OwnedWriteHalf) -> io::Result<Response> {
+    let (lines_sender, mut lines) = mpsc::channel::<String>(PROGRESS_QUEUE);
+    let sink: authplug_protocol::host::StderrSink = Arc::new(move |line: &str| {
+        let _ = lines_sender.try_send(line.to_owned());
+    });
+    let mut done = tokio::spawn(async move { broker.logout(Some(sink)).await });
+    let outcome = loop {
+        tokio::select! {
+            outcome = &mut done => break outcome,
+            Some(line) = lines.recv() => send(writer, &Response::progress(&line)).await?,
+        }
+    };
+    while let Ok(line) = lines.try_recv() {
+        send(writer, &Response::progress(&line)).await?;
+    }
+    let mut response = Response::ok();
+    match outcome {
+        Ok(LogoutOutcome::NothingHeld) => response.logged_out = Some(false),
+        Ok(LogoutOutcome::CleanedUp) => response.logged_out = Some(true),
+        Ok(LogoutOutcome::CleanupFailed(error)) => {
+            response.logged_out = Some(true);
+            response.cleanup_error = Some(error.summary());
+        }
+        // Non-exhaustive; and a panicked task still took the login.
+        Ok(_) | Err(_) => response.logged_out = Some(true),
+    }
+    Ok(response)
 }
 
 #[derive(PartialEq, Eq)]
@@ -540,13 +590,32 @@ async fn token(
                 "the plugin's token is not UTF-8 text and cannot be passed through the agent; use the broker library directly",
             ),
         },
-        // The client has shown the plugin's stderr as it came: the error
-        // need not repeat it as "its last words".
-        Err(error) if streamed => Response::error(error.summary()),
-        Err(error) => Response::error(error.to_string()),
+        Err(error) => Response::error(in_the_users_words(&error, streamed)),
     };
     send(writer, &response).await?;
     Ok(Served::Answered)
+}
+
+/// A broker's error as the user of `authplug` should read it: the library's
+/// hint (`TokenRequest::force`) becomes the command's (`--force`). The
+/// client has shown the plugin's stderr as it came (`streamed`): then the
+/// error need not repeat it as "its last words".
+fn in_the_users_words(error: &BrokerError, streamed: bool) -> String {
+    let plain = |error: &BrokerError| {
+        if streamed {
+            error.summary()
+        } else {
+            error.to_string()
+        }
+    };
+    match error {
+        BrokerError::CoolingDown { remaining, error } => format!(
+            "{}\nAn interactive login was not tried: after a failed one they are refused for the rest of the cool-down ({}s); to start one anyway, run `authplug token --force`",
+            plain(error),
+            remaining.as_secs().max(1)
+        ),
+        other => plain(other),
+    }
 }
 
 /// How often a client that shut down its write side is checked for having

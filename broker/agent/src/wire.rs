@@ -5,6 +5,8 @@
 //! ```text
 //! {"v":1,"op":"token","profile":"work","interactive":true,"force":false}
 //! {"v":1,"op":"reject","profile":"work","token":"eyJ..."}
+//! {"v":1,"op":"reject_current","profile":"work"}
+//! {"v":1,"op":"logout","profile":"work"}
 //! {"v":1,"op":"status"}
 //! {"v":1,"op":"stop"}
 //! ```
@@ -12,6 +14,7 @@
 //! `profile` may be left out for the default profile. Answers: progress
 //! lines `{"v":1,"stderr":"line"}` while a plugin runs, then one final line:
 //! `{"v":1,"ok":true,"token":"..."}`, `{"v":1,"ok":true,"cleared":true}`,
+//! `{"v":1,"ok":true,"logged_out":true,"cleanup_error":"..."}`,
 //! `{"v":1,"ok":true,"profiles":[...]}`, `{"v":1,"ok":true}`, or
 //! `{"v":1,"ok":false,"error":"what happened and what to do"}`.
 
@@ -72,6 +75,20 @@ pub enum Op {
         /// The refused token.
         token: WireToken,
     },
+    /// Report that a server refused whatever token is cached, for a client
+    /// that does not have it at hand (added in version 1).
+    RejectCurrent {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The profile; the default one if absent.
+        profile: Option<String>,
+    },
+    /// Forget a profile's login, after its plugin's `logout` run (added in
+    /// version 1).
+    Logout {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The profile; the default one if absent.
+        profile: Option<String>,
+    },
     /// Every profile's status.
     Status,
     /// Stop the agent.
@@ -96,6 +113,11 @@ impl std::fmt::Debug for Op {
                 .field("profile", profile)
                 .field("token", &"REDACTED")
                 .finish(),
+            Op::RejectCurrent { profile } => f
+                .debug_struct("RejectCurrent")
+                .field("profile", profile)
+                .finish(),
+            Op::Logout { profile } => f.debug_struct("Logout").field("profile", profile).finish(),
             Op::Status => f.write_str("Status"),
             Op::Stop => f.write_str("Stop"),
         }
@@ -140,6 +162,13 @@ pub struct Response {
     /// For reject: whether the token was the cached one (and is now cleared).
     pub cleared: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For logout: whether the profile held a login (token or state).
+    pub logged_out: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// For logout: why the plugin could not clean up (the login is
+    /// forgotten all the same).
+    pub cleanup_error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// For status: every profile.
     pub profiles: Option<Vec<ProfileStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +189,8 @@ impl Response {
             stderr: None,
             token: None,
             cleared: None,
+            logged_out: None,
+            cleanup_error: None,
             profiles: None,
             error: None,
             waiting: None,

@@ -21,13 +21,17 @@ pub enum BrokerError {
     SameTokenAfterReject,
     /// A run for an interactive caller, started non-interactively because
     /// an interactive one failed less than the cool-down ago, failed too.
-    #[error("{error}\nAn interactive login was not tried: after a failed one they are refused for the rest of the cool-down ({}s); to start one anyway, use `authplug token --force` (`TokenRequest::force` in the library)", remaining.as_secs().max(1))]
+    #[error("{error}\nAn interactive login was not tried: after a failed one they are refused for the rest of the cool-down ({}s); to start one anyway, ask with `TokenRequest::force`", remaining.as_secs().max(1))]
     CoolingDown {
         /// Left of the cool-down when the run ended.
         remaining: Duration,
         /// How the non-interactive run failed.
         error: Box<BrokerError>,
     },
+    /// The login was forgotten ([`Broker::logout`](crate::Broker::logout))
+    /// while this run was under way; what it obtained was discarded.
+    #[error("the login was forgotten (logged out) while the plugin ran, so what it obtained was discarded; ask again to log in")]
+    LoggedOut,
     /// The run's task ended without a result (a panic in an embedding
     /// daemon's stderr callback, or the runtime shutting down).
     #[error("the plugin run was stopped before it finished; try again")]

@@ -99,15 +99,30 @@ pub(super) fn state_unchanged_by(error: &BrokerError) -> bool {
     }
 }
 
+/// What a flight starts from.
+pub(super) struct Launch {
+    pub(super) id: u64,
+    pub(super) state: State,
+    /// [`Shared::generation`](super::Shared) when it started: a logout
+    /// since voids its outcome.
+    pub(super) generation: u64,
+    pub(super) reason: Reason,
+    pub(super) mode: RunMode,
+}
+
 pub(super) async fn run_flight(
     inner: Arc<Inner>,
-    id: u64,
-    state: State,
-    reason: Reason,
-    mode: RunMode,
+    launch: Launch,
     result: watch::Sender<Option<Result<Token, BrokerError>>>,
     cancelled: oneshot::Receiver<()>,
 ) {
+    let Launch {
+        id,
+        state,
+        generation,
+        reason,
+        mode,
+    } = launch;
     let interactive = matches!(mode, RunMode::Interactive);
     let guard = FlightGuard {
         inner: inner.clone(),
@@ -142,6 +157,18 @@ pub(super) async fn run_flight(
     // state may no longer be valid (a rotated refresh token).
     let now = SystemTime::now();
     let mut shared = inner.lock();
+    if shared.generation != generation {
+        // A logout came while it ran: what it obtained belongs to the login
+        // the user just forgot.
+        tracing::info!(plugin = %inner.label, "plugin run ended after a logout; its outcome discarded");
+        if shared.flight.as_ref().is_some_and(|f| f.id == id) {
+            shared.flight = None;
+        }
+        drop(shared);
+        drop(guard);
+        result.send_replace(Some(Err(BrokerError::LoggedOut)));
+        return;
+    }
     let (record_ok, elapsed, answer) = match outcome {
         Ok(output) => {
             let elapsed = output.elapsed;

@@ -20,16 +20,18 @@ mod cache;
 mod cooldown;
 mod error;
 mod flight;
+mod logout;
 mod options;
 mod status;
 
 pub use error::BrokerError;
+pub use logout::LogoutOutcome;
 pub use options::{BrokerOptions, TokenRequest};
 pub use status::{RunRecord, Status};
 
 use cache::Cached;
 use cooldown::{Cooldown, RunMode};
-use flight::{run_flight, Flight, FlightResult, Waiter, REPLAY_LINES};
+use flight::{run_flight, Flight, FlightResult, Launch, Waiter, REPLAY_LINES};
 
 /// What a caller found: an answer (from the cache or a run), or a run being
 /// cancelled, to wait out before asking again.
@@ -77,6 +79,8 @@ struct Shared {
     runs: u64,
     last_run: Option<RunRecord>,
     last_error: Option<String>,
+    /// Bumped by each logout: a run started before it keeps nothing.
+    generation: u64,
 }
 
 impl Broker {
@@ -221,6 +225,20 @@ impl Broker {
         matches
     }
 
+    /// Reports that a server refused whatever token is cached, for a caller
+    /// that does not have it at hand (a user healing a 401 by hand). Like
+    /// [`Broker::reject`] with the cached token; returns whether there was
+    /// one.
+    pub fn reject_current(&self) -> bool {
+        let mut shared = self.inner.lock();
+        let Some(cached) = shared.cached.take() else {
+            return false;
+        };
+        shared.rejected = Some(cached.token);
+        tracing::info!(plugin = %self.inner.label, "token rejected; the next request re-runs the plugin");
+        true
+    }
+
     /// Forgets the cached token (not the state): the next call runs the
     /// plugin with reason `refresh`.
     pub fn invalidate(&self) {
@@ -262,15 +280,14 @@ impl Broker {
         };
         let (sender, receiver) = watch::channel(None);
         let (cancel, cancelled) = oneshot::channel();
-        tokio::spawn(run_flight(
-            self.inner.clone(),
+        let launch = Launch {
             id,
-            shared.state.clone(),
+            state: shared.state.clone(),
+            generation: shared.generation,
             reason,
             mode,
-            sender,
-            cancelled,
-        ));
+        };
+        tokio::spawn(run_flight(self.inner.clone(), launch, sender, cancelled));
         shared.flight = Some(Flight {
             id,
             result: receiver,

@@ -22,6 +22,7 @@ mod callback;
 pub mod config;
 mod device;
 mod login;
+mod logout;
 mod provider;
 mod state;
 mod token_error;
@@ -31,7 +32,7 @@ mod verify;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use authplug_protocol::plugin::{self, Plugin, Request, Response};
-use authplug_protocol::Token;
+use authplug_protocol::{Reason, Token};
 use openidconnect::core::CoreTokenResponse;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, Scope, TokenResponse};
 
@@ -77,6 +78,9 @@ impl Plugin for OidcPlugin {
 /// refresh, else a login.
 fn run(config: &Config, request: Request) -> Result<Response, Error> {
     let now = unix_now();
+    if request.reason == Reason::Logout {
+        return logout::logout(config, &request, now);
+    }
     let state = match PluginState::load(&request.state, &config.issuer, &config.client_id) {
         Loaded::Usable(state) => *state,
         Loaded::Empty => PluginState::new(&config.issuer, &config.client_id),

@@ -13,7 +13,7 @@ use openidconnect::core::{
 use openidconnect::{
     AdditionalProviderMetadata, AsyncHttpClient, ClientId, DeviceAuthorizationUrl,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, HttpClientError, HttpRequest, IssuerUrl,
-    ProviderMetadata,
+    ProviderMetadata, RevocationUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -30,6 +30,9 @@ const CACHE_TTL: u64 = 24 * 60 * 60;
 pub struct ExtraMetadata {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_authorization_endpoint: Option<DeviceAuthorizationUrl>,
+    /// RFC 7009 (named in discovery by RFC 8414 §2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revocation_endpoint: Option<RevocationUrl>,
     /// RFC 9207: the provider puts `iss` in every authorization response.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: bool,
@@ -234,6 +237,13 @@ impl Provider {
         self.metadata
             .additional_metadata()
             .device_authorization_endpoint
+            .as_ref()
+    }
+
+    pub fn revocation_endpoint(&self) -> Option<&RevocationUrl> {
+        self.metadata
+            .additional_metadata()
+            .revocation_endpoint
             .as_ref()
     }
 

@@ -29,6 +29,8 @@ pub enum Grant {
     DeviceStart,
     /// Polling for the device flow's tokens.
     DevicePoll,
+    /// Revoking a token on logout (RFC 7009).
+    Revoke,
 }
 
 impl Grant {
@@ -39,6 +41,7 @@ impl Grant {
             Grant::ClientCredentials => "the client credentials grant",
             Grant::DeviceStart => "starting the device flow",
             Grant::DevicePoll => "waiting for the device login",
+            Grant::Revoke => "revoking the token on logout",
         }
     }
 }

@@ -63,6 +63,11 @@ async fn the_protocol_variables_arrive() {
         rejected.token.as_bytes(),
         b"1/rejected/0/added|/usr/bin:/bin"
     );
+
+    // A host logging out (the broker's `logout`) says so.
+    options.reason = Some(Reason::Logout);
+    let logout = run(&sh(script), &State::from("s"), &options).await.unwrap();
+    assert_eq!(logout.token.as_bytes(), b"1/logout/0/added|/usr/bin:/bin");
 }
 
 #[tokio::test]

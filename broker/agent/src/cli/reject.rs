@@ -1,4 +1,5 @@
-//! `authplug reject`: report a token a server refused (read from stdin).
+//! `authplug reject`: report a token a server refused (read from stdin), or,
+//! with `--current`, whatever token the agent holds.
 
 use std::io::Read;
 use std::process::ExitCode;
@@ -10,8 +11,9 @@ use zeroize::Zeroizing;
 use super::fail;
 use super::socket::SocketArg;
 
-/// Report that a server refused a token (read from stdin); the next
-/// `authplug token` runs the plugin again
+/// Report that a server refused a token (read from stdin, or the one the
+/// agent holds with --current); the next `authplug token` runs the plugin
+/// again
 #[derive(Debug, clap::Args)]
 pub struct RejectArgs {
     #[command(flatten)]
@@ -19,6 +21,10 @@ pub struct RejectArgs {
     /// The profile [default: the agent's default profile]
     #[arg(long, short = 'p')]
     pub profile: Option<String>,
+    /// Reject whatever token the agent holds for the profile, without
+    /// reading one from stdin (after a 401 from a tool such as kubectl)
+    #[arg(long)]
+    pub current: bool,
 }
 
 pub fn run(args: RejectArgs) -> ExitCode {
@@ -26,6 +32,14 @@ pub fn run(args: RejectArgs) -> ExitCode {
         Ok(socket) => socket,
         Err(message) => return fail(message),
     };
+    if args.current {
+        return send(
+            &socket,
+            Op::RejectCurrent {
+                profile: args.profile,
+            },
+        );
+    }
     let mut input = Zeroizing::new(String::new());
     let limit = authplug_agent::wire::MAX_LINE as u64;
     if let Err(error) = std::io::stdin()
@@ -43,19 +57,25 @@ pub fn run(args: RejectArgs) -> ExitCode {
     if token.is_empty() {
         return fail("no token on stdin: pipe in the token the server refused, e.g. `authplug token | authplug reject`");
     }
+    send(
+        &socket,
+        Op::Reject {
+            profile: args.profile,
+            token: WireToken::new(token.to_owned()),
+        },
+    )
+}
+
+fn send(socket: &std::path::Path, op: Op) -> ExitCode {
     // No agent means no cached token to clear: nothing to do, and a script
     // reporting a 401 should not fail for it.
-    let mut client = match Client::connect(&socket) {
+    let mut client = match Client::connect(socket) {
         Ok(client) => client,
         Err(ClientError::NotRunning(_)) => {
             tracing::info!("no agent is running, so no token is cached; nothing to reject");
             return ExitCode::SUCCESS;
         }
         Err(error) => return fail(error),
-    };
-    let op = Op::Reject {
-        profile: args.profile,
-        token: WireToken::new(token.to_owned()),
     };
     match client.request(op, |_| {}) {
         Ok(response) => {

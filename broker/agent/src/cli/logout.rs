@@ -1,0 +1,72 @@
+//! `authplug logout`: forget a profile's login (or every profile's), after
+//! its plugin has revoked what it could (PROTOCOL.md rule 1, `logout`).
+
+use std::process::ExitCode;
+
+use authplug_agent::client::{Client, ClientError};
+use authplug_agent::wire::Op;
+
+use super::fail;
+use super::socket::SocketArg;
+
+/// Log out: the plugin revokes what it holds at its provider (never opening
+/// a browser), then the agent forgets the token and the state
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// The profile [default: the agent's default profile]
+    #[arg(long, short = 'p', conflicts_with = "all")]
+    pub profile: Option<String>,
+    /// Every profile of the agent
+    #[arg(long)]
+    pub all: bool,
+}
+
+pub fn run(args: LogoutArgs) -> ExitCode {
+    let socket = match args.socket.path() {
+        Ok(socket) => socket,
+        Err(message) => return fail(message),
+    };
+    let mut client = match Client::connect(&socket) {
+        Ok(client) => client,
+        // The agent keeps logins in memory only: none runs, none is held.
+        Err(ClientError::NotRunning(_)) => {
+            say_on_stderr!("authplug: no agent is running, so no login is held; nothing to do");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => return fail(error),
+    };
+    let profiles: Vec<Option<String>> = if args.all {
+        match client.request(Op::Status, |_| {}) {
+            Ok(response) => response
+                .profiles
+                .unwrap_or_default()
+                .into_iter()
+                .map(|profile| Some(profile.name))
+                .collect(),
+            Err(error) => return fail(error),
+        }
+    } else {
+        vec![args.profile]
+    };
+    let mut status = ExitCode::SUCCESS;
+    for profile in profiles {
+        let shown = profile
+            .as_deref()
+            .unwrap_or("the default profile")
+            .to_owned();
+        let op = Op::Logout { profile };
+        match client.request(op, |line| say_on_stderr!("{line}")) {
+            Ok(response) => match (response.logged_out, response.cleanup_error) {
+                (_, Some(error)) => say_on_stderr!(
+                    "authplug: {shown}: logged out here, but the plugin could not clean up at the provider ({error}); what it held there stays valid until it expires"
+                ),
+                (Some(false), None) => say_on_stderr!("authplug: {shown}: not logged in"),
+                _ => say_on_stderr!("authplug: {shown}: logged out"),
+            },
+            Err(error) => status = fail(format!("{shown}: {error}")),
+        }
+    }
+    status
+}
