@@ -10,11 +10,11 @@ mod oidc_support;
 
 use std::path::Path;
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 use authplug_tests::resource_server::ResourceServer;
-use oidc_support::{jwt_claims, plugin_binary, unix_now, DevIdp, LoggedDriver};
+use oidc_support::{access_token_argv, jwt_claims, start_agent, unix_now, DevIdp, LoggedDriver};
 
 const API: &str = "https://api.example/v1";
 
@@ -30,30 +30,8 @@ async fn call_api(base: &str, token: &str) -> u16 {
         .as_u16()
 }
 
-/// authplug-oidc for the dev IdP: JWT access tokens for [`API`] that live
-/// as long as the IdP says (no skew), logins through `driver`.
 fn plugin_argv(idp: &DevIdp, driver: &LoggedDriver) -> Vec<String> {
-    [
-        plugin_binary().to_str().expect("a UTF-8 path"),
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        "demo",
-        "--flow",
-        "browser",
-        "--token",
-        "access",
-        "--resource",
-        API,
-        "--skew",
-        "0",
-        "--login-timeout",
-        "20",
-        "--browser-command",
-        &driver.command,
-    ]
-    .map(str::to_owned)
-    .to_vec()
+    access_token_argv(idp, driver, API)
 }
 
 async fn authplug(socket: &Path, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
@@ -104,36 +82,8 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     let api_base = api.serve().await.expect("the API listens");
 
     let driver = LoggedDriver::http(&[]);
-    let command = shell_words::join(plugin_argv(&idp, &driver));
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("config.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[profiles.oidc]\ncommand = {}\nskew = 0\ntimeout = 30\n",
-            toml_string(&command)
-        ),
-    )
-    .unwrap();
-    let socket = dir.path().join("run/agent.sock");
-    let mut agent = tokio::process::Command::new(authplug_tests::authplug_binary())
-        .args(["agent", "--config"])
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .env_remove("RUST_LOG")
-        .env("BROWSER", "")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the agent starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
-        assert!(Instant::now() < deadline, "the agent did not start");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (mut agent, socket) = start_agent(dir.path(), "oidc", &plugin_argv(&idp, &driver)).await;
 
     // First: a login through the IdP's login form.
     let (first, _) = token(&socket).await;
@@ -175,11 +125,6 @@ async fn the_agent_heals_a_401_by_refreshing_without_a_browser() {
     );
     let _ = authplug(&socket, &["stop"], None).await;
     let _ = agent.wait().await;
-}
-
-fn toml_string(value: &str) -> String {
-    // A TOML basic string is a JSON string for our purposes.
-    serde_json::to_string(value).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,8 @@
 //! - [`wire`]: the socket protocol's types, versioned; the contract for
 //!   clients in any language (the README's "The socket protocol").
 //! - [`config`]: the profiles file and `--profile` flags.
+//! - [`consumers`]: the token each named consumer (a kubectl process) was
+//!   last given, so that its next ask, after a 401, gets a new one.
 //! - [`paths`]: where the socket, its lock, the log and the config live.
 //! - [`secret_file`]: reading a file that holds secrets into one wiped
 //!   buffer.
@@ -22,6 +24,7 @@
 
 pub mod client;
 pub mod config;
+pub mod consumers;
 pub mod paths;
 pub mod secret_file;
 pub mod server;

@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::config::Profiles;
+use crate::consumers::Consumers;
 use crate::paths;
 use crate::wire::{
     Op, ProfileStatus, Request, Response, Version, WireToken, MAX_LINE, WIRE_VERSION,
@@ -58,6 +59,7 @@ pub struct Agent {
     listener: UnixListener,
     socket: PathBuf,
     profiles: Arc<Profiles>,
+    consumers: Arc<Consumers>,
     // Held for the agent's life: a second agent on the same socket fails to
     // take it.
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -103,6 +105,7 @@ impl Agent {
             listener,
             socket: socket.to_owned(),
             profiles: Arc::new(profiles),
+            consumers: Arc::new(Consumers::default()),
             _lock: lock,
         })
     }
@@ -133,10 +136,11 @@ impl Agent {
                             continue;
                         };
                         let profiles = self.profiles.clone();
+                        let consumers = self.consumers.clone();
                         let stop_sender = stop_sender.clone();
                         let seat = Seat::new(Arc::clone(&admission), Arc::clone(&waiting));
                         let task = tokio::spawn(async move {
-                            if let Err(error) = connection(stream, uid, profiles, stop_sender, seat).await {
+                            if let Err(error) = connection(stream, uid, (profiles, consumers), stop_sender, seat).await {
                                 tracing::debug!(%error, "connection ended");
                             }
                         });
@@ -274,7 +278,7 @@ async fn refuse_busy(stream: UnixStream) {
 async fn connection(
     stream: UnixStream,
     uid: u32,
-    profiles: Arc<Profiles>,
+    (profiles, consumers): (Arc<Profiles>, Arc<Consumers>),
     stop: Arc<watch::Sender<bool>>,
     mut seat: Seat,
 ) -> io::Result<()> {
@@ -365,10 +369,14 @@ async fn connection(
                 profile,
                 interactive,
                 force,
+                consumer,
             } => {
                 let outcome = token(
                     &profiles,
-                    profile.as_deref(),
+                    (
+                        profile.as_deref(),
+                        consumer.as_deref().map(|c| (&*consumers, c)),
+                    ),
                     interactive,
                     force,
                     &mut reader,
@@ -487,19 +495,31 @@ enum Served {
 /// was the last one waiting.
 async fn token(
     profiles: &Profiles,
-    profile: Option<&str>,
+    (profile, consumer): (Option<&str>, Option<(&Consumers, &str)>),
     interactive: bool,
     force: bool,
     reader: &mut BufReader<OwnedReadHalf>,
     writer: &mut OwnedWriteHalf,
 ) -> io::Result<Served> {
-    let broker = match profiles.get(profile) {
-        Ok((_, broker)) => broker,
+    let (name, broker) = match profiles.get(profile) {
+        Ok(found) => found,
         Err(message) => {
             send(writer, &Response::error(message.to_string())).await?;
             return Ok(Served::Answered);
         }
     };
+    // A consumer asking again holds a token that failed it or expired.
+    if let Some((consumers, consumer)) = consumer {
+        if let Some(held) = consumers.last_served(name, consumer) {
+            if broker.reject(&held) {
+                tracing::info!(
+                    profile = name,
+                    consumer,
+                    "a consumer asked again for the token it was given: taken as refused"
+                );
+            }
+        }
+    }
     // Bounded: a chatty plugin and a client that reads slowly must not
     // grow the agent without end, nor hold up the run. Lines that do not
     // fit are dropped and counted, and the client is told how many.
@@ -578,6 +598,9 @@ async fn token(
     let missed = dropped.swap(0, Ordering::Relaxed);
     if missed > 0 {
         send(writer, &Response::progress(&dropped_note(missed))).await?;
+    }
+    if let (Some((consumers, consumer)), Ok(token)) = (consumer, &result) {
+        consumers.served(name, consumer, token.clone());
     }
     let response = match result {
         Ok(token) => match token.to_str() {

@@ -66,6 +66,12 @@ pub enum Op {
         #[serde(default)]
         /// Start an interactive run even during the cool-down.
         force: bool,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// Names one program that keeps the token it gets and asks again
+        /// only when that token failed it or expired (a kubectl process):
+        /// its next ask first rejects the token it was given (added in
+        /// version 1; see [`consumers`](crate::consumers)).
+        consumer: Option<String>,
     },
     /// Report a token a server refused (compare-and-clear).
     Reject {
@@ -102,11 +108,13 @@ impl std::fmt::Debug for Op {
                 profile,
                 interactive,
                 force,
+                consumer,
             } => f
                 .debug_struct("Token")
                 .field("profile", profile)
                 .field("interactive", interactive)
                 .field("force", force)
+                .field("consumer", consumer)
                 .finish(),
             Op::Reject { profile, .. } => f
                 .debug_struct("Reject")
@@ -326,7 +334,8 @@ mod tests {
             Op::Token {
                 profile: None,
                 interactive: true,
-                force: false
+                force: false,
+                consumer: None,
             }
         ));
         let mut reject: Request =

@@ -497,3 +497,70 @@ pub fn unix_now() -> i64 {
         .expect("after 1970")
         .as_secs() as i64
 }
+
+/// authplug-oidc for the dev IdP's client `demo`: JWT access tokens for
+/// `resource` that live as long as the IdP says (no skew), logins through
+/// `driver`.
+pub fn access_token_argv(idp: &DevIdp, driver: &LoggedDriver, resource: &str) -> Vec<String> {
+    [
+        plugin_binary().to_str().expect("a UTF-8 path"),
+        "--issuer",
+        &idp.issuer,
+        "--client-id",
+        "demo",
+        "--flow",
+        "browser",
+        "--token",
+        "access",
+        "--resource",
+        resource,
+        "--skew",
+        "0",
+        "--login-timeout",
+        "20",
+        "--browser-command",
+        &driver.command,
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// `authplug agent` with one profile, `name`, running `argv` (no skew, 30 s
+/// runs), on a socket in `dir`, once it listens; killed when dropped.
+pub async fn start_agent(
+    dir: &Path,
+    name: &str,
+    argv: &[String],
+) -> (tokio::process::Child, PathBuf) {
+    let config = dir.join("config.toml");
+    // A TOML basic string is a JSON string for our purposes.
+    let command = serde_json::to_string(&shell_words::join(argv)).expect("a string");
+    std::fs::write(
+        &config,
+        format!("[profiles.{name}]\ncommand = {command}\nskew = 0\ntimeout = 30\n"),
+    )
+    .expect("write the agent's config");
+    let socket = dir.join("run/agent.sock");
+    let agent = tokio::process::Command::new(authplug_tests::authplug_binary())
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .env_remove("RUST_LOG")
+        .env("BROWSER", "")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the agent starts");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent did not start"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (agent, socket)
+}

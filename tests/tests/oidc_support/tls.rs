@@ -48,7 +48,7 @@ impl TlsStub {
 }
 
 /// Terminates TLS with `cert` and forwards each connection to `backend`.
-async fn tls_front(
+pub async fn tls_front(
     listener: TcpListener,
     cert: &rcgen::CertifiedKey,
     backend: std::net::SocketAddr,

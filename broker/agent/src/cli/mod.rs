@@ -26,6 +26,7 @@ pub mod agent;
 pub mod check;
 pub mod exec;
 mod interrupt;
+pub mod kubectl;
 pub mod logout;
 pub mod reject;
 pub mod run;

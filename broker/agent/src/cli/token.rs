@@ -99,6 +99,17 @@ impl TokenSource {
     /// where a login URL shows up. `host`: the request of a host running
     /// `authplug token` as its plugin.
     pub fn fetch(&self, host: Option<&Request>) -> Result<WireToken, String> {
+        self.fetch_for(host, None)
+    }
+
+    /// [`TokenSource::fetch`] for a named consumer (`authplug kubectl`):
+    /// its second ask rejects the token it was given first (the agent's
+    /// `consumers`).
+    pub fn fetch_for(
+        &self,
+        host: Option<&Request>,
+        consumer: Option<String>,
+    ) -> Result<WireToken, String> {
         let socket = self.socket.path()?;
         let connected = if self.no_autostart {
             Client::connect(&socket)
@@ -122,6 +133,7 @@ impl TokenSource {
             // A host that says "not interactive" means it.
             interactive: !self.non_interactive && host.map_or(true, |r| r.interactive),
             force: self.force,
+            consumer,
         };
         let mut response = client
             .request(op, |line| say_on_stderr!("{line}"))
