@@ -19,7 +19,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use oidc_support::{access_token_argv, jwt_claims, start_agent, unix_now, DevIdp, LoggedDriver};
+use oidc_support::{
+    access_token_argv, agent_runs, agent_token, jwt_claims, start_agent, unix_now, DevIdp,
+    LoggedDriver,
+};
 use serde_json::json;
 
 /// The API's audience: what its OIDC authenticator expects in `aud`.
@@ -149,43 +152,6 @@ async fn kubectl(kubeconfig: &Path, dir: &Path, extra: &[&str], terminal: bool) 
     }
 }
 
-/// The agent's plugin runs so far, and the last one's reason.
-async fn runs(socket: &Path) -> (u64, String) {
-    let output = tokio::process::Command::new(authplug_tests::authplug_binary())
-        .args(["status", "--json", "--socket"])
-        .arg(socket)
-        .output()
-        .await
-        .expect("authplug status runs");
-    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
-    let profile = &status[0];
-    (
-        profile["runs"].as_u64().expect("runs"),
-        profile["last_run"]["reason"]
-            .as_str()
-            .unwrap_or("")
-            .to_owned(),
-    )
-}
-
-async fn current_token(socket: &Path) -> String {
-    let output = tokio::process::Command::new(authplug_tests::authplug_binary())
-        .args(["token", "--no-autostart", "--non-interactive", "--socket"])
-        .arg(socket)
-        .output()
-        .await
-        .expect("authplug token runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout)
-        .unwrap()
-        .trim_end()
-        .to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_logs_in_once_then_is_served_by_the_agent_heals_a_401_and_refreshes() {
     // Access tokens live 8 s: long enough for two kubectl runs, short
@@ -220,7 +186,7 @@ async fn kubectl_logs_in_once_then_is_served_by_the_agent_heals_a_401_and_refres
         first.output
     );
     assert_eq!(driver.logins(), 1, "{}", driver.log());
-    let (after_login, _) = runs(&socket).await;
+    let (after_login, _) = agent_runs(&socket).await;
 
     // The second (v1beta1 this time, no terminal): from the agent, no run.
     let second = kubectl(&config, dir.path(), &["--user", "authplug-beta"], false).await;
@@ -229,37 +195,43 @@ async fn kubectl_logs_in_once_then_is_served_by_the_agent_heals_a_401_and_refres
         "{}",
         second.output
     );
-    assert_eq!(runs(&socket).await.0, after_login, "served from the agent");
+    assert_eq!(
+        agent_runs(&socket).await.0,
+        after_login,
+        "served from the agent"
+    );
 
     // The API refuses the token (revoked): that kubectl gets 401, client-go
     // runs the plugin again in the same process, which the agent takes as
     // a rejection: a refresh, no login. The next kubectl works.
-    let held = current_token(&socket).await;
+    let held = agent_token(&socket).await;
     api.server.revoke(&held);
     let refused = kubectl(&config, dir.path(), &[], false).await;
     assert!(!refused.ok, "{}", refused.output);
     assert!(
-        refused.output.contains("You must be logged in to the server"),
+        refused
+            .output
+            .contains("You must be logged in to the server"),
         "{}",
         refused.output
     );
     assert_eq!(
-        runs(&socket).await,
+        agent_runs(&socket).await,
         (after_login + 1, "rejected".to_owned())
     );
     let healed = kubectl(&config, dir.path(), &[], false).await;
     assert!(healed.ok, "{}", healed.output);
-    assert_ne!(current_token(&socket).await, held);
+    assert_ne!(agent_token(&socket).await, held);
 
     // Expired: the agent refreshes on its own, without a login.
-    let held = current_token(&socket).await;
+    let held = agent_token(&socket).await;
     let expires = jwt_claims(&held)["exp"].as_i64().expect("an exp");
     while unix_now() <= expires {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let later = kubectl(&config, dir.path(), &[], false).await;
     assert!(later.ok, "{}", later.output);
-    assert_eq!(runs(&socket).await.1, "refresh");
-    assert_ne!(current_token(&socket).await, held);
+    assert_eq!(agent_runs(&socket).await.1, "refresh");
+    assert_ne!(agent_token(&socket).await, held);
     assert_eq!(driver.logins(), 1, "one login in all: {}", driver.log());
 }

@@ -9,6 +9,10 @@
 //! skew = 60          # refresh a JWT this many seconds before exp (default 60, at most a year)
 //! cooldown = 60      # seconds without interactive runs after one failed (default 60, at most a day)
 //! env = { AUTHPLUG_OIDC_CLIENT_SECRET = "..." }  # extra environment for the plugin
+//! git_username = "oauth2"   # the username git-credential-authplug gives git (default oauth2)
+//!
+//! [git.hosts]               # git-credential-authplug without --profile: host -> profile
+//! "git.example.com" = "work"
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,6 +38,20 @@ pub struct ConfigFile {
     #[serde(default)]
     /// The profiles by name.
     pub profiles: BTreeMap<String, ProfileConfig>,
+    #[serde(default)]
+    /// For `git-credential-authplug`.
+    pub git: GitConfig,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+/// `[git]`: which profile's token `git-credential-authplug` gives for a
+/// host, when it is not given `--profile`.
+pub struct GitConfig {
+    #[serde(default)]
+    /// Host (as git names it: `git.example.com`, or with `:PORT`) to
+    /// profile name.
+    pub hosts: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
@@ -52,6 +70,9 @@ pub struct ProfileConfig {
     #[serde(default)]
     /// Extra environment for the plugin; the values may be secrets.
     pub env: BTreeMap<String, Secret<String>>,
+    /// The username `git-credential-authplug` gives git with this
+    /// profile's token (default `oauth2`).
+    pub git_username: Option<String>,
 }
 
 impl std::fmt::Debug for ProfileConfig {
@@ -71,6 +92,7 @@ impl std::fmt::Debug for ProfileConfig {
             .field("skew", &self.skew)
             .field("cooldown", &self.cooldown)
             .field("env_names", &self.env.keys().collect::<Vec<_>>())
+            .field("git_username", &self.git_username)
             .finish_non_exhaustive()
     }
 }
@@ -314,6 +336,7 @@ impl Profiles {
                 skew: None,
                 cooldown: None,
                 env: BTreeMap::new(),
+                git_username: None,
             };
             profiles.insert(name.to_owned(), config.broker(name)?);
         }

@@ -13,6 +13,8 @@
 //! - [`config`]: the profiles file and `--profile` flags.
 //! - [`consumers`]: the token each named consumer (a kubectl process) was
 //!   last given, so that its next ask, after a 401, gets a new one.
+//! - [`git_credential`]: git's credential helper protocol, for
+//!   `git-credential-authplug`.
 //! - [`paths`]: where the socket, its lock, the log and the config live.
 //! - [`secret_file`]: reading a file that holds secrets into one wiped
 //!   buffer.
@@ -25,6 +27,7 @@
 pub mod client;
 pub mod config;
 pub mod consumers;
+pub mod git_credential;
 pub mod paths;
 pub mod secret_file;
 pub mod server;

@@ -564,3 +564,42 @@ pub async fn start_agent(
     }
     (agent, socket)
 }
+
+/// The agent's plugin runs so far for its one profile, and the last one's
+/// reason.
+pub async fn agent_runs(socket: &Path) -> (u64, String) {
+    let output = tokio::process::Command::new(authplug_tests::authplug_binary())
+        .args(["status", "--json", "--socket"])
+        .arg(socket)
+        .output()
+        .await
+        .expect("authplug status runs");
+    let status: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+    let profile = &status[0];
+    (
+        profile["runs"].as_u64().expect("runs"),
+        profile["last_run"]["reason"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned(),
+    )
+}
+
+/// The agent's token for its one profile, without a login.
+pub async fn agent_token(socket: &Path) -> String {
+    let output = tokio::process::Command::new(authplug_tests::authplug_binary())
+        .args(["token", "--no-autostart", "--non-interactive", "--socket"])
+        .arg(socket)
+        .output()
+        .await
+        .expect("authplug token runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout)
+        .unwrap()
+        .trim_end()
+        .to_owned()
+}

@@ -1,0 +1,149 @@
+//! `git-credential-authplug` as git runs it, against a real agent: the
+//! answer in the form git takes, the profile by host from `[git.hosts]`,
+//! the profile's `git_username`, `erase` as compare-and-clear, `store` and
+//! unknown operations doing nothing, and `quit=1` when no token can be
+//! had. (With the real git and a git server: tests/tests/git.rs.)
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+mod support;
+use support::*;
+
+fn helper(socket: &std::path::Path, args: &[&str], input: &str, env: &[(&str, &str)]) -> Output {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_git-credential-authplug"));
+    command
+        .args(args)
+        .env("AUTHPLUG_SOCKET", socket)
+        .env_remove("AUTHPLUG_CONFIG")
+        .env_remove("GIT_TERMINAL_PROMPT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("the helper runs");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    child.wait_with_output().expect("the helper ends")
+}
+
+fn text(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn gives_the_token_by_host_and_erase_clears_only_that_token() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("forge", COUNTING);
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.forge]\ncommand = {:?}\ngit_username = \"x-token-auth\"\n\n[git.hosts]\n\"git.example:8443\" = \"forge\"\n",
+            plugin.display().to_string()
+        ),
+    )
+    .unwrap();
+    // The agent gets the profile from its flag; the helper reads the file
+    // for the mapping and the username.
+    let agent = Agent::start(&scratch.socket(), &[("forge", &plugin)]);
+    let config = config.display().to_string();
+    let with_config = ["--config", config.as_str()];
+
+    // A git without `authtype`: the token as the password.
+    let get = |input: &str| {
+        helper(
+            &agent.socket,
+            &[with_config[0], with_config[1], "get"],
+            input,
+            &[],
+        )
+    };
+    let out = get("protocol=https\nhost=git.example:8443\n");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(text(&out), "username=x-token-auth\npassword=tok-1\n");
+    // A git that takes `authtype`: a bearer credential, not to be stored.
+    let out = get("capability[]=authtype\nprotocol=https\nhost=git.example:8443\n");
+    assert_eq!(
+        text(&out),
+        "capability[]=authtype\nauthtype=Bearer\ncredential=tok-1\nephemeral=1\n"
+    );
+    // Another host: not ours, nothing said, git asks elsewhere.
+    let out = get("protocol=https\nhost=github.com\n");
+    assert!(out.status.success() && out.stdout.is_empty() && out.stderr.is_empty());
+
+    // `store` keeps nothing, an unknown operation is ignored.
+    for op in ["store", "capability"] {
+        let out = helper(
+            &agent.socket,
+            &[with_config[0], with_config[1], op],
+            "protocol=https\nhost=git.example:8443\npassword=tok-1\n",
+            &[],
+        );
+        assert!(out.status.success() && out.stdout.is_empty(), "{op}");
+    }
+    assert_eq!(scratch.runs("forge"), ["initial"]);
+
+    // `erase` of a stale token clears nothing; of the current one, clears.
+    let erase = |token: &str| {
+        helper(
+            &agent.socket,
+            &[with_config[0], with_config[1], "erase"],
+            &format!(
+                "protocol=https\nhost=git.example:8443\nusername=x-token-auth\npassword={token}\n"
+            ),
+            &[],
+        )
+    };
+    assert!(erase("tok-0").status.success());
+    assert_eq!(
+        text(&get("protocol=https\nhost=git.example:8443\n")),
+        "username=x-token-auth\npassword=tok-1\n"
+    );
+    assert!(erase("tok-1").status.success());
+    assert_eq!(
+        text(&get("protocol=https\nhost=git.example:8443\n")),
+        "username=x-token-auth\npassword=tok-2\n"
+    );
+    assert_eq!(scratch.runs("forge"), ["initial", "rejected"]);
+}
+
+#[test]
+fn with_profile_and_no_login_possible_it_tells_git_to_stop_asking() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "login",
+        r#"[ "$AUTHPLUG_INTERACTIVE" = 0 ] && { echo "a login is needed" >&2; exit 1; }
+echo tok"#,
+    );
+    let agent = Agent::start(&scratch.socket(), &[("login", &plugin)]);
+    let out = helper(
+        &agent.socket,
+        &["--profile", "login", "get"],
+        "protocol=https\nhost=anywhere\n",
+        &[("GIT_TERMINAL_PROMPT", "0")],
+    );
+    assert!(!out.status.success());
+    assert_eq!(text(&out), "quit=1\n");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("a login is needed"), "{said}");
+    assert!(said.contains("no token for profile `login`"), "{said}");
+    // Without GIT_TERMINAL_PROMPT=0 the same run may log in.
+    let out = helper(
+        &agent.socket,
+        &["--profile", "login", "get"],
+        "host=anywhere\n",
+        &[],
+    );
+    assert_eq!(text(&out), "username=oauth2\npassword=tok\n");
+}
