@@ -10,7 +10,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 mod cli;
 
@@ -38,6 +38,8 @@ enum Command {
     Logout(cli::logout::LogoutArgs),
     Status(cli::status::StatusArgs),
     Stop(cli::stop::StopArgs),
+    Completions(cli::completions::CompletionsArgs),
+    Man(cli::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -66,5 +68,7 @@ fn main() -> ExitCode {
         Command::Logout(args) => cli::logout::run(args),
         Command::Status(args) => cli::status::run(args),
         Command::Stop(args) => cli::stop::run(args),
+        Command::Completions(args) => cli::completions::completions(args, Cli::command()),
+        Command::Man(args) => cli::completions::man(args, Cli::command()),
     }
 }

@@ -24,6 +24,7 @@ macro_rules! say_on_stderr {
 
 pub mod agent;
 pub mod check;
+pub mod completions;
 pub mod exec;
 mod interrupt;
 pub mod kubectl;
