@@ -6,6 +6,8 @@
 //! - [`server`]: binds the socket (0600 in a 0700 directory, peers' uid
 //!   checked), serves JSON lines, keeps itself available (connection cap,
 //!   idle timeout, a bound on unfinished input).
+//! - [`activation`]: the socket a supervisor (systemd) passes, for socket
+//!   activation.
 //! - [`client`]: connects, starts an agent on demand, sends one request
 //!   and reads its answer.
 //! - [`wire`]: the socket protocol's types, versioned; the contract for
@@ -24,6 +26,7 @@
 
 #![warn(missing_docs)]
 
+pub mod activation;
 pub mod client;
 pub mod config;
 pub mod consumers;

@@ -58,6 +58,8 @@ pub enum AgentError {
 pub struct Agent {
     listener: UnixListener,
     socket: PathBuf,
+    /// Bound by the agent (removed on exit), not passed by a supervisor.
+    owns_socket: bool,
     profiles: Arc<Profiles>,
     consumers: Arc<Consumers>,
     // Held for the agent's life: a second agent on the same socket fails to
@@ -78,21 +80,7 @@ impl Agent {
             .filter(|d| !d.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         paths::socket_dir(dir).map_err(fail)?;
-        let lock_file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .open(paths::lock_file(socket))
-            .map_err(fail)?;
-        let lock = nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-            .map_err(|(_, errno)| {
-                if errno == nix::errno::Errno::EWOULDBLOCK {
-                    AgentError::AlreadyRunning(socket.to_owned())
-                } else {
-                    fail(io::Error::from(errno))
-                }
-            })?;
+        let lock = take_lock(socket)?;
         // We hold the lock, so a socket file left here is stale.
         match std::fs::remove_file(socket) {
             Ok(()) => {}
@@ -104,6 +92,31 @@ impl Agent {
         Ok(Agent {
             listener,
             socket: socket.to_owned(),
+            owns_socket: true,
+            profiles: Arc::new(profiles),
+            consumers: Arc::new(Consumers::default()),
+            _lock: lock,
+        })
+    }
+
+    /// Serves on a socket a supervisor bound and passed
+    /// ([`activation`](crate::activation)): takes the agent lock beside it,
+    /// and leaves the socket where it is on exit (the supervisor owns it,
+    /// and starts the agent again on the next connection).
+    pub fn adopt(
+        listener: std::os::unix::net::UnixListener,
+        socket: &Path,
+        profiles: Profiles,
+    ) -> Result<Agent, AgentError> {
+        let lock = take_lock(socket)?;
+        let listener = UnixListener::from_std(listener).map_err(|source| AgentError::Socket {
+            path: socket.to_owned(),
+            source,
+        })?;
+        Ok(Agent {
+            listener,
+            socket: socket.to_owned(),
+            owns_socket: false,
             profiles: Arc::new(profiles),
             consumers: Arc::new(Consumers::default()),
             _lock: lock,
@@ -155,9 +168,35 @@ impl Agent {
                 },
             }
         }
-        let _ = std::fs::remove_file(&self.socket);
+        if self.owns_socket {
+            let _ = std::fs::remove_file(&self.socket);
+        }
         tracing::info!("agent stopped");
     }
+}
+
+/// The agent lock beside `socket`: one agent per socket.
+fn take_lock(socket: &Path) -> Result<nix::fcntl::Flock<std::fs::File>, AgentError> {
+    let fail = |source: io::Error| AgentError::Socket {
+        path: socket.to_owned(),
+        source,
+    };
+    let lock_file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(paths::lock_file(socket))
+        .map_err(fail)?;
+    nix::fcntl::Flock::lock(lock_file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(
+        |(_, errno)| {
+            if errno == nix::errno::Errno::EWOULDBLOCK {
+                AgentError::AlreadyRunning(socket.to_owned())
+            } else {
+                fail(io::Error::from(errno))
+            }
+        },
+    )
 }
 
 /// Connections served at once. A client makes one per request, so this
@@ -759,11 +798,19 @@ fn raise_descriptor_limit() {
 /// The soft descriptor limit the agent raises itself to, hard limit allowing.
 const DESCRIPTOR_LIMIT: u64 = 8192;
 
-/// The agent's process-level loop: bind, then serve until SIGTERM, SIGINT
-/// or a `stop` request.
-pub async fn run_agent(socket: &Path, profiles: Profiles) -> Result<(), AgentError> {
+/// The agent's process-level loop: bind (or take the socket a supervisor
+/// passed, `activated`), then serve until SIGTERM, SIGINT or a `stop`
+/// request.
+pub async fn run_agent(
+    socket: &Path,
+    profiles: Profiles,
+    activated: Option<std::os::unix::net::UnixListener>,
+) -> Result<(), AgentError> {
     raise_descriptor_limit();
-    let agent = Agent::bind(socket, profiles)?;
+    let agent = match activated {
+        Some(listener) => Agent::adopt(listener, socket, profiles)?,
+        None => Agent::bind(socket, profiles)?,
+    };
     let signals = async {
         use tokio::signal::unix::{signal, SignalKind};
         match (

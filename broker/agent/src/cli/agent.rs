@@ -4,12 +4,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use authplug_agent::config::{ConfigFile, Profiles};
-use authplug_agent::{paths, server};
+use authplug_agent::{activation, paths, server};
 
 use super::fail;
 use super::socket::SocketArg;
 
 /// Keep plugin tokens in memory and serve them on a unix socket
+///
+/// Runs in the foreground until SIGTERM, SIGINT or `authplug stop`. Under
+/// a supervisor with socket activation (systemd's authplug.socket,
+/// `LISTEN_FDS`) it serves the socket it is passed, and leaves it in place
+/// when it exits: the next client starts it again.
 #[derive(Debug, clap::Args)]
 pub struct AgentArgs {
     #[command(flatten)]
@@ -23,9 +28,21 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> ExitCode {
-    let socket = match args.socket.path() {
-        Ok(socket) => socket,
-        Err(message) => return fail(message),
+    // First, before any file is opened or thread started: a supervisor's
+    // socket is fd 3, and its variables must not reach a plugin.
+    let activated = match activation::take_listener() {
+        Ok(activated) => activated,
+        Err(error) => return fail(error),
+    };
+    let socket = match (&activated, args.socket.path()) {
+        (Some((_, passed)), Ok(named)) => {
+            if args.socket.socket.is_some() && *passed != named {
+                tracing::warn!(passed = %passed.display(), named = %named.display(), "serving on the socket the supervisor passed, not the one --socket names");
+            }
+            passed.clone()
+        }
+        (None, Ok(socket)) => socket,
+        (_, Err(message)) => return fail(message),
     };
     let (config_path, required) = match args.config {
         Some(path) => (path, true),
@@ -50,7 +67,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
         Ok(runtime) => runtime,
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };
-    match runtime.block_on(server::run_agent(&socket, profiles)) {
+    let listener = activated.map(|(listener, _)| listener);
+    match runtime.block_on(server::run_agent(&socket, profiles, listener)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ server::AgentError::AlreadyRunning(_)) => {
             fail(error);
