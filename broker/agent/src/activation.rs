@@ -47,6 +47,8 @@ pub fn take_listener() -> Result<Option<(UnixListener, PathBuf)>, ActivationErro
         return Err(ActivationError::NotOne(fds));
     }
     use nix::sys::socket::{getsockname, getsockopt, sockopt, SockType, UnixAddr};
+    // SAFETY: the supervisor says fd 3 is ours (LISTEN_PID, LISTEN_FDS);
+    // it is only borrowed for the checks below, while nothing can close it.
     let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(FIRST_FD) };
     let not = |what: String| ActivationError::NotAUnixListener(what);
     let stream = getsockopt(&fd, sockopt::SockType).map_err(|e| not(e.to_string()))?;
