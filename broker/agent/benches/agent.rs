@@ -31,9 +31,18 @@ impl Drop for Agent {
 }
 
 fn start_agent(socket: &Path, profiles: &[String]) -> Agent {
+    // A real (empty) config file, as a user has: the agent looks at it
+    // before each request (reload.rs), which is part of what is measured.
+    let config = socket.with_file_name("config.toml");
+    if let Some(dir) = config.parent() {
+        std::fs::create_dir_all(dir).expect("the config's directory");
+    }
+    std::fs::write(&config, "").expect("the config file");
     let mut command = Command::new(AUTHPLUG);
     command
-        .args(["agent", "--config", "/dev/null", "--socket"])
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--socket")
         .arg(socket)
         .stdin(Stdio::null())
         .stdout(Stdio::null());

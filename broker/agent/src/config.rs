@@ -104,28 +104,39 @@ impl std::fmt::Debug for ProfileConfig {
 pub enum ProfileError {
     #[error(
         "no profile given and no default profile; name one with --profile ({})",
-        known_profiles(known)
+        known_profiles(known, config)
     )]
     /// No profile named, and no default.
     NoDefault {
         /// The profiles there are.
         known: Vec<String>,
+        /// The agent's config file.
+        config: Option<PathBuf>,
     },
-    #[error("no profile named `{name}` ({}); the agent reads its config when it starts, so after editing it run `authplug stop`", known_profiles(known))]
+    #[error("no profile named `{name}` ({})", known_profiles(known, config))]
     /// No profile of that name.
     Unknown {
         /// The name asked for.
         name: String,
         /// The profiles there are.
         known: Vec<String>,
+        /// The agent's config file.
+        config: Option<PathBuf>,
     },
 }
 
-fn known_profiles(known: &[String]) -> String {
+fn known_profiles(known: &[String], config: &Option<PathBuf>) -> String {
+    let file = match config {
+        Some(path) => format!(
+            "the agent's config file is {}, which it rereads when it changes",
+            path.display()
+        ),
+        None => "the agent was started without a config file".to_owned(),
+    };
     if known.is_empty() {
-        "no profiles are configured: add one to the config file or start the agent with --profile NAME=COMMANDLINE".to_owned()
+        format!("no profiles are configured: add one as [profiles.NAME] with a command; {file}")
     } else {
-        format!("known profiles: {}", known.join(", "))
+        format!("known profiles: {}; {file}", known.join(", "))
     }
 }
 
@@ -169,7 +180,11 @@ pub enum ConfigError {
 #[derive(Debug, Default)]
 pub struct Profiles {
     profiles: BTreeMap<String, Broker>,
+    /// Of the profiles built from settings: what they were built from.
+    fingerprints: BTreeMap<String, Secret<String>>,
     default: Option<String>,
+    /// The config file, named in messages.
+    config_file: Option<PathBuf>,
 }
 
 impl ConfigFile {
@@ -314,16 +329,63 @@ impl ProfileConfig {
             .collect();
         Ok(Broker::new(command, options))
     }
+
+    /// Everything that shapes this profile's broker, to tell an edited
+    /// profile from one left as it was (a secret: it holds the command
+    /// line and the env values).
+    fn fingerprint(&self) -> Secret<String> {
+        let mut text = format!(
+            "{}\0{:?}\0{:?}\0{:?}",
+            self.command.expose_secret(),
+            self.timeout,
+            self.skew,
+            self.cooldown
+        );
+        for (key, value) in &self.env {
+            text.push('\0');
+            text.push_str(key);
+            text.push('=');
+            text.push_str(value.expose_secret());
+        }
+        Secret::new(text)
+    }
 }
 
 impl Profiles {
     /// The config file's profiles, then the flags (`NAME=COMMANDLINE`, which
     /// replace a file profile of the same name).
     pub fn build(file: &ConfigFile, flags: &[String]) -> Result<Profiles, ConfigError> {
+        Profiles::rebuild(file, flags, None)
+    }
+
+    /// [`Profiles::build`], keeping from `previous` the broker (its token,
+    /// state and runs) of every profile whose settings are unchanged: a
+    /// reload after an edit logs out only the profiles edited.
+    pub fn rebuild(
+        file: &ConfigFile,
+        flags: &[String],
+        previous: Option<&Profiles>,
+    ) -> Result<Profiles, ConfigError> {
         let mut profiles = BTreeMap::new();
+        let mut fingerprints = BTreeMap::new();
+        let mut add = |name: &str, config: &ProfileConfig| -> Result<(), ConfigError> {
+            let fingerprint = config.fingerprint();
+            let kept = previous.and_then(|previous| {
+                (previous.fingerprints.get(name) == Some(&fingerprint))
+                    .then(|| previous.profiles.get(name).cloned())
+                    .flatten()
+            });
+            let broker = match kept {
+                Some(broker) => broker,
+                None => config.broker(name)?,
+            };
+            profiles.insert(name.to_owned(), broker);
+            fingerprints.insert(name.to_owned(), fingerprint);
+            Ok(())
+        };
         for (name, config) in &file.profiles {
             check_name(name)?;
-            profiles.insert(name.clone(), config.broker(name)?);
+            add(name, config)?;
         }
         for flag in flags {
             let (name, command) = flag
@@ -338,7 +400,7 @@ impl Profiles {
                 env: BTreeMap::new(),
                 git_username: None,
             };
-            profiles.insert(name.to_owned(), config.broker(name)?);
+            add(name, &config)?;
         }
         if let Some(default) = &file.default_profile {
             if !profiles.contains_key(default) {
@@ -347,13 +409,22 @@ impl Profiles {
         }
         Ok(Profiles {
             profiles,
+            fingerprints,
             default: file.default_profile.clone(),
+            config_file: None,
         })
     }
 
     /// Adds a profile, or replaces the one of that name.
     pub fn insert(&mut self, name: &str, broker: Broker) {
         self.profiles.insert(name.to_owned(), broker);
+        self.fingerprints.remove(name);
+    }
+
+    /// Names the file these profiles came from, for messages.
+    pub fn from_file(mut self, path: &Path) -> Profiles {
+        self.config_file = Some(path.to_owned());
+        self
     }
 
     /// The default profile: `default_profile`, else the only profile, else
@@ -372,7 +443,10 @@ impl Profiles {
     pub fn get(&self, name: Option<&str>) -> Result<(&str, &Broker), ProfileError> {
         let known = || self.profiles.keys().cloned().collect::<Vec<_>>();
         let Some(name) = name.or_else(|| self.default_name()) else {
-            return Err(ProfileError::NoDefault { known: known() });
+            return Err(ProfileError::NoDefault {
+                known: known(),
+                config: self.config_file.clone(),
+            });
         };
         self.profiles
             .get_key_value(name)
@@ -380,6 +454,7 @@ impl Profiles {
             .ok_or_else(|| ProfileError::Unknown {
                 name: name.to_owned(),
                 known: known(),
+                config: self.config_file.clone(),
             })
     }
 

@@ -17,6 +17,8 @@
 //!   last given, so that its next ask, after a 401, gets a new one.
 //! - [`git_credential`]: git's credential helper protocol, for
 //!   `git-credential-authplug`.
+//! - [`reload`]: the profiles as the config file says now (an edit needs
+//!   no restart).
 //! - [`paths`]: where the socket, its lock, the log and the config live.
 //! - [`secret_file`]: reading a file that holds secrets into one wiped
 //!   buffer.
@@ -32,6 +34,7 @@ pub mod config;
 pub mod consumers;
 pub mod git_credential;
 pub mod paths;
+pub mod reload;
 pub mod secret_file;
 pub mod server;
 pub mod wire;

@@ -26,6 +26,7 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::config::Profiles;
 use crate::consumers::Consumers;
 use crate::paths;
+use crate::reload::LiveProfiles;
 use crate::wire::{
     Op, ProfileStatus, Request, Response, Version, WireToken, MAX_LINE, WIRE_VERSION,
 };
@@ -60,7 +61,7 @@ pub struct Agent {
     socket: PathBuf,
     /// Bound by the agent (removed on exit), not passed by a supervisor.
     owns_socket: bool,
-    profiles: Arc<Profiles>,
+    profiles: Arc<LiveProfiles>,
     consumers: Arc<Consumers>,
     // Held for the agent's life: a second agent on the same socket fails to
     // take it.
@@ -93,7 +94,7 @@ impl Agent {
             listener,
             socket: socket.to_owned(),
             owns_socket: true,
-            profiles: Arc::new(profiles),
+            profiles: Arc::new(LiveProfiles::fixed(profiles)),
             consumers: Arc::new(Consumers::default()),
             _lock: lock,
         })
@@ -117,10 +118,24 @@ impl Agent {
             listener,
             socket: socket.to_owned(),
             owns_socket: false,
-            profiles: Arc::new(profiles),
+            profiles: Arc::new(LiveProfiles::fixed(profiles)),
             consumers: Arc::new(Consumers::default()),
             _lock: lock,
         })
+    }
+
+    /// Serves `profiles`, fixed.
+    pub fn with_profiles(mut self, profiles: Profiles) -> Agent {
+        self.profiles = Arc::new(LiveProfiles::fixed(profiles));
+        self
+    }
+
+    /// Serves the profiles of the config file at `path` (plus `flags`) as
+    /// it is at each request ([`LiveProfiles`]): `profiles` is what they
+    /// were built from it just now.
+    pub fn watch_config(mut self, profiles: Profiles, path: &Path, flags: &[String]) -> Agent {
+        self.profiles = Arc::new(LiveProfiles::watching(profiles, path, flags));
+        self
     }
 
     /// The socket it listens on.
@@ -134,7 +149,7 @@ impl Agent {
         let (stop_sender, mut stop) = watch::channel(false);
         let stop_sender = Arc::new(stop_sender);
         let uid = nix::unistd::geteuid().as_raw();
-        tracing::info!(socket = %self.socket.display(), profiles = self.profiles.len(), "agent listening");
+        tracing::info!(socket = %self.socket.display(), profiles = self.profiles.current().len(), "agent listening");
         tokio::pin!(shutdown);
         let admission = Arc::new(Admission::default());
         loop {
@@ -317,7 +332,7 @@ async fn refuse_busy(stream: UnixStream) {
 async fn connection(
     stream: UnixStream,
     uid: u32,
-    (profiles, consumers): (Arc<Profiles>, Arc<Consumers>),
+    (live, consumers): (Arc<LiveProfiles>, Arc<Consumers>),
     stop: Arc<watch::Sender<bool>>,
     mut seat: Seat,
 ) -> io::Result<()> {
@@ -403,6 +418,7 @@ async fn connection(
             }
         };
         tracing::debug!(op = ?request.op, "request");
+        let profiles = live.current();
         match request.op {
             Op::Token {
                 profile,
@@ -804,12 +820,17 @@ const DESCRIPTOR_LIMIT: u64 = 8192;
 pub async fn run_agent(
     socket: &Path,
     profiles: Profiles,
+    config: Option<(&Path, &[String])>,
     activated: Option<std::os::unix::net::UnixListener>,
 ) -> Result<(), AgentError> {
     raise_descriptor_limit();
     let agent = match activated {
-        Some(listener) => Agent::adopt(listener, socket, profiles)?,
-        None => Agent::bind(socket, profiles)?,
+        Some(listener) => Agent::adopt(listener, socket, Profiles::default())?,
+        None => Agent::bind(socket, Profiles::default())?,
+    };
+    let agent = match config {
+        Some((path, flags)) => agent.watch_config(profiles, path, flags),
+        None => agent.with_profiles(profiles),
     };
     let signals = async {
         use tokio::signal::unix::{signal, SignalKind};

@@ -141,3 +141,83 @@ fn a_config_file_others_can_read_is_warned_about_in_the_log() {
     let private = agent_log(0o600);
     assert!(!private.contains("other users"), "{private}");
 }
+
+#[test]
+fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() {
+    let scratch = Scratch::new();
+    let one = scratch.plugin("one", COUNTING);
+    let two = scratch.plugin("two", COUNTING);
+    let config = scratch.path("config.toml");
+    let profile = |name: &str, plugin: &Path, extra: &str| {
+        format!(
+            "[profiles.{name}]\ncommand = {:?}\n{extra}",
+            plugin.display().to_string()
+        )
+    };
+    std::fs::write(&config, profile("one", &one, "")).unwrap();
+    let socket = scratch.socket();
+    let mut agent = authplug()
+        .args(["agent", "--config"])
+        .arg(&config)
+        .arg("--socket")
+        .arg(&socket)
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("agent");
+    wait_for_socket(&socket);
+    assert_eq!(
+        stdout(&token_cli(&socket, &["--profile", "one"])),
+        "tok-1\n"
+    );
+
+    // A profile that is not there yet: the message names the file.
+    let missing = token_cli(&socket, &["--profile", "two"]);
+    let said = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        said.contains("no profile named `two` (known profiles: one; the agent's config file is")
+            && said.contains("config.toml, which it rereads when it changes"),
+        "{said}"
+    );
+
+    // Added: served at once; `one`, unchanged, keeps its cached token.
+    std::fs::write(
+        &config,
+        format!("{}{}", profile("one", &one, ""), profile("two", &two, "")),
+    )
+    .unwrap();
+    assert_eq!(
+        stdout(&token_cli(&socket, &["--profile", "two"])),
+        "tok-1\n"
+    );
+    assert_eq!(
+        stdout(&token_cli(&socket, &["--profile", "one"])),
+        "tok-1\n"
+    );
+    assert_eq!(scratch.runs("one"), ["initial"], "one was not logged out");
+
+    // Edited: `one` starts afresh (its settings changed).
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            profile("one", &one, "skew = 5\n"),
+            profile("two", &two, "")
+        ),
+    )
+    .unwrap();
+    assert_eq!(
+        stdout(&token_cli(&socket, &["--profile", "one"])),
+        "tok-1\n"
+    );
+    assert_eq!(scratch.runs("one"), ["initial", "initial"]);
+
+    // Broken: the profiles stay as they were until it is fixed.
+    std::fs::write(&config, "[profiles.one\n").unwrap();
+    assert_eq!(
+        stdout(&token_cli(&socket, &["--profile", "two"])),
+        "tok-1\n"
+    );
+    let _ = agent.kill();
+    let _ = agent.wait();
+}

@@ -54,11 +54,11 @@ pub fn run(args: AgentArgs) -> ExitCode {
     let profiles = match ConfigFile::load(&config_path, required)
         .and_then(|file| Profiles::build(&file, &args.profiles))
     {
-        Ok(profiles) => profiles,
+        Ok(profiles) => profiles.from_file(&config_path),
         Err(error) => return fail(error),
     };
     if profiles.is_empty() {
-        tracing::warn!(config = %config_path.display(), "no profiles configured; every token request will fail until the agent is restarted with some");
+        tracing::warn!(config = %config_path.display(), "no profiles configured; every token request fails until the config file has some");
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -68,7 +68,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };
     let listener = activated.map(|(listener, _)| listener);
-    match runtime.block_on(server::run_agent(&socket, profiles, listener)) {
+    let config = Some((config_path.as_path(), args.profiles.as_slice()));
+    match runtime.block_on(server::run_agent(&socket, profiles, config, listener)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ server::AgentError::AlreadyRunning(_)) => {
             fail(error);
