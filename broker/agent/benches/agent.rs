@@ -33,10 +33,11 @@ impl Drop for Agent {
 fn start_agent(socket: &Path, profiles: &[String]) -> Agent {
     // A real (empty) config file, as a user has: the agent looks at it
     // before each request (reload.rs), which is part of what is measured.
-    let config = socket.with_file_name("config.toml");
-    if let Some(dir) = config.parent() {
-        std::fs::create_dir_all(dir).expect("the config's directory");
-    }
+    let config = socket
+        .parent()
+        .and_then(Path::parent)
+        .unwrap_or(Path::new("."))
+        .join("config.toml");
     std::fs::write(&config, "").expect("the config file");
     let mut command = Command::new(AUTHPLUG);
     command
