@@ -150,17 +150,40 @@ async fn the_shell_example_passes_authplug_check() {
 }
 
 #[tokio::test]
-async fn authplug_check_fails_a_plugin_that_fails() {
+async fn authplug_check_tells_a_plugin_that_fails_from_one_that_breaks_the_protocol() {
     let plugin = example("shell/env-token.sh");
-    // No token configured: the example exits 1.
+    // No token configured: the example exits 1, with its reason. That is
+    // its environment, not a protocol violation.
     let output = authplug_cli(&["check", "--", plugin.to_str().unwrap()], &[]).await;
-    assert!(!output.status.success());
+    assert_eq!(output.status.code(), Some(3));
     let report = text(&output.stdout);
     assert!(
-        report.contains("FAIL  plugin failed with exit code 1"),
+        report.contains("ERROR plugin failed with exit code 1")
+            && report.contains("no protocol violation")
+            && report.contains("Could not check the plugin"),
         "{report}"
     );
-    assert!(report.contains("does NOT conform"), "{report}");
+    assert!(!report.contains("does NOT conform"), "{report}");
+
+    // Exit 0 and no token: that breaks rule 3.
+    let dir = tempfile::tempdir().unwrap();
+    let silent = dir.path().join("silent.sh");
+    std::fs::write(
+        &silent,
+        "#!/bin/sh
+exit 0
+",
+    )
+    .unwrap();
+    std::fs::set_permissions(&silent, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let output = authplug_cli(&["check", "--", silent.to_str().unwrap()], &[]).await;
+    assert_eq!(output.status.code(), Some(1));
+    let report = text(&output.stdout);
+    assert!(
+        report.contains("FAIL  plugin exited successfully but printed no token")
+            && report.contains("does NOT conform"),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -16,9 +16,7 @@ use crate::wire::{Op, Request, Response, MAX_LINE, WIRE_VERSION};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    #[error(
-        "no agent is running on {0} (start one with `authplug agent`, or drop --no-autostart)"
-    )]
+    #[error("no agent is running on {0} (`authplug token` starts one, or run `authplug agent`)")]
     /// No agent listens on the socket.
     NotRunning(PathBuf),
     /// Setting up the agent to start failed.

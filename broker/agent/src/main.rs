@@ -43,7 +43,21 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let args: Vec<String> = std::env::args_os()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            let hint = cli::usage::hint(&error, &args);
+            let _ = error.print();
+            if let Some(hint) = hint {
+                use std::io::Write as _;
+                let _ = writeln!(std::io::stderr(), "\nhint: {hint}");
+            }
+            return ExitCode::from(error.exit_code().clamp(0, 255) as u8);
+        }
+    };
     // `authplug token` may be a host's credential plugin: whether fd 3 is
     // the host's state pipe is decided before anything opens a file, and
     // fd 3 is kept from every program started (an autostarted agent would

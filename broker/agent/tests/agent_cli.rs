@@ -372,3 +372,34 @@ fi
     let next = token_cli(&agent.socket, &["--profile", "p"]);
     assert_eq!(stdout(&next).trim(), "tok-42");
 }
+
+#[test]
+fn usage_mistakes_get_the_corrected_command_and_options_that_exist() {
+    // `authplug run PLUGIN` without `--`.
+    let output = authplug()
+        .args(["run", "--timeout", "3", "./plugin.sh", "--its-flag"])
+        .output()
+        .expect("authplug runs");
+    assert_eq!(output.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("hint: the plugin's command goes after `--`, so that its own options are not taken for authplug's: authplug run --timeout 3 -- ./plugin.sh --its-flag"),
+        "{said}"
+    );
+    // `status` with no agent: no talk of a flag `status` does not have.
+    let scratch = Scratch::new();
+    let output = authplug()
+        .args(["status", "--socket"])
+        .arg(scratch.socket())
+        .output()
+        .expect("authplug runs");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("no agent is running on"), "{said}");
+    assert!(!said.contains("--no-autostart"), "{said}");
+    let output = token_cli(&scratch.socket(), &["--no-autostart"]);
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        said.contains("--no-autostart: start one with `authplug agent`, or leave the flag out"),
+        "{said}"
+    );
+}

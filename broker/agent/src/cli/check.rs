@@ -27,7 +27,11 @@ Examples:
 /// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state
 /// run 1 returned (AUTHPLUG_REASON=refresh); if there is a state, a control
 /// run without it (never interactive) shows whether the plugin uses it.
-/// Exits 0 only if runs 1 and 2 conform.
+/// Exits 0 only if runs 1 and 2 conform; 1 if the plugin breaks the
+/// protocol; 3 if it failed for a reason of its own (not found, a non-zero
+/// exit with its message, a signal, the timeout), so that nothing could be
+/// checked: fix what it says (its environment, its configuration) and check
+/// again.
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct CheckArgs {
@@ -144,7 +148,28 @@ struct Outcome {
 
 #[derive(Default)]
 struct Report {
+    /// Protocol violations.
     failures: usize,
+    /// Runs that failed for a reason of the plugin's own, so that the
+    /// protocol could not be checked.
+    blocked: usize,
+}
+
+/// The exit code when the plugin failed for a reason of its own.
+const EXIT_COULD_NOT_CHECK: u8 = 3;
+
+/// Whether a failed run is the plugin's own failure (allowed by the
+/// protocol: rule 6), as opposed to a run that broke a rule.
+fn failed_on_its_own(error: &host::RunError) -> bool {
+    use host::RunError;
+    matches!(
+        error,
+        RunError::Spawn { .. }
+            | RunError::Exited { .. }
+            | RunError::Signaled { .. }
+            | RunError::TimedOut { .. }
+            | RunError::FailedWithNewState { .. }
+    )
 }
 
 impl Report {
@@ -172,7 +197,15 @@ impl Report {
                          stores that state and still reports the failure"
                     ));
                 }
-                self.fail(error.to_string());
+                if failed_on_its_own(&error) {
+                    self.blocked += 1;
+                    say!("  ERROR {error}");
+                    say!(
+                        "        (the plugin failed on its own: a plugin may fail (rule 6), so                          this is no protocol violation, but nothing more can be checked; fix                          what it says above and check again)"
+                    );
+                } else {
+                    self.fail(format!("{error} (PROTOCOL.md: rules 3 and 4)"));
+                }
                 return None;
             }
         };
@@ -268,7 +301,12 @@ impl Report {
     }
 
     fn finish(self) -> ExitCode {
-        if self.failures == 0 {
+        if self.failures == 0 && self.blocked > 0 {
+            say!(
+                "\nCould not check the plugin: it failed for a reason of its own (above), which                  says nothing about whether it follows the protocol."
+            );
+            ExitCode::from(EXIT_COULD_NOT_CHECK)
+        } else if self.failures == 0 {
             say!("\nThe plugin conforms to the authplug protocol.");
             ExitCode::SUCCESS
         } else {

@@ -35,6 +35,7 @@ pub mod socket;
 pub mod status;
 pub mod stop;
 pub mod token;
+pub mod usage;
 
 use std::process::ExitCode;
 

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authplug_agent::client::Client;
+use authplug_agent::client::{Client, ClientError};
 use authplug_agent::wire::{Op, WireToken};
 use authplug_protocol::plugin::{self, Request, Response};
 use authplug_protocol::State;
@@ -124,7 +124,13 @@ impl TokenSource {
             }
             Client::connect_or_start(&socket, &agent_args)
         };
-        let mut client = connected.map_err(|error| error.to_string())?;
+        let mut client = connected.map_err(|error| match error {
+            ClientError::NotRunning(socket) => format!(
+                "no agent is running on {} (--no-autostart: start one with `authplug agent`, or leave the flag out)",
+                socket.display()
+            ),
+            other => other.to_string(),
+        })?;
         if let Some(request) = host {
             reject_refused(&mut client, &self.profile, request)?;
         }
