@@ -39,6 +39,8 @@ fn start_agent(socket: &Path, profiles: &[String]) -> Agent {
         .unwrap_or(Path::new("."))
         .join("config.toml");
     std::fs::write(&config, "").expect("the config file");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600))
+        .expect("chmod the config file");
     let mut command = Command::new(AUTHPLUG);
     command
         .args(["agent", "--config"])

@@ -77,6 +77,12 @@ class Agent:
             members["profile"] = profile
         return self.request("reject", **members).get("cleared", False)
 
+    def logout(self, profile=None, on_stderr=lambda line: None):
+        """Forgets the profile's login after its plugin's `logout` run.
+        Returns why the plugin could not clean up, or None."""
+        members = {} if profile is None else {"profile": profile}
+        return self.request("logout", on_stderr, **members).get("cleanup_error")
+
     def status(self):
         return self.request("status")["profiles"]
 
@@ -90,6 +96,8 @@ def main():
     token.add_argument("--non-interactive", action="store_true")
     reject = commands.add_parser("reject")
     reject.add_argument("--profile")
+    logout = commands.add_parser("logout")
+    logout.add_argument("--profile")
     commands.add_parser("status")
     args = parser.parse_args()
 
@@ -107,6 +115,10 @@ def main():
             refused = sys.stdin.read().rstrip("\r\n")
             cleared = agent.reject(refused, args.profile)
             print("cleared" if cleared else "not the cached token; nothing to clear", file=sys.stderr)
+        elif args.command == "logout":
+            failed = agent.logout(args.profile, lambda line: print(line, file=sys.stderr))
+            print(f"logged out, but the plugin could not clean up: {failed}" if failed
+                  else "logged out", file=sys.stderr)
         else:
             print(json.dumps(agent.status(), indent=2))
         return 0

@@ -80,6 +80,17 @@ fn a_python_client_gets_rejects_and_reads_the_status() {
         "no token in the status"
     );
 
+    // Logout: the plugin's `logout` run, then nothing held.
+    let out = python_client(&agent.socket, &["logout", "--profile", "main"], "");
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    // The plugin's stderr, streamed, then the verdict.
+    assert_eq!(text(&out.stderr), "signing in…\nlogged out");
+    let status = python_client(&agent.socket, &["status"], "");
+    let profiles: serde_json::Value = serde_json::from_slice(&status.stdout).expect("JSON");
+    assert_eq!(profiles[0]["has_token"], false);
+    assert_eq!(profiles[0]["has_state"], false);
+    assert_eq!(scratch.runs("main"), ["initial", "rejected", "logout"]);
+
     // Errors arrive in the agent's words.
     let unknown = python_client(&agent.socket, &["token", "--profile", "nope"], "");
     assert_eq!(unknown.status.code(), Some(1));
@@ -137,6 +148,10 @@ fn the_documented_framing_holds() {
         format!(
             "{} MiB + 64 KiB",
             (authplug_agent::wire::MAX_LINE - 64 * 1024) / (1024 * 1024)
+        ),
+        format!(
+            "the last {} consumers",
+            authplug_agent::consumers::MAX_CONSUMERS
         ),
     ] {
         assert!(
