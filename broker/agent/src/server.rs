@@ -90,14 +90,24 @@ impl Agent {
         }
         let listener = UnixListener::bind(socket).map_err(fail)?;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
-        Ok(Agent {
+        Ok(Agent::new(listener, socket, true, profiles, lock))
+    }
+
+    fn new(
+        listener: UnixListener,
+        socket: &Path,
+        owns_socket: bool,
+        profiles: Profiles,
+        lock: nix::fcntl::Flock<std::fs::File>,
+    ) -> Agent {
+        Agent {
             listener,
             socket: socket.to_owned(),
-            owns_socket: true,
+            owns_socket,
             profiles: Arc::new(LiveProfiles::fixed(profiles)),
             consumers: Arc::new(Consumers::default()),
             _lock: lock,
-        })
+        }
     }
 
     /// Serves on a socket a supervisor bound and passed
@@ -114,14 +124,7 @@ impl Agent {
             path: socket.to_owned(),
             source,
         })?;
-        Ok(Agent {
-            listener,
-            socket: socket.to_owned(),
-            owns_socket: false,
-            profiles: Arc::new(LiveProfiles::fixed(profiles)),
-            consumers: Arc::new(Consumers::default()),
-            _lock: lock,
-        })
+        Ok(Agent::new(listener, socket, false, profiles, lock))
     }
 
     /// Serves `profiles`, fixed.

@@ -175,14 +175,7 @@ async fn run_online(
             TokenKind::Access => state.access_token = None,
         }
     }
-    let mut session = Session {
-        config,
-        http,
-        provider,
-        state,
-        now,
-        obtained: false,
-    };
+    let mut session = Session::new(config, http, provider, state, now);
     let outcome = session.get_token(request).await;
     match outcome {
         Ok(response) => Ok(response),
@@ -293,6 +286,26 @@ pub(crate) struct Session<'a> {
     /// token it may have rotated, fresh tokens): if the run fails anyway,
     /// the host is asked to keep it.
     pub obtained: bool,
+}
+
+impl<'a> Session<'a> {
+    /// A session that has obtained nothing yet.
+    pub fn new(
+        config: &'a Config,
+        http: reqwest::Client,
+        provider: Provider,
+        state: PluginState,
+        now: u64,
+    ) -> Session<'a> {
+        Session {
+            config,
+            http,
+            provider,
+            state,
+            now,
+            obtained: false,
+        }
+    }
 }
 
 impl Session<'_> {

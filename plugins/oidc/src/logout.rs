@@ -71,14 +71,7 @@ pub fn logout(config: &Config, request: &Request, now: u64) -> Result<Response, 
         };
         check_endpoint(config, "revocation_endpoint", endpoint.url())?;
         let host = endpoint.url().host_str().unwrap_or("the provider").to_owned();
-        let session = Session {
-            config,
-            http,
-            provider,
-            state,
-            now,
-            obtained: false,
-        };
+        let session = Session::new(config, http, provider, state, now);
         session.revoke(endpoint, token).await?;
         say(&format!("logged out: the {what} was revoked at {host}"));
         Ok(Response::nothing())
