@@ -368,10 +368,35 @@ async fn authplug_run_and_check_keep_the_state_a_failed_run_hands_back() {
         .await
         .unwrap();
     let report = text(&check.stdout);
-    assert_eq!(check.status.code(), Some(1), "{report}");
+    // Failing and keeping a state is the plugin's right (rule 4): not a
+    // violation, but nothing more could be checked.
+    assert_eq!(check.status.code(), Some(3), "{report}");
     assert!(report.contains("AUTHPLUG_KEEP_STATE_EXIT=75"), "{report}");
     assert!(
         report.contains("asking the host to keep it (AUTHPLUG_KEEP_STATE_EXIT, rule 4)"),
+        "{report}"
+    );
+}
+
+#[tokio::test]
+async fn authplug_check_reports_what_a_plugin_does_on_logout() {
+    let plugin = r#"if [ "$AUTHPLUG_REASON" = logout ]; then
+  [ "$AUTHPLUG_INTERACTIVE" = 0 ] || exit 9
+  echo "revoked $(cat)" >&2; exit 0
+fi
+state=$(cat); printf '%s' "${state}x" >&3; echo "tok$state""#;
+    let check = tokio::process::Command::new(authplug())
+        .args(["check", "--", "sh", "-c", plugin])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    let report = text(&check.stdout);
+    assert_eq!(check.status.code(), Some(0), "{report}");
+    assert!(
+        report.contains("Logout: the state from run 2 on stdin, AUTHPLUG_REASON=logout")
+            && report.contains("| revoked xx")
+            && report.contains("ok    logout: exit code 0 and nothing printed"),
         "{report}"
     );
 }

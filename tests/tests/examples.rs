@@ -147,6 +147,13 @@ async fn the_shell_example_passes_authplug_check() {
         ),
         "{report}"
     );
+    // It knows nothing of `logout`, which the protocol allows.
+    assert!(
+        report.contains(
+            "note  on logout the plugin printed a token: it treats `logout` like `refresh`"
+        ),
+        "{report}"
+    );
 }
 
 #[tokio::test]

@@ -4,7 +4,8 @@
 //! of protocol/PROTOCOL.md is enforced exactly as in production): first with
 //! empty state, then with the state the first run returned (and, when there
 //! is a state, once more without it, non-interactively, to see whether the
-//! plugin uses it), and prints what it verified in words a person can read.
+//! plugin uses it, and a `logout` run), and prints what it verified in
+//! words a person can read.
 
 use std::ffi::OsString;
 use std::fmt::Write as _;
@@ -26,7 +27,8 @@ Examples:
 ///
 /// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state
 /// run 1 returned (AUTHPLUG_REASON=refresh); if there is a state, a control
-/// run without it (never interactive) shows whether the plugin uses it.
+/// run without it (never interactive) shows whether the plugin uses it, and
+/// a last run with AUTHPLUG_REASON=logout shows what it does on logout.
 /// Exits 0 only if runs 1 and 2 conform; 1 if the plugin breaks the
 /// protocol; 3 if it failed for a reason of its own (not found, a non-zero
 /// exit with its message, a signal, the timeout), so that nothing could be
@@ -128,6 +130,23 @@ pub fn run(args: CheckArgs) -> ExitCode {
             RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
         };
         report.control_run(control, &second);
+    }
+    if !second.state.is_empty() {
+        // What `authplug logout` does: the last state, reason `logout`,
+        // never interactive; whatever it returns is discarded. It also
+        // cleans up after the check (revokes what the runs obtained).
+        say!(
+            "\nLogout: the state from run 2 on stdin, AUTHPLUG_REASON=logout, non-interactive \
+             (a host then forgets the login, whatever the run returns)"
+        );
+        options.reason = Some(Reason::Logout);
+        options.interactive = false;
+        options.keep_state_on_failure = false;
+        let logout = match run(&second.state, &options) {
+            RunOutcome::Ran(logout) => logout,
+            RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
+        };
+        report.logout_run(logout);
     }
     report.finish()
 }
@@ -297,6 +316,23 @@ impl Report {
                 "without the state the plugin returned the same token and state: it seems \
                  not to use its state (fine on purpose, but then it need not write one)",
             ),
+        }
+    }
+
+    fn logout_run(&mut self, logout: Result<RunOutput, host::RunError>) {
+        match logout {
+            Ok(_) => self.note(
+                "on logout the plugin printed a token: it treats `logout` like `refresh`, which \
+                 PROTOCOL.md allows (the host discards it), but it cleans nothing up",
+            ),
+            Err(host::RunError::EmptyToken { .. }) => {
+                self.pass("logout: exit code 0 and nothing printed, as PROTOCOL.md rule 1 asks")
+            }
+            Err(error) => self.note(format!(
+                "logout failed ({}): a host forgets the login anyway, but what the plugin holds \
+                 at its provider stays valid",
+                error.to_string().lines().next().unwrap_or_default()
+            )),
         }
     }
 
