@@ -5,7 +5,7 @@
 
 mod oidc_support;
 
-use authplug_protocol::host::RunError;
+use authplug_protocol::host::{RunError, RunOutput};
 use authplug_protocol::{Reason, State};
 use oidc_support::stub::{Case, Stub};
 use oidc_support::{
@@ -18,18 +18,22 @@ use oidc_support::{
 /// fd 3 and opened no browser.
 async fn logout(args: impl Fn(&str) -> Vec<String>, state: &State) -> String {
     let browser = ForbiddenBrowser::new();
-    let refusal = Run::new(&args(&browser.command))
+    let done = Run::new(&args(&browser.command))
         .state(state)
         .reason(Reason::Logout)
         .interactive(true)
-        .go_refused()
+        .go()
         .await;
     browser.assert_unused();
-    // Exit 0 and no token: how a host sees a logout that worked.
-    match &refusal.error {
-        RunError::EmptyToken { stderr_tail } => stderr_tail.clone(),
-        other => panic!("the logout run failed: {other}"),
-    }
+    worked(done)
+}
+
+/// A logout run that worked (exit 0, rule 1) and wrote nothing: its stderr.
+fn worked(done: Result<RunOutput, RunError>) -> String {
+    let done = done.unwrap_or_else(|error| panic!("the logout run failed: {error}"));
+    assert!(done.token.as_bytes().is_empty(), "a logout prints no token");
+    assert!(done.state.is_empty(), "a logout writes no state");
+    done.stderr_tail
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -103,18 +107,32 @@ async fn a_confidential_client_authenticates_its_revocation() {
         client_credentials(&idp.issuer, secret)
             .state(&output.state)
             .reason(Reason::Logout)
-            .go_refused()
     };
     // A wrong secret: the provider refuses, and the run says so and fails.
     logout_as("wrong-secret")
+        .go_refused()
         .await
         .assert_clean("revoking the token on logout: the provider refused client `machine` (HTTP 401: invalid_client");
-    let done = logout_as("machine-secret").await;
-    match &done.error {
-        RunError::EmptyToken { stderr_tail } => assert!(
-            stderr_tail.contains("logged out: the access token was revoked"),
-            "{stderr_tail}"
-        ),
-        other => panic!("the logout run failed: {other}"),
-    }
+    let said = worked(logout_as("machine-secret").go().await);
+    assert!(
+        said.contains("logged out: the access token was revoked"),
+        "{said}"
+    );
+}
+
+#[tokio::test]
+async fn a_revocation_endpoint_less_safe_than_the_issuer_gets_no_token() {
+    let stub = Stub::start(Case::NonLoopbackHttpRevocationEndpoint).await;
+    let first = Run::new(&stub_args(&stub.issuer, "browser", CURL_BROWSER))
+        .go()
+        .await
+        .expect("a login");
+    let browser = ForbiddenBrowser::new();
+    Run::new(&stub_args(&stub.issuer, "browser", &browser.command))
+        .state(&first.state)
+        .reason(Reason::Logout)
+        .go_refused()
+        .await
+        .assert_clean("the provider gives its revocation_endpoint as http://stub.invalid:");
+    browser.assert_unused();
 }

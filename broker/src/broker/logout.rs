@@ -64,9 +64,9 @@ impl Broker {
         let outcome = host::run(&self.inner.command, &state, &options).await;
         drop(state);
         match outcome {
-            // Success is the exit code: a plugin that knows `logout` prints
-            // no token, and one that does not may print one (thrown away).
-            Ok(_) | Err(RunError::EmptyToken { .. }) => LogoutOutcome::CleanedUp,
+            // The host judged it by its exit code (rule 1); a token a plugin
+            // that does not know `logout` printed is thrown away.
+            Ok(_) => LogoutOutcome::CleanedUp,
             Err(error) => {
                 tracing::warn!(plugin = %self.inner.label, %error, "the plugin could not clean up on logout; the login is forgotten all the same");
                 LogoutOutcome::CleanupFailed(error)

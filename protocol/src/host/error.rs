@@ -12,7 +12,8 @@ use crate::{State, Token, STATE_LIMIT, TOKEN_LIMIT};
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct RunOutput {
-    /// Stdout with one trailing `\n` or `\r\n` removed; never empty.
+    /// Stdout with one trailing `\n` or `\r\n` removed; never empty, but
+    /// for a `logout` run (rule 1: judged by its exit code alone).
     pub token: Token,
     /// Exactly what the plugin wrote on fd 3; empty if it wrote nothing
     /// (which clears the stored state).

@@ -150,7 +150,10 @@ pub async fn run_until(
                 stdout,
                 new_state,
                 stderr_tail,
-                options.keep_state_on_failure,
+                Judging {
+                    keep_state_offered: options.keep_state_on_failure,
+                    logout: reason == Reason::Logout,
+                },
                 started.elapsed(),
             )
         }
@@ -178,6 +181,15 @@ pub(super) struct Running<'a> {
     pub(super) exchange: Exchange<'a>,
 }
 
+/// What a run is judged by, besides its exit and output.
+pub(super) struct Judging {
+    /// `AUTHPLUG_KEEP_STATE_EXIT` was offered (rule 4).
+    pub(super) keep_state_offered: bool,
+    /// A `logout` run (rule 1): judged by its exit code alone, so an empty
+    /// token is no failure.
+    pub(super) logout: bool,
+}
+
 /// The rest of rule 3, 4 and 6 once the plugin has exited and its output is
 /// read.
 pub(super) fn judge(
@@ -185,9 +197,10 @@ pub(super) fn judge(
     mut stdout: SecretBuf,
     new_state: SecretBuf,
     stderr_tail: String,
-    keep_state_offered: bool,
+    judging: Judging,
     elapsed: Duration,
 ) -> Result<RunOutput, RunError> {
+    let keep_state_offered = judging.keep_state_offered;
     if kept_on_failure(status, &new_state, keep_state_offered) {
         return Err(RunError::FailedWithNewState {
             state: State::new(new_state.into_vec()),
@@ -219,7 +232,7 @@ pub(super) fn judge(
         bytes.len()
     };
     stdout.truncate(trimmed);
-    if trimmed == 0 {
+    if trimmed == 0 && !judging.logout {
         return Err(RunError::EmptyToken { stderr_tail });
     }
     Ok(RunOutput {

@@ -1,12 +1,13 @@
-//! Rule 3: the token on stdout; one trailing newline removed; empty fails;
+//! Rule 3: the token on stdout; one trailing newline removed; empty fails
+//! (but a `logout` run, judged by its exit code);
 //! over 1 MiB fails and the plugin is stopped.
 
 use std::time::Duration;
 
-use authplug_protocol::host::RunError;
-use authplug_protocol::{State, TOKEN_LIMIT};
+use authplug_protocol::host::{run, RunError};
+use authplug_protocol::{Reason, State, TOKEN_LIMIT};
 
-use crate::support::{quick, run_sh, wait_until_gone, Scratch};
+use crate::support::{quick, run_sh, sh, wait_until_gone, Scratch};
 
 async fn token_of(script: &str) -> Vec<u8> {
     run_sh(script, &State::default())
@@ -26,6 +27,21 @@ async fn one_trailing_newline_is_removed_and_only_one() {
     assert_eq!(token_of("printf 'tok\\r\\n\\r\\n'").await, b"tok\r\n");
     assert_eq!(token_of("printf 'tok\\r'").await, b"tok\r");
     assert_eq!(token_of("printf ' a b '").await, b" a b ");
+}
+
+#[tokio::test]
+async fn a_logout_run_is_judged_by_its_exit_code_alone() {
+    let mut options = quick();
+    options.reason = Some(Reason::Logout);
+    let done = run(&sh("echo revoked >&2"), &State::from("held"), &options)
+        .await
+        .expect("exit 0 and nothing printed is a logout that worked");
+    assert!(done.token.as_bytes().is_empty());
+    let failed = run(&sh("exit 4"), &State::from("held"), &options).await;
+    assert!(
+        matches!(failed, Err(RunError::Exited { code: 4, .. })),
+        "{failed:?}"
+    );
 }
 
 #[tokio::test]
