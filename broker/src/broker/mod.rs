@@ -216,13 +216,7 @@ impl Broker {
             .cached
             .as_ref()
             .is_some_and(|cached| cached.token == *token);
-        if matches {
-            if let Some(cached) = shared.cached.take() {
-                shared.rejected = Some(cached.token);
-            }
-            tracing::info!(plugin = %self.inner.label, "token rejected; the next request re-runs the plugin");
-        }
-        matches
+        matches && self.reject_cached(&mut shared)
     }
 
     /// Reports that a server refused whatever token is cached, for a caller
@@ -231,6 +225,12 @@ impl Broker {
     /// one.
     pub fn reject_current(&self) -> bool {
         let mut shared = self.inner.lock();
+        self.reject_cached(&mut shared)
+    }
+
+    /// Moves the cached token, if any, to `rejected`: the next run gets
+    /// reason `rejected` and must not hand it out again.
+    fn reject_cached(&self, shared: &mut Shared) -> bool {
         let Some(cached) = shared.cached.take() else {
             return false;
         };
