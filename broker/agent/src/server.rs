@@ -61,8 +61,7 @@ pub struct Agent {
     socket: PathBuf,
     /// Bound by the agent (removed on exit), not passed by a supervisor.
     owns_socket: bool,
-    profiles: Arc<LiveProfiles>,
-    consumers: Arc<Consumers>,
+    served: Arc<Served>,
     // Held for the agent's life: a second agent on the same socket fails to
     // take it.
     _lock: nix::fcntl::Flock<std::fs::File>,
@@ -71,7 +70,7 @@ pub struct Agent {
 impl Agent {
     /// Creates the socket's directory (see [`paths::socket_dir`]), takes the agent lock,
     /// replaces a stale socket and listens (0600).
-    pub fn bind(socket: &Path, profiles: Profiles) -> Result<Agent, AgentError> {
+    pub fn bind(socket: &Path, profiles: impl Into<LiveProfiles>) -> Result<Agent, AgentError> {
         let fail = |source: io::Error| AgentError::Socket {
             path: socket.to_owned(),
             source,
@@ -90,22 +89,24 @@ impl Agent {
         }
         let listener = UnixListener::bind(socket).map_err(fail)?;
         std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(fail)?;
-        Ok(Agent::new(listener, socket, true, profiles, lock))
+        Ok(Agent::new(listener, socket, true, profiles.into(), lock))
     }
 
     fn new(
         listener: UnixListener,
         socket: &Path,
         owns_socket: bool,
-        profiles: Profiles,
+        profiles: LiveProfiles,
         lock: nix::fcntl::Flock<std::fs::File>,
     ) -> Agent {
         Agent {
             listener,
             socket: socket.to_owned(),
             owns_socket,
-            profiles: Arc::new(LiveProfiles::fixed(profiles)),
-            consumers: Arc::new(Consumers::default()),
+            served: Arc::new(Served {
+                profiles,
+                consumers: Consumers::default(),
+            }),
             _lock: lock,
         }
     }
@@ -117,28 +118,14 @@ impl Agent {
     pub fn adopt(
         listener: std::os::unix::net::UnixListener,
         socket: &Path,
-        profiles: Profiles,
+        profiles: impl Into<LiveProfiles>,
     ) -> Result<Agent, AgentError> {
         let lock = take_lock(socket)?;
         let listener = UnixListener::from_std(listener).map_err(|source| AgentError::Socket {
             path: socket.to_owned(),
             source,
         })?;
-        Ok(Agent::new(listener, socket, false, profiles, lock))
-    }
-
-    /// Serves `profiles`, fixed.
-    pub fn with_profiles(mut self, profiles: Profiles) -> Agent {
-        self.profiles = Arc::new(LiveProfiles::fixed(profiles));
-        self
-    }
-
-    /// Serves the profiles of the config file at `path` (plus `flags`) as
-    /// it is at each request ([`LiveProfiles`]): `profiles` is what they
-    /// were built from it just now.
-    pub fn watch_config(mut self, profiles: Profiles, path: &Path, flags: &[String]) -> Agent {
-        self.profiles = Arc::new(LiveProfiles::watching(profiles, path, flags));
-        self
+        Ok(Agent::new(listener, socket, false, profiles.into(), lock))
     }
 
     /// The socket it listens on.
@@ -152,7 +139,7 @@ impl Agent {
         let (stop_sender, mut stop) = watch::channel(false);
         let stop_sender = Arc::new(stop_sender);
         let uid = nix::unistd::geteuid().as_raw();
-        tracing::info!(socket = %self.socket.display(), profiles = self.profiles.current().len(), "agent listening");
+        tracing::info!(socket = %self.socket.display(), profiles = self.served.profiles.current().len(), "agent listening");
         tokio::pin!(shutdown);
         let admission = Arc::new(Admission::default());
         loop {
@@ -166,12 +153,11 @@ impl Agent {
                             tokio::spawn(refuse_busy(stream));
                             continue;
                         };
-                        let profiles = self.profiles.clone();
-                        let consumers = self.consumers.clone();
+                        let served = self.served.clone();
                         let stop_sender = stop_sender.clone();
                         let seat = Seat::new(Arc::clone(&admission), Arc::clone(&waiting));
                         let task = tokio::spawn(async move {
-                            if let Err(error) = connection(stream, uid, (profiles, consumers), stop_sender, seat).await {
+                            if let Err(error) = connection(stream, uid, served, stop_sender, seat).await {
                                 tracing::debug!(%error, "connection ended");
                             }
                         });
@@ -191,6 +177,13 @@ impl Agent {
         }
         tracing::info!("agent stopped");
     }
+}
+
+/// What every connection serves from.
+struct Served {
+    profiles: LiveProfiles,
+    /// The token each named consumer got last.
+    consumers: Consumers,
 }
 
 /// The agent lock beside `socket`: one agent per socket.
@@ -335,7 +328,7 @@ async fn refuse_busy(stream: UnixStream) {
 async fn connection(
     stream: UnixStream,
     uid: u32,
-    (live, consumers): (Arc<LiveProfiles>, Arc<Consumers>),
+    served: Arc<Served>,
     stop: Arc<watch::Sender<bool>>,
     mut seat: Seat,
 ) -> io::Result<()> {
@@ -421,7 +414,13 @@ async fn connection(
             }
         };
         tracing::debug!(op = ?request.op, "request");
-        let profiles = live.current();
+        let profiles = match &request.op {
+            Op::Token { profile, .. }
+            | Op::Reject { profile, .. }
+            | Op::RejectCurrent { profile }
+            | Op::Logout { profile } => served.profiles.for_profile(profile.as_deref()),
+            _ => served.profiles.current(),
+        };
         match request.op {
             Op::Token {
                 profile,
@@ -429,19 +428,15 @@ async fn connection(
                 force,
                 consumer,
             } => {
-                let outcome = token(
-                    &profiles,
-                    (
-                        profile.as_deref(),
-                        consumer.as_deref().map(|c| (&*consumers, c)),
-                    ),
+                let ask = Ask {
+                    profile: profile.as_deref(),
                     interactive,
                     force,
-                    &mut reader,
-                    &mut writer,
-                )
-                .await?;
-                if outcome == Served::ClientGone {
+                    consumer: consumer.as_deref(),
+                };
+                let outcome =
+                    token(&profiles, &served.consumers, ask, &mut reader, &mut writer).await?;
+                if outcome == Outcome::ClientGone {
                     return Ok(());
                 }
             }
@@ -542,8 +537,16 @@ async fn logout(broker: Broker, writer: &mut OwnedWriteHalf) -> io::Result<Respo
     Ok(response)
 }
 
+/// One `token` request, as asked.
+struct Ask<'a> {
+    profile: Option<&'a str>,
+    interactive: bool,
+    force: bool,
+    consumer: Option<&'a str>,
+}
+
 #[derive(PartialEq, Eq)]
-enum Served {
+enum Outcome {
     Answered,
     ClientGone,
 }
@@ -553,21 +556,26 @@ enum Served {
 /// was the last one waiting.
 async fn token(
     profiles: &Profiles,
-    (profile, consumer): (Option<&str>, Option<(&Consumers, &str)>),
-    interactive: bool,
-    force: bool,
+    consumers: &Consumers,
+    ask: Ask<'_>,
     reader: &mut BufReader<OwnedReadHalf>,
     writer: &mut OwnedWriteHalf,
-) -> io::Result<Served> {
+) -> io::Result<Outcome> {
+    let Ask {
+        profile,
+        interactive,
+        force,
+        consumer,
+    } = ask;
     let (name, broker) = match profiles.get(profile) {
         Ok(found) => found,
         Err(message) => {
             send(writer, &Response::error(message.to_string())).await?;
-            return Ok(Served::Answered);
+            return Ok(Outcome::Answered);
         }
     };
     // A consumer asking again holds a token that failed it or expired.
-    if let Some((consumers, consumer)) = consumer {
+    if let Some(consumer) = consumer {
         if let Some(held) = consumers.last_served(name, consumer) {
             if broker.reject(&held) {
                 tracing::info!(
@@ -619,14 +627,14 @@ async fn token(
                 send(writer, &Response::progress(&line)).await?
             }
             read = reader.fill_buf(), if watch_reads => match read {
-                Err(_) => return Ok(Served::ClientGone),
+                Err(_) => return Ok(Outcome::ClientGone),
                 // End of input: the client hung up, or only shut down its
                 // write side (`printf ... | nc -U`) and still waits for
                 // the answer. Only the former cancels.
                 Ok([]) => {
                     watch_reads = false;
                     if hung_up(writer) {
-                        return Ok(Served::ClientGone);
+                        return Ok(Outcome::ClientGone);
                     }
                     hangup_check = Some(tokio::time::interval(HANGUP_CHECK));
                 }
@@ -636,7 +644,7 @@ async fn token(
                 Ok(_) => {
                     watch_reads = false;
                     if hung_up(writer) {
-                        return Ok(Served::ClientGone);
+                        return Ok(Outcome::ClientGone);
                     }
                     hangup_check = Some(tokio::time::interval(HANGUP_CHECK));
                 }
@@ -644,7 +652,7 @@ async fn token(
             _ = heartbeat.tick() => send(writer, &Response::waiting()).await?,
             () = tick(&mut hangup_check), if hangup_check.is_some() => {
                 if hung_up(writer) {
-                    return Ok(Served::ClientGone);
+                    return Ok(Outcome::ClientGone);
                 }
             }
         }
@@ -657,7 +665,7 @@ async fn token(
     if missed > 0 {
         send(writer, &Response::progress(&dropped_note(missed))).await?;
     }
-    if let (Some((consumers, consumer)), Ok(token)) = (consumer, &result) {
+    if let (Some(consumer), Ok(token)) = (consumer, &result) {
         consumers.served(name, consumer, token.clone());
     }
     let response = match result {
@@ -674,7 +682,7 @@ async fn token(
         Err(error) => Response::error(in_the_users_words(&error, streamed)),
     };
     send(writer, &response).await?;
-    Ok(Served::Answered)
+    Ok(Outcome::Answered)
 }
 
 /// A broker's error as the user of `authplug` should read it: the library's
@@ -822,18 +830,13 @@ const DESCRIPTOR_LIMIT: u64 = 8192;
 /// request.
 pub async fn run_agent(
     socket: &Path,
-    profiles: Profiles,
-    config: Option<(&Path, &[String])>,
+    profiles: LiveProfiles,
     activated: Option<std::os::unix::net::UnixListener>,
 ) -> Result<(), AgentError> {
     raise_descriptor_limit();
     let agent = match activated {
-        Some(listener) => Agent::adopt(listener, socket, Profiles::default())?,
-        None => Agent::bind(socket, Profiles::default())?,
-    };
-    let agent = match config {
-        Some((path, flags)) => agent.watch_config(profiles, path, flags),
-        None => agent.with_profiles(profiles),
+        Some(listener) => Agent::adopt(listener, socket, profiles)?,
+        None => Agent::bind(socket, profiles)?,
     };
     let signals = async {
         use tokio::signal::unix::{signal, SignalKind};

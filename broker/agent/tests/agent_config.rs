@@ -196,7 +196,9 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
     );
     assert_eq!(scratch.runs("one"), ["initial"], "one was not logged out");
 
-    // Edited: `one` starts afresh (its settings changed).
+    // Edited: `one` starts afresh (its settings changed), once the agent
+    // looks again (a profile it has: at most RECHECK later).
+    let recheck = authplug_agent::reload::RECHECK + Duration::from_millis(50);
     std::fs::write(
         &config,
         format!(
@@ -206,6 +208,7 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
         ),
     )
     .unwrap();
+    std::thread::sleep(recheck);
     assert_eq!(
         stdout(&token_cli(&socket, &["--profile", "one"])),
         "tok-1\n"
@@ -214,9 +217,19 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
 
     // Broken: the profiles stay as they were until it is fixed.
     std::fs::write(&config, "[profiles.one\n").unwrap();
+    std::thread::sleep(recheck);
     assert_eq!(
         stdout(&token_cli(&socket, &["--profile", "two"])),
         "tok-1\n"
+    );
+    assert_eq!(
+        stdout(&token_cli(&socket, &["--profile", "one"])),
+        "tok-1\n"
+    );
+    assert_eq!(
+        scratch.runs("one").len(),
+        2,
+        "the broken file changed nothing"
     );
     let _ = agent.kill();
     let _ = agent.wait();

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use authplug_agent::config::{ConfigFile, Profiles};
+use authplug_agent::reload::LiveProfiles;
 use authplug_agent::{activation, paths, server};
 
 use super::fail;
@@ -68,8 +69,8 @@ pub fn run(args: AgentArgs) -> ExitCode {
         Err(error) => return fail(format!("cannot start the async runtime: {error}")),
     };
     let listener = activated.map(|(listener, _)| listener);
-    let config = Some((config_path.as_path(), args.profiles.as_slice()));
-    match runtime.block_on(server::run_agent(&socket, profiles, config, listener)) {
+    let profiles = LiveProfiles::watching(profiles, &config_path, &args.profiles);
+    match runtime.block_on(server::run_agent(&socket, profiles, listener)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error @ server::AgentError::AlreadyRunning(_)) => {
             fail(error);
