@@ -54,9 +54,10 @@ pub struct GitConfig {
     pub hosts: BTreeMap<String, String>,
 }
 
-#[derive(Deserialize)]
+#[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// One profile: the plugin to run and how.
+/// One profile: the plugin to run and how. Compared whole to tell an
+/// edited profile from one left as it was (`Profiles::rebuild`).
 pub struct ProfileConfig {
     /// The plugin's command line, split by shell-word rules (no shell runs).
     /// A secret: it may hold a client secret.
@@ -181,7 +182,7 @@ pub enum ConfigError {
 pub struct Profiles {
     profiles: BTreeMap<String, Broker>,
     /// Of the profiles built from settings: what they were built from.
-    fingerprints: BTreeMap<String, Secret<String>>,
+    settings: BTreeMap<String, ProfileConfig>,
     default: Option<String>,
     /// The config file, named in messages.
     config_file: Option<PathBuf>,
@@ -329,26 +330,6 @@ impl ProfileConfig {
             .collect();
         Ok(Broker::new(command, options))
     }
-
-    /// Everything that shapes this profile's broker, to tell an edited
-    /// profile from one left as it was (a secret: it holds the command
-    /// line and the env values).
-    fn fingerprint(&self) -> Secret<String> {
-        let mut text = format!(
-            "{}\0{:?}\0{:?}\0{:?}",
-            self.command.expose_secret(),
-            self.timeout,
-            self.skew,
-            self.cooldown
-        );
-        for (key, value) in &self.env {
-            text.push('\0');
-            text.push_str(key);
-            text.push('=');
-            text.push_str(value.expose_secret());
-        }
-        Secret::new(text)
-    }
 }
 
 impl Profiles {
@@ -367,11 +348,10 @@ impl Profiles {
         previous: Option<&Profiles>,
     ) -> Result<Profiles, ConfigError> {
         let mut profiles = BTreeMap::new();
-        let mut fingerprints = BTreeMap::new();
+        let mut settings = BTreeMap::new();
         let mut add = |name: &str, config: &ProfileConfig| -> Result<(), ConfigError> {
-            let fingerprint = config.fingerprint();
             let kept = previous.and_then(|previous| {
-                (previous.fingerprints.get(name) == Some(&fingerprint))
+                (previous.settings.get(name) == Some(config))
                     .then(|| previous.profiles.get(name).cloned())
                     .flatten()
             });
@@ -380,7 +360,7 @@ impl Profiles {
                 None => config.broker(name)?,
             };
             profiles.insert(name.to_owned(), broker);
-            fingerprints.insert(name.to_owned(), fingerprint);
+            settings.insert(name.to_owned(), config.clone());
             Ok(())
         };
         for (name, config) in &file.profiles {
@@ -409,7 +389,7 @@ impl Profiles {
         }
         Ok(Profiles {
             profiles,
-            fingerprints,
+            settings,
             default: file.default_profile.clone(),
             config_file: None,
         })
@@ -418,7 +398,7 @@ impl Profiles {
     /// Adds a profile, or replaces the one of that name.
     pub fn insert(&mut self, name: &str, broker: Broker) {
         self.profiles.insert(name.to_owned(), broker);
-        self.fingerprints.remove(name);
+        self.settings.remove(name);
     }
 
     /// Names the file these profiles came from, for messages.
