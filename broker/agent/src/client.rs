@@ -173,6 +173,31 @@ impl Client {
         })
     }
 
+    /// Connects to the agent of a client that may start it: with `autostart`,
+    /// as [`Client::connect_or_start`], an agent started here reading
+    /// `config` (made absolute: the agent runs from `/`); without, only
+    /// [`Client::connect`].
+    pub fn connect_maybe_starting(
+        socket: &Path,
+        autostart: bool,
+        config: Option<&Path>,
+    ) -> Result<Client, ClientError> {
+        if !autostart {
+            return Client::connect(socket);
+        }
+        let mut agent_args: Vec<std::ffi::OsString> = Vec::new();
+        if let Some(config) = config {
+            let config =
+                std::path::absolute(config).map_err(|source| ClientError::AutostartSetup {
+                    what: format!("resolving --config {}", config.display()),
+                    source,
+                })?;
+            agent_args.push("--config".into());
+            agent_args.push(config.into());
+        }
+        Client::connect_or_start(socket, &agent_args)
+    }
+
     /// Connects, starting an agent in the background first if none runs.
     /// `agent_args` are passed to `authplug agent` (say `--config FILE`).
     pub fn connect_or_start(

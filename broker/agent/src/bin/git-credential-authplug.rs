@@ -15,7 +15,6 @@
 //! `authplug_agent::git_credential`, the agent's client
 //! `authplug_agent::client`.
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -130,14 +129,7 @@ fn get(
     username: &str,
     interactive: bool,
 ) -> Result<(), String> {
-    let mut agent_args: Vec<OsString> = Vec::new();
-    if let Some(config) = &args.config {
-        let config =
-            std::path::absolute(config).map_err(|e| format!("cannot resolve --config: {e}"))?;
-        agent_args.push("--config".into());
-        agent_args.push(config.into());
-    }
-    let token = Client::connect_or_start(socket, &agent_args)
+    let token = Client::connect_maybe_starting(socket, true, args.config.as_deref())
         .and_then(|mut client| {
             let op = Op::Token {
                 profile: Some(profile.clone()),

@@ -8,7 +8,6 @@
 //! the agent (compare-and-clear): a host re-running it after a 401 gets a
 //! new token, not the refused one (PROTOCOL.md rule 1).
 
-use std::ffi::OsString;
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -111,19 +110,8 @@ impl TokenSource {
         consumer: Option<String>,
     ) -> Result<WireToken, String> {
         let socket = self.socket.path()?;
-        let connected = if self.no_autostart {
-            Client::connect(&socket)
-        } else {
-            let mut agent_args: Vec<OsString> = Vec::new();
-            if let Some(config) = &self.config {
-                // The agent runs from `/`.
-                let config = std::path::absolute(config)
-                    .map_err(|error| format!("cannot resolve --config: {error}"))?;
-                agent_args.push("--config".into());
-                agent_args.push(config.into());
-            }
-            Client::connect_or_start(&socket, &agent_args)
-        };
+        let connected =
+            Client::connect_maybe_starting(&socket, !self.no_autostart, self.config.as_deref());
         let mut client = connected.map_err(|error| match error {
             ClientError::NotRunning(socket) => format!(
                 "no agent is running on {} (--no-autostart: start one with `authplug agent`, or leave the flag out)",
