@@ -105,11 +105,7 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
             return Ok(Response::new(token.clone(), request.state));
         }
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let outcome = runtime.block_on(run_online(config, state, &request, now));
+    let outcome = runtime()?.block_on(run_online(config, state, &request, now));
     match (outcome, fallback) {
         (Err(error), Some(token)) if provider_unavailable(&*error) => {
             say(&format!(
@@ -120,6 +116,15 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
         }
         (outcome, _) => outcome,
     }
+}
+
+/// The runtime for a run that goes online (a run that needs no network
+/// starts none).
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    Ok(tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?)
 }
 
 /// The provider gave no answer (or only a temporary error): nothing was

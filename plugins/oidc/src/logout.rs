@@ -55,11 +55,7 @@ pub fn logout(config: &Config, request: &Request, now: u64) -> Result<Response, 
         CoreRevocableToken::RefreshToken(_) => "refresh token",
         _ => "access token",
     };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(async {
+    crate::runtime()?.block_on(async {
         let http = provider::http_client(config)?;
         let provider =
             Provider::load_or_discover(config, state.provider.as_ref(), &http, now).await?;

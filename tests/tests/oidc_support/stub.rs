@@ -71,6 +71,8 @@ pub enum Case {
     PlainHttpEndpoint(&'static str),
     /// Discovery gives the token endpoint as `http://stub.invalid:PORT`.
     NonLoopbackHttpTokenEndpoint,
+    /// Discovery gives the revocation endpoint as `http://stub.invalid:PORT`.
+    NonLoopbackHttpRevocationEndpoint,
     /// The device flow's first poll is answered `slow_down`.
     DeviceSlowDown,
     /// The device authorization response says to poll every this many
@@ -566,6 +568,10 @@ async fn discovery(shared: Shared) -> Response {
         }
         Case::DeviceTokenEndpointDown => {
             document["token_endpoint"] = json!(format!("http://{}/token", stub.dead_addr));
+        }
+        Case::NonLoopbackHttpRevocationEndpoint => {
+            document["revocation_endpoint"] =
+                json!(format!("http://stub.invalid:{}/revoke", stub.addr.port()));
         }
         _ => {}
     }
