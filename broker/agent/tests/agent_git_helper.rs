@@ -147,3 +147,35 @@ echo tok"#,
     );
     assert_eq!(text(&out), "username=oauth2\npassword=tok\n");
 }
+
+#[test]
+fn what_git_cannot_carry_or_did_not_send_is_refused_in_words() {
+    let scratch = Scratch::new();
+    // A token with a line break inside (only one trailing newline is the
+    // protocol's to remove): git's line format cannot carry it.
+    let plugin = scratch.plugin("odd", r#"printf 'to\nken\n'"#);
+    let agent = Agent::start(&scratch.socket(), &[("odd", &plugin)]);
+    let out = helper(&agent.socket, &["--profile", "odd", "get"], "host=h\n", &[]);
+    assert!(!out.status.success());
+    assert_eq!(text(&out), "quit=1\n", "no partial credential");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("holds a line break or NUL, which git's helper protocol cannot carry"),
+        "{said}"
+    );
+
+    // Not git's format at all: said, and nothing asked of the agent.
+    let out = helper(
+        &agent.socket,
+        &["--profile", "odd", "get"],
+        "hello there\n",
+        &[],
+    );
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("git sent a line that is not key=value"),
+        "{said}"
+    );
+    assert_eq!(scratch.runs("odd").len(), 1);
+}
