@@ -22,16 +22,7 @@ fn a_config_file_is_read_whole_from_a_pipe_and_refused_over_its_limit() {
         move || std::fs::write(fifo, text).expect("write the fifo")
     });
     let socket = scratch.socket();
-    let mut agent = authplug()
-        .args(["agent", "--config"])
-        .arg(&fifo)
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("agent");
+    let mut agent = agent_command(&fifo, &socket).spawn().expect("agent");
     writer.join().expect("writer");
     wait_for_socket(&socket);
     assert_eq!(stdout(&token_cli(&socket, &[])), "tok-piped\n");
@@ -59,13 +50,7 @@ fn a_config_file_is_read_whole_from_a_pipe_and_refused_over_its_limit() {
 /// file: it must exit with an error (an agent that took the file would
 /// serve on, so it is stopped and the test fails). Returns its stderr.
 fn agent_refusal(config: &Path, socket: &Path, what: &str) -> String {
-    let mut agent = authplug()
-        .args(["agent", "--config"])
-        .arg(config)
-        .arg("--socket")
-        .arg(socket)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
+    let mut agent = agent_command(config, socket)
         .stderr(Stdio::piped())
         .spawn()
         .expect("agent");
@@ -115,13 +100,7 @@ fn a_config_file_others_can_read_is_warned_about_in_the_log() {
     let agent_log = |mode: u32| -> String {
         std::fs::set_permissions(&config, std::fs::Permissions::from_mode(mode)).expect("chmod");
         let log = scratch.path("agent.stderr");
-        let mut child = authplug()
-            .args(["agent", "--config"])
-            .arg(&config)
-            .arg("--socket")
-            .arg(scratch.socket())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
+        let mut child = agent_command(&config, &scratch.socket())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
             .expect("agent");
@@ -156,12 +135,7 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
     };
     std::fs::write(&config, profile("one", &one, "")).unwrap();
     let socket = scratch.socket();
-    let mut agent = authplug()
-        .args(["agent", "--config"])
-        .arg(&config)
-        .arg("--socket")
-        .arg(&socket)
-        .stdin(Stdio::null())
+    let mut agent = agent_command(&config, &socket)
         .stderr(Stdio::null())
         .spawn()
         .expect("agent");

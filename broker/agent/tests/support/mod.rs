@@ -77,6 +77,22 @@ next=$(( ${state:-0} + 1 ))
 printf '%s' "$next" >&3
 echo "tok-$next""#;
 
+/// `authplug agent --config CONFIG --socket SOCKET`, with stdin and stdout
+/// null and stderr inherited (callers redirect it as their test needs).
+pub fn agent_command(config: &Path, socket: &Path) -> Command {
+    let mut command = authplug();
+    command
+        .arg("agent")
+        .arg("--config")
+        .arg(config)
+        .arg("--socket")
+        .arg(socket)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    command
+}
+
 /// An agent started by the test, stopped when dropped.
 pub struct Agent {
     pub child: Child,
@@ -85,16 +101,7 @@ pub struct Agent {
 
 impl Agent {
     pub fn start(socket: &Path, profiles: &[(&str, &Path)]) -> Agent {
-        let mut command = authplug();
-        command
-            .arg("agent")
-            .arg("--socket")
-            .arg(socket)
-            .arg("--config")
-            .arg("/dev/null")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+        let mut command = agent_command(Path::new("/dev/null"), socket);
         for (name, plugin) in profiles {
             command
                 .arg("--profile")
