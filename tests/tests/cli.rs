@@ -321,6 +321,17 @@ async fn authplug_run_reads_state_files_up_to_the_limit_and_from_pipes() {
     assert_eq!(std::fs::read(&state_out).unwrap(), b"from a pipe");
 }
 
+/// `authplug check -- sh -c PLUGIN`: its exit code and its report.
+async fn check_report(plugin: &str) -> (Option<i32>, String) {
+    let check = tokio::process::Command::new(authplug())
+        .args(["check", "--", "sh", "-c", plugin])
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .expect("authplug check runs");
+    (check.status.code(), text(&check.stdout))
+}
+
 #[tokio::test]
 async fn authplug_run_and_check_keep_the_state_a_failed_run_hands_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -361,16 +372,10 @@ async fn authplug_run_and_check_keep_the_state_a_failed_run_hands_back() {
     assert_eq!(other.status.code(), Some(1));
     assert_eq!(std::fs::read(&state_out).unwrap(), b"spent");
 
-    let check = tokio::process::Command::new(authplug())
-        .args(["check", "--", "sh", "-c", plugin])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let report = text(&check.stdout);
+    let (code, report) = check_report(plugin).await;
     // Failing and keeping a state is the plugin's right (rule 4): not a
     // violation, but nothing more could be checked.
-    assert_eq!(check.status.code(), Some(3), "{report}");
+    assert_eq!(code, Some(3), "{report}");
     assert!(report.contains("AUTHPLUG_KEEP_STATE_EXIT=75"), "{report}");
     assert!(
         report.contains("asking the host to keep it (AUTHPLUG_KEEP_STATE_EXIT, rule 4)"),
@@ -385,14 +390,8 @@ async fn authplug_check_reports_what_a_plugin_does_on_logout() {
   echo "revoked $(cat)" >&2; exit 0
 fi
 state=$(cat); printf '%s' "${state}x" >&3; echo "tok$state""#;
-    let check = tokio::process::Command::new(authplug())
-        .args(["check", "--", "sh", "-c", plugin])
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .unwrap();
-    let report = text(&check.stdout);
-    assert_eq!(check.status.code(), Some(0), "{report}");
+    let (code, report) = check_report(plugin).await;
+    assert_eq!(code, Some(0), "{report}");
     assert!(
         report.contains("Logout: the state from run 2 on stdin, AUTHPLUG_REASON=logout")
             && report.contains("| revoked xx")
