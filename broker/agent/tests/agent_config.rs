@@ -140,10 +140,8 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
         .spawn()
         .expect("agent");
     wait_for_socket(&socket);
-    assert_eq!(
-        stdout(&token_cli(&socket, &["--profile", "one"])),
-        "tok-1\n"
-    );
+    let token_of = |name: &str| stdout(&token_cli(&socket, &["--profile", name]));
+    assert_eq!(token_of("one"), "tok-1\n");
 
     // A profile that is not there yet: the message names the file.
     let missing = token_cli(&socket, &["--profile", "two"]);
@@ -160,14 +158,8 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
         format!("{}{}", profile("one", &one, ""), profile("two", &two, "")),
     )
     .unwrap();
-    assert_eq!(
-        stdout(&token_cli(&socket, &["--profile", "two"])),
-        "tok-1\n"
-    );
-    assert_eq!(
-        stdout(&token_cli(&socket, &["--profile", "one"])),
-        "tok-1\n"
-    );
+    assert_eq!(token_of("two"), "tok-1\n");
+    assert_eq!(token_of("one"), "tok-1\n");
     assert_eq!(scratch.runs("one"), ["initial"], "one was not logged out");
 
     // Edited: `one` starts afresh (its settings changed), once the agent
@@ -183,23 +175,14 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
     )
     .unwrap();
     std::thread::sleep(recheck);
-    assert_eq!(
-        stdout(&token_cli(&socket, &["--profile", "one"])),
-        "tok-1\n"
-    );
+    assert_eq!(token_of("one"), "tok-1\n");
     assert_eq!(scratch.runs("one"), ["initial", "initial"]);
 
     // Broken: the profiles stay as they were until it is fixed.
     std::fs::write(&config, "[profiles.one\n").unwrap();
     std::thread::sleep(recheck);
-    assert_eq!(
-        stdout(&token_cli(&socket, &["--profile", "two"])),
-        "tok-1\n"
-    );
-    assert_eq!(
-        stdout(&token_cli(&socket, &["--profile", "one"])),
-        "tok-1\n"
-    );
+    assert_eq!(token_of("two"), "tok-1\n");
+    assert_eq!(token_of("one"), "tok-1\n");
     assert_eq!(
         scratch.runs("one").len(),
         2,
