@@ -6,8 +6,9 @@
 //! state in memory only (zeroized on drop, redacted in `Debug`, never
 //! logged), shares one run among concurrent callers (single flight), cancels
 //! a run nobody waits for any more, re-runs the plugin when a server rejects
-//! a token ([`Broker::reject`], compare-and-clear), refreshes a JWT ahead of
-//! its `exp`, and backs off after a failed interactive login.
+//! a token ([`Broker::reject`], compare-and-clear), refreshes a token in the
+//! background before it expires (as its plugin reports, PROTOCOL.md rule
+//! 10, or a JWT's `exp`), and backs off after a failed interactive login.
 //!
 //! ```no_run
 //! use authplug_broker::{Broker, BrokerOptions, PluginCommand, Token};
@@ -44,22 +45,22 @@
 //! `authplug-protocol` crate enforces every rule of it: limits, fd 3,
 //! timeouts, process groups), and it knows nothing of OAuth or OpenID
 //! Connect (that is the plugins' job). It never verifies a token's signature;
-//! it reads a JWT's `exp` only to decide when to ask the plugin again.
+//! it learns when a token expires only to decide when to ask the plugin
+//! again.
 
 #![warn(missing_docs)]
 
 mod broker;
 #[cfg(feature = "http")]
 mod http;
-mod jwt;
 mod retry;
 
 pub use authplug_protocol::host::{PluginCommand, RunError, RunOptions};
+pub use authplug_protocol::jwt_expiry;
 pub use authplug_protocol::{State, Token};
 pub use broker::{
-    Broker, BrokerError, BrokerOptions, LogoutOutcome, RunRecord, Status, TokenRequest,
+    Broker, BrokerError, BrokerOptions, Issued, LogoutOutcome, RunRecord, Status, TokenRequest,
 };
 #[cfg(feature = "http")]
 pub use http::HttpError;
-pub use jwt::expiry as jwt_expiry;
 pub use retry::{Failure, WithTokenError};

@@ -1,74 +1,14 @@
 //! The broker library against real plugin processes (small sh scripts that
 //! count their own runs in a file).
 
-use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use authplug_broker::{
-    Broker, BrokerError, BrokerOptions, Failure, LogoutOutcome, PluginCommand, Token, TokenRequest,
-    WithTokenError,
-};
+use authplug_broker::{Broker, BrokerError, Failure, LogoutOutcome, TokenRequest, WithTokenError};
 
-struct Plugin {
-    dir: tempfile::TempDir,
-}
-
-impl Plugin {
-    /// Writes `body` as an executable sh script; `$DIR` in it is a scratch
-    /// directory, and each run appends `$AUTHPLUG_REASON $AUTHPLUG_INTERACTIVE`
-    /// to `$DIR/runs` before the body.
-    fn new(body: &str) -> Plugin {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let script = format!(
-            "#!/bin/sh\nDIR='{}'\necho \"$AUTHPLUG_REASON $AUTHPLUG_INTERACTIVE\" >> \"$DIR/runs\"\n{body}\n",
-            dir.path().display()
-        );
-        let path = dir.path().join("plugin.sh");
-        std::fs::write(&path, script).expect("write plugin");
-        make_executable(&path);
-        Plugin { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn command(&self) -> PluginCommand {
-        PluginCommand::new(self.path("plugin.sh"))
-    }
-
-    fn broker(&self, options: BrokerOptions) -> Broker {
-        Broker::new(self.command(), options)
-    }
-
-    /// One line per run: `reason interactive`.
-    fn runs(&self) -> Vec<String> {
-        std::fs::read_to_string(self.path("runs"))
-            .unwrap_or_default()
-            .lines()
-            .map(str::to_owned)
-            .collect()
-    }
-}
-
-fn make_executable(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
-fn options() -> BrokerOptions {
-    let mut options = BrokerOptions::default();
-    options.run.timeout = Duration::from_secs(20);
-    options.run.kill_grace = Duration::from_millis(200);
-    options.run.drain_window = Duration::from_millis(200);
-    options
-}
-
-fn text(token: &Token) -> String {
-    token.to_str().expect("utf-8 token").to_owned()
-}
+mod support;
+use support::{options, text, wait_until, Plugin};
 
 /// A plugin whose token is `tok-N`, N its state plus one; it keeps N as its
 /// state.
@@ -285,14 +225,6 @@ fi
     assert_eq!(text(&broker.token().await.expect("token 2")), "tok-42");
 }
 
-async fn wait_until(mut condition: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
 use authplug_testkit::is_running;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -479,6 +411,9 @@ async fn a_jwt_is_refreshed_skew_seconds_before_exp() {
     std::fs::write(plugin.path("lifetime"), "62").expect("lifetime");
     let mut options = options();
     options.skew = Duration::from_secs(60);
+    // The refresh a caller waits for, as without refresh ahead (which
+    // refresh_ahead.rs tests).
+    options.refresh_ahead = false;
     let broker = plugin.broker(options);
 
     let first = broker.token().await.expect("first");

@@ -7,7 +7,9 @@
 //! `--spawn-while-building` it starts it while `plugin::main_with` builds
 //! the plugin, which is after. With `--fail-keeping-state` it fails, asking
 //! the host to keep that new state (rule 4). With `--log-to FILE` it opens
-//! FILE during the run and writes a line to it.
+//! FILE during the run and writes a line to it. With `--expires-in SECS` it
+//! says its token expires that many seconds from now (rule 10), and its
+//! token also tells whether a child inherits fd 4.
 
 use std::process::{Command, Stdio};
 
@@ -16,9 +18,16 @@ use authplug_protocol::State;
 
 /// Starts `sh` and asks whether it has a descriptor 3.
 fn child_sees_fd_3() -> Result<String, plugin::Error> {
+    child_sees_fd(3)
+}
+
+/// Starts `sh` and asks whether it has descriptor `fd`.
+fn child_sees_fd(fd: i32) -> Result<String, plugin::Error> {
     let output = Command::new("sh")
         .arg("-c")
-        .arg("if [ -e /proc/$$/fd/3 ]; then echo inherited; else echo clean; fi")
+        .arg(format!(
+            "if [ -e /proc/$$/fd/{fd} ]; then echo inherited; else echo clean; fi"
+        ))
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()?;
@@ -35,12 +44,20 @@ impl Plugin for Probe {
             Some(answer) => answer,
             None => child_sees_fd_3()?,
         };
-        let token = format!(
+        let mut token = format!(
             "child-fd3={child} reason={} interactive={} state={}",
             request.reason,
             u8::from(request.interactive),
             request.state.len()
         );
+        let expires_at = match flag_value("--expires-in") {
+            Some(seconds) => {
+                token.push_str(&format!(" child-fd4={}", child_sees_fd(4)?));
+                let seconds: u64 = seconds.parse()?;
+                Some(std::time::SystemTime::now() + std::time::Duration::from_secs(seconds))
+            }
+            None => None,
+        };
         if let Some(path) = flag_value("--log-to") {
             // A log file opened mid-run, and left open until exit: started
             // with fd 3 closed, it would get that number.
@@ -59,7 +76,7 @@ impl Plugin for Probe {
                 State::new(state),
             ));
         }
-        Ok(Response::new(token, State::new(state)))
+        Ok(Response::new(token, State::new(state)).expires_at(expires_at))
     }
 }
 

@@ -10,6 +10,8 @@
 //! - [`host::run`] runs a plugin once, with limits, a timeout, process-group
 //!   cleanup and concurrent I/O, and returns a typed [`host::RunError`]
 //!   ([`host::run_until`] also stops it on demand, and waits until it has).
+//! - [`expiry`] reads when a token expires: what a plugin reports on the
+//!   info channel (rule 10), and a JWT's `exp`.
 //! - [`plugin`] is the SDK for plugins written in Rust: one [`plugin::Plugin`]
 //!   impl and one call to [`plugin::main`].
 //!
@@ -29,6 +31,7 @@
 #![forbid(unsafe_op_in_unsafe_fn)]
 
 mod dumps;
+pub mod expiry;
 #[cfg(feature = "host")]
 pub mod host;
 pub mod plugin;
@@ -37,6 +40,7 @@ mod secret;
 mod spawn;
 
 pub use dumps::forbid_core_dumps;
+pub use expiry::{jwt_expiry, ENV_INFO_FD, INFO_FD, INFO_LIMIT};
 pub use secret::{Secret, State, Token};
 
 /// Largest state a host accepts on fd 3: exactly 10 MiB is fine, one byte
@@ -81,6 +85,11 @@ pub enum Reason {
     Refresh,
     /// A server refused the last token: do not hand it out again.
     Rejected,
+    /// The host's token still works but nears its end, and the host asks
+    /// ahead of time: get a new one (a refresh), never interact. A plugin
+    /// that does not know this reason treats it like `Refresh`; the host
+    /// copes with getting the same token back.
+    Expiring,
     /// The user is logging out: clean up (revoke what the state holds) and
     /// never interact. The host discards whatever the run writes, and a
     /// plugin that does not know this reason treats it like `Refresh`,
@@ -97,6 +106,7 @@ impl Reason {
             Reason::Initial => "initial",
             Reason::Refresh => "refresh",
             Reason::Rejected => "rejected",
+            Reason::Expiring => "expiring",
             Reason::Logout => "logout",
             Reason::Unknown(other) => other,
         }
@@ -120,6 +130,7 @@ impl std::str::FromStr for Reason {
             "initial" => Reason::Initial,
             "refresh" => Reason::Refresh,
             "rejected" => Reason::Rejected,
+            "expiring" => Reason::Expiring,
             "logout" => Reason::Logout,
             other => Reason::Unknown(other.to_owned()),
         })
@@ -142,6 +153,7 @@ mod tests {
             Reason::Initial,
             Reason::Refresh,
             Reason::Rejected,
+            Reason::Expiring,
             Reason::Logout,
         ] {
             assert_eq!(reason.as_str().parse::<Reason>().ok(), Some(reason));

@@ -43,11 +43,12 @@ use std::fs::File;
 use std::io::{self, IsTerminal, Read, Write};
 use std::os::fd::FromRawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
 
 use crate::secret::SecretBuf;
 use crate::{
-    Reason, State, Token, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL, ENV_REASON, STATE_FD,
-    STATE_LIMIT,
+    Reason, State, Token, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL,
+    ENV_REASON, INFO_FD, STATE_FD, STATE_LIMIT,
 };
 
 /// Any error a plugin reports; [`main`] prints it and its causes on stderr.
@@ -81,12 +82,21 @@ pub struct Request {
 impl Request {
     /// Whether a token the plugin holds may be handed out again as it is:
     /// only when the host said why it runs the plugin and that reason is
-    /// not `rejected`. A host that gives no reason may be asking because a
+    /// neither `rejected` nor `expiring` (the host wants a new one). A host that gives no reason may be asking because a
     /// server refused the last token (rule 1): get a fresh one, and fall
     /// back to the one held only if that is impossible (the provider cannot
     /// be reached), saying so on stderr.
     pub fn may_reuse_token(&self) -> bool {
-        self.reason_given && self.reason != Reason::Rejected
+        self.reason_given && !matches!(self.reason, Reason::Rejected | Reason::Expiring)
+    }
+
+    /// Whether a server may have refused the token the plugin holds: the
+    /// host said `rejected`, or gave no reason (an epithet host re-running
+    /// a plugin after a 401 cannot say so, rule 1). Such a token must not
+    /// be handed out again from this run. `expiring` is not a refusal: the
+    /// token held still works, and is only too close to its end.
+    pub fn held_token_may_be_refused(&self) -> bool {
+        !self.reason_given || self.reason == Reason::Rejected
     }
 
     /// Whether this host keeps the state of a failed run that asks it to
@@ -125,6 +135,9 @@ pub struct Response {
     pub token: Token,
     /// The complete new state; empty clears it.
     pub state: State,
+    /// When the token expires, for a host that offers the info channel
+    /// (rule 10); see [`Response::expires_at`].
+    pub expires_at: Option<SystemTime>,
 }
 
 impl Response {
@@ -133,7 +146,17 @@ impl Response {
         Response {
             token: token.into(),
             state: state.into(),
+            expires_at: None,
         }
+    }
+
+    /// Says when the token expires (rule 10): a host that offers the info
+    /// channel then refreshes it in time, even when it is opaque. Hosts
+    /// that do not offer it (epithet) are told nothing, and nothing else
+    /// changes. `None` says nothing.
+    pub fn expires_at(mut self, at: impl Into<Option<SystemTime>>) -> Self {
+        self.expires_at = at.into();
+        self
     }
 
     /// No token and no state: the answer to a `logout` run, which the host
@@ -293,30 +316,51 @@ fn hand_back(state: &State) -> i32 {
 ///   can get that number and receive the state.
 ///
 /// Later calls return the first answer.
+///
+/// The info descriptor (rule 10) is decided at the same time, and the same
+/// way, when the host offers it in `AUTHPLUG_INFO_FD`.
 pub fn protect_state_fd() -> bool {
-    *STATE_FD_AT_START.get_or_init(decide_state_fd)
+    let state = *STATE_FD_AT_START.get_or_init(|| match host_pipe(STATE_FD) {
+        Some(is_pipe) => is_pipe,
+        None => {
+            reserve_state_fd();
+            false
+        }
+    });
+    INFO_FD_AT_START.get_or_init(decide_info_fd);
+    state
 }
 
 static STATE_FD_AT_START: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+static INFO_FD_AT_START: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
 
-fn decide_state_fd() -> bool {
+/// `None` if `number` is closed; else whether it is a host's pipe: open
+/// for writing, and a pipe or a socket. It is marked close-on-exec either
+/// way: no program we start may inherit it.
+fn host_pipe(number: i32) -> Option<bool> {
     use nix::fcntl::{fcntl, FcntlArg, FdFlag, OFlag};
     use nix::sys::stat::{fstat, SFlag};
-    // SAFETY: fd 3 is only borrowed for these calls; whether it is open is
-    // exactly what they find out (EBADF if not), and nothing here closes it.
-    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(STATE_FD) };
-    let Ok(access) = fcntl(fd, FcntlArg::F_GETFL) else {
-        reserve_state_fd();
-        return false;
-    };
-    // Whatever it is, no program we start may inherit it.
+    // SAFETY: the descriptor is only borrowed for these calls; whether it
+    // is open is exactly what they find out (EBADF if not), and nothing
+    // here closes it.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(number) };
+    let access = fcntl(fd, FcntlArg::F_GETFL).ok()?;
     let _ = fcntl(fd, FcntlArg::F_SETFD(FdFlag::FD_CLOEXEC));
     let writable = matches!(
         OFlag::from_bits_truncate(access) & OFlag::O_ACCMODE,
         OFlag::O_WRONLY | OFlag::O_RDWR
     );
     let kind = fstat(fd).map(|st| SFlag::from_bits_truncate(st.st_mode) & SFlag::S_IFMT);
-    writable && matches!(kind, Ok(SFlag::S_IFIFO) | Ok(SFlag::S_IFSOCK))
+    Some(writable && matches!(kind, Ok(SFlag::S_IFIFO) | Ok(SFlag::S_IFSOCK)))
+}
+
+/// Whether the host offered the info channel on fd 4 and it is there: the
+/// variable names exactly that descriptor, and it is a host's pipe. A
+/// variable with no such pipe (inherited from a plugin run further up, say)
+/// is ignored, and fd 4 left alone.
+fn decide_info_fd() -> bool {
+    let offered = std::env::var(ENV_INFO_FD).is_ok_and(|v| v.trim() == INFO_FD.to_string());
+    offered && host_pipe(INFO_FD) == Some(true)
 }
 
 /// Puts `/dev/null` (read-only) on a closed fd 3, so that the number stays
@@ -368,14 +412,38 @@ pub fn read_request() -> io::Result<Request> {
 }
 
 static STATE_FD_TAKEN: AtomicBool = AtomicBool::new(false);
+static INFO_FD_TAKEN: AtomicBool = AtomicBool::new(false);
 
-/// Writes the new state on fd 3 (and closes it), then the token and a
-/// newline on stdout.
+/// Whether the host offered the info channel (rule 10) and it was there
+/// when the plugin started: then [`Response::expires_at`] reaches it.
+pub fn host_takes_info() -> bool {
+    protect_state_fd();
+    INFO_FD_AT_START.get().copied().unwrap_or(false)
+}
+
+/// The expiry on fd 4 (then closed), for a host that offered it; nothing
+/// otherwise (an epithet host, a plugin started by hand).
+fn write_info(at: SystemTime) -> io::Result<()> {
+    if !host_takes_info() || INFO_FD_TAKEN.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    // SAFETY: fd 4 was the host's pipe at startup (checked above) and, by
+    // the flag, this is the only place that ever takes ownership of it.
+    let mut fd4 = unsafe { File::from_raw_fd(INFO_FD) };
+    fd4.write_all(crate::expiry::info_line(at).as_bytes())
+}
+
+/// Writes the new state on fd 3 (and closes it), the token's expiry on fd
+/// 4 for a host that offers it (rule 10), then the token and a newline on
+/// stdout.
 ///
 /// Without a host's fd 3 (the plugin was started by hand) a non-empty state
 /// cannot be kept: that is said on stderr, and the token is still printed.
 pub fn write_response(response: &Response) -> io::Result<()> {
     write_state(&response.state)?;
+    if let Some(at) = response.expires_at {
+        write_info(at)?;
+    }
     let mut stdout = io::stdout().lock();
     if response.token.as_bytes().is_empty() {
         return Ok(());

@@ -7,24 +7,28 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use authplug_protocol::host::{self, RunError, StderrSink};
-use authplug_protocol::{Reason, State, Token};
+use authplug_protocol::{Reason, State};
 use tokio::sync::{oneshot, watch};
 
 use super::cache::Cached;
 use super::cooldown::RunMode;
 use super::error::BrokerError;
+use super::issued::Issued;
 use super::status::RunRecord;
-use super::Inner;
+use super::{Inner, Shared};
 
 /// Lines of the current run kept for callers that join it late (the login
 /// URL is usually printed first).
 pub(super) const REPLAY_LINES: usize = 64;
 
 /// A run's result, once it has one.
-pub(super) type FlightResult = watch::Receiver<Option<Result<Token, BrokerError>>>;
+pub(super) type FlightResult = watch::Receiver<Option<Result<Issued, BrokerError>>>;
 
 pub(super) struct Flight {
     pub(super) id: u64,
+    /// Started by the broker to refresh ahead, for nobody in particular:
+    /// it runs to its end even when no caller waits for it.
+    pub(super) background: bool,
     pub(super) result: FlightResult,
     pub(super) waiters: usize,
     /// Tells the run's task that every caller went away; `None` once sent.
@@ -63,7 +67,7 @@ impl Drop for Waiter {
             flight.listeners.retain(|(id, _)| *id != listener);
         }
         flight.waiters -= 1;
-        if flight.waiters == 0 {
+        if flight.waiters == 0 && !flight.background {
             if let Some(cancel) = flight.cancel.take() {
                 let _ = cancel.send(());
             }
@@ -108,12 +112,14 @@ pub(super) struct Launch {
     pub(super) generation: u64,
     pub(super) reason: Reason,
     pub(super) mode: RunMode,
+    /// A background run, to refresh ahead ([`Flight::background`]).
+    pub(super) background: bool,
 }
 
 pub(super) async fn run_flight(
     inner: Arc<Inner>,
     launch: Launch,
-    result: watch::Sender<Option<Result<Token, BrokerError>>>,
+    result: watch::Sender<Option<Result<Issued, BrokerError>>>,
     cancelled: oneshot::Receiver<()>,
 ) {
     let Launch {
@@ -122,6 +128,7 @@ pub(super) async fn run_flight(
         generation,
         reason,
         mode,
+        background,
     } = launch;
     let interactive = matches!(mode, RunMode::Interactive);
     let guard = FlightGuard {
@@ -137,7 +144,7 @@ pub(super) async fn run_flight(
             inner.on_stderr_line(id, line);
         }
     }));
-    tracing::info!(plugin = %inner.label, %reason, interactive, "running plugin");
+    tracing::info!(plugin = %inner.label, %reason, interactive, background, "running plugin");
     // Returns once the plugin is gone, cancelled or not; a run that
     // finished as its last caller left still counts.
     let cancel = async {
@@ -169,20 +176,36 @@ pub(super) async fn run_flight(
         result.send_replace(Some(Err(BrokerError::LoggedOut)));
         return;
     }
+    let mut warning = None;
+    let mut renewed = false;
     let (record_ok, elapsed, answer) = match outcome {
         Ok(output) => {
             let elapsed = output.elapsed;
             // The plugin succeeded, so its state is the current one even if
             // its token is useless: the old state may be spent.
             shared.state = output.state;
+            if let Some(problem) = &output.info_problem {
+                tracing::warn!(plugin = %inner.label, %problem, "the plugin's token info was not taken as it stands");
+                warning = Some(problem.to_string());
+            }
+            let held = shared.cached.as_ref().map(|cached| &cached.token);
             if shared.rejected.as_ref() == Some(&output.token) {
                 (false, elapsed, Err(BrokerError::SameTokenAfterReject))
+            } else if background && held == Some(&output.token) {
+                // A plugin that does not know `expiring` (or whose provider
+                // gave nothing new) handed back the token it had: it stays,
+                // asked-for as it was, and is tried again later.
+                tracing::info!(plugin = %inner.label, "the background refresh got the same token back");
+                let issued = shared.cached.as_ref().map(Cached::issued);
+                (true, elapsed, issued.ok_or(BrokerError::Aborted))
             } else {
                 shared.rejected = None;
-                let cached = Cached::new(output.token, inner.options.skew, now);
-                let token = cached.token.clone();
+                let cached = Cached::new(output.token, output.expires_at, inner.options.skew, now);
+                let issued = cached.issued();
+                shared.ahead.plan_for(&cached, &inner, now);
                 shared.cached = Some(cached);
-                (true, elapsed, Ok(token))
+                renewed = true;
+                (true, elapsed, Ok(issued))
             }
         }
         Err(mut error) => {
@@ -212,6 +235,12 @@ pub(super) async fn run_flight(
         inner.options.interactive_cooldown,
         (Instant::now(), now),
     );
+    if background && !renewed {
+        // The valid token stays; another background run is planned while
+        // there is time for one.
+        let Shared { ahead, cached, .. } = &mut *shared;
+        ahead.failed(cached.as_ref(), &inner, now);
+    }
     match &answer {
         Ok(_) => {
             shared.last_error = None;
@@ -233,6 +262,8 @@ pub(super) async fn run_flight(
         interactive,
         ok: record_ok,
         elapsed,
+        background,
+        warning,
     });
     // The flight ends with the same lock that stored its outcome, and
     // before its result is out, so a caller that sees the result and asks

@@ -38,6 +38,7 @@ impl Broker {
             let mut shared = self.inner.lock();
             shared.generation += 1;
             let had_token = shared.cached.take().is_some();
+            shared.ahead.cancel();
             shared.rejected = None;
             shared.cooldown = Default::default();
             shared.last_error = None;

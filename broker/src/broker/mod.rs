@@ -3,9 +3,10 @@
 //!
 //! Here: the handle and what it shares under one lock (`Shared`). Beside
 //! it: `options` (how it runs its plugin, how a caller asks), `cache` (when
-//! a cached token is still good), `flight` (the shared run and what its
-//! outcome does to the state), `cooldown` (when interactive runs are
-//! refused), `error` and `status` (what callers see).
+//! a cached token is still good), `ahead` (the background refresh before
+//! it is not), `flight` (the shared run and what its outcome does to the
+//! state), `cooldown` (when interactive runs are refused), `issued`,
+//! `error` and `status` (what callers see).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -16,19 +17,23 @@ use authplug_protocol::host::PluginCommand;
 use authplug_protocol::{Reason, State, Token};
 use tokio::sync::{broadcast, oneshot, watch};
 
+mod ahead;
 mod cache;
 mod cooldown;
 mod error;
 mod flight;
+mod issued;
 mod logout;
 mod options;
 mod status;
 
 pub use error::BrokerError;
+pub use issued::Issued;
 pub use logout::LogoutOutcome;
 pub use options::{BrokerOptions, TokenRequest};
 pub use status::{RunRecord, Status};
 
+use ahead::Ahead;
 use cache::Cached;
 use cooldown::{Cooldown, RunMode};
 use flight::{run_flight, Flight, FlightResult, Launch, Waiter, REPLAY_LINES};
@@ -36,8 +41,12 @@ use flight::{run_flight, Flight, FlightResult, Launch, Waiter, REPLAY_LINES};
 /// What a caller found: an answer (from the cache or a run), or a run being
 /// cancelled, to wait out before asking again.
 enum Joined {
-    Answered(Result<Token, BrokerError>),
+    Answered(Result<Issued, BrokerError>),
     Dying(FlightResult),
+    /// A background run it joined (its token had passed its refresh point
+    /// meanwhile) failed: ask again, and start a run of its own, as it
+    /// wants it (interactive, say).
+    BackgroundFailed(BrokerError),
 }
 
 /// Gets tokens from one plugin, keeping its token and state in memory only.
@@ -81,6 +90,8 @@ struct Shared {
     last_error: Option<String>,
     /// Bumped by each logout: a run started before it keeps nothing.
     generation: u64,
+    /// The background refresh plan of the cached token.
+    ahead: Ahead,
 }
 
 impl Broker {
@@ -143,6 +154,19 @@ impl Broker {
     /// then starts a fresh run, so two runs never share a state; if the
     /// plugin had finished just before the cancel, its result counts.
     pub async fn token_with(&self, request: TokenRequest) -> Result<Token, BrokerError> {
+        self.get(request).await.map(|issued| issued.token)
+    }
+
+    /// Like [`Broker::token_with`], with the token's expiry as far as the
+    /// broker knows it, for a caller that passes it on.
+    ///
+    /// A token that has been asked for is refreshed in the background
+    /// before it is due ([`BrokerOptions::refresh_ahead`]): callers keep
+    /// getting it at once meanwhile. One whose refresh point passes while
+    /// that run is under way waits for it; if it fails, the caller starts a
+    /// run of its own, as it asked for it.
+    pub async fn get(&self, request: TokenRequest) -> Result<Issued, BrokerError> {
+        let mut background_failures = 0;
         loop {
             match self.join_or_start(&request).await {
                 Joined::Answered(outcome) => return outcome,
@@ -151,6 +175,11 @@ impl Broker {
                 Joined::Dying(mut dying) => {
                     let _ = dying.wait_for(Option::is_some).await;
                 }
+                // Once is enough: the next run is this caller's own (no
+                // background run starts for a token past its refresh
+                // point).
+                Joined::BackgroundFailed(error) if background_failures > 0 => return Err(error),
+                Joined::BackgroundFailed(_) => background_failures += 1,
             }
         }
     }
@@ -159,12 +188,16 @@ impl Broker {
     /// if the run under way is being cancelled, what to wait on before
     /// asking again.
     async fn join_or_start(&self, request: &TokenRequest) -> Joined {
-        let (waiter, mut result) = {
+        let (waiter, mut result, background) = {
             let mut shared = self.inner.lock();
-            if let Some(cached) = &shared.cached {
-                if cached.is_fresh(SystemTime::now()) {
-                    return Joined::Answered(Ok(cached.token.clone()));
+            let now = SystemTime::now();
+            if let Some(cached) = shared.cached.as_mut().filter(|c| c.is_fresh(now)) {
+                cached.asked = true;
+                let issued = cached.issued();
+                if shared.flight.is_none() && shared.ahead.is_due(now) {
+                    self.start_background(&mut shared);
                 }
+                return Joined::Answered(Ok(issued));
             }
             if let Some(dying) = shared.flight.as_ref().filter(|f| f.is_cancelling()) {
                 return Joined::Dying(dying.result.clone());
@@ -173,7 +206,7 @@ impl Broker {
                 let mode = shared
                     .cooldown
                     .mode(request.interactive, request.force, Instant::now());
-                self.start_flight(&mut shared, mode);
+                self.start_flight(&mut shared, mode, false);
             }
             let Some(flight) = shared.flight.as_mut() else {
                 unreachable!("a flight was just started");
@@ -193,7 +226,7 @@ impl Broker {
                 flight_id: flight.id,
                 listener,
             };
-            (waiter, flight.result.clone())
+            (waiter, flight.result.clone(), flight.background)
         };
         let outcome = match result.wait_for(Option::is_some).await {
             Ok(done) => done.clone().unwrap_or(Err(BrokerError::Aborted)),
@@ -202,7 +235,10 @@ impl Broker {
             Err(_) => Err(BrokerError::Aborted),
         };
         drop(waiter);
-        Joined::Answered(outcome)
+        match outcome {
+            Err(error) if background => Joined::BackgroundFailed(error),
+            outcome => Joined::Answered(outcome),
+        }
     }
 
     /// Reports that a server refused `token` (say, HTTP 401). Clears the
@@ -234,6 +270,7 @@ impl Broker {
         let Some(cached) = shared.cached.take() else {
             return false;
         };
+        shared.ahead.cancel();
         shared.rejected = Some(cached.token);
         tracing::info!(plugin = %self.inner.label, "token rejected; the next request re-runs the plugin");
         true
@@ -242,7 +279,9 @@ impl Broker {
     /// Forgets the cached token (not the state): the next call runs the
     /// plugin with reason `refresh`.
     pub fn invalidate(&self) {
-        self.inner.lock().cached = None;
+        let mut shared = self.inner.lock();
+        shared.cached = None;
+        shared.ahead.cancel();
     }
 
     /// The plugin's stderr lines from every run, as they arrive. A slow
@@ -259,6 +298,7 @@ impl Broker {
             has_token: shared.cached.is_some(),
             expires_at: shared.cached.as_ref().and_then(|c| c.expires_at),
             refresh_at: shared.cached.as_ref().and_then(|c| c.refresh_at),
+            refresh_ahead_at: shared.ahead.next_at,
             has_state: !shared.state.is_empty(),
             running: shared.flight.is_some(),
             waiters: shared.flight.as_ref().map_or(0, |f| f.waiters),
@@ -270,10 +310,19 @@ impl Broker {
         }
     }
 
-    fn start_flight(&self, shared: &mut Shared, mode: RunMode) {
+    /// A non-interactive run to replace the cached token before it is due,
+    /// for nobody in particular: callers keep getting the cached token.
+    fn start_background(&self, shared: &mut Shared) {
+        shared.ahead.started();
+        self.start_flight(shared, RunMode::Quiet, true);
+    }
+
+    fn start_flight(&self, shared: &mut Shared, mode: RunMode, background: bool) {
         let id = shared.next_flight_id;
         shared.next_flight_id += 1;
-        let reason = if shared.rejected.is_some() {
+        let reason = if background {
+            Reason::Expiring
+        } else if shared.rejected.is_some() {
             Reason::Rejected
         } else {
             Reason::for_state(&shared.state)
@@ -286,10 +335,12 @@ impl Broker {
             generation: shared.generation,
             reason,
             mode,
+            background,
         };
         tokio::spawn(run_flight(self.inner.clone(), launch, sender, cancelled));
         shared.flight = Some(Flight {
             id,
+            background,
             result: receiver,
             waiters: 0,
             cancel: Some(cancel),
@@ -297,6 +348,17 @@ impl Broker {
             listeners: Vec::new(),
             next_listener: 0,
         });
+    }
+}
+
+impl Drop for Inner {
+    /// A planned background run dies with its broker.
+    fn drop(&mut self) {
+        let shared = self
+            .shared
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        shared.ahead.cancel();
     }
 }
 
@@ -338,6 +400,7 @@ mod tests {
         );
         broker.inner.lock().cached = Some(Cached::new(
             Token::from("opaque-secret-17"),
+            None,
             Duration::from_secs(60),
             SystemTime::now(),
         ));

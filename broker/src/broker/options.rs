@@ -19,8 +19,9 @@ pub struct BrokerOptions {
     /// Timeout, kill grace, extra environment and so on for each run. The
     /// broker sets `reason`, `interactive` and `stderr_sink` itself.
     pub run: RunOptions,
-    /// A JWT counts as expired this long before its `exp`, so the plugin is
-    /// re-run (reason `refresh`) before a server would refuse it.
+    /// A token counts as expired this long before it expires (as its
+    /// plugin reported, or a JWT's `exp`), so the plugin is re-run (reason
+    /// `refresh`) before a server would refuse it.
     pub skew: Duration,
     /// After a failed interactive run, runs started for interactive callers
     /// are non-interactive (`AUTHPLUG_INTERACTIVE=0`: a silent refresh still
@@ -30,6 +31,13 @@ pub struct BrokerOptions {
     /// How often [`Broker::with_token`] and [`Broker::send`] get a new token
     /// and retry after "unauthorized".
     pub unauthorized_retries: u32,
+    /// Refresh a token that callers use before it is due, in the
+    /// background (non-interactive, reason `expiring`), so that nobody
+    /// waits for the plugin: three quarters of the way to its refresh
+    /// point, tried up to three times. Only tokens whose expiry is known
+    /// (reported by the plugin, or a JWT's `exp`) and that a caller got
+    /// since they were obtained. On by default.
+    pub refresh_ahead: bool,
 }
 
 impl Default for BrokerOptions {
@@ -40,6 +48,7 @@ impl Default for BrokerOptions {
             skew: Duration::from_secs(60),
             interactive_cooldown: Duration::from_secs(60),
             unauthorized_retries: 1,
+            refresh_ahead: true,
         }
     }
 }
@@ -56,6 +65,7 @@ impl fmt::Debug for BrokerOptions {
             .field("skew", &self.skew)
             .field("interactive_cooldown", &self.interactive_cooldown)
             .field("unauthorized_retries", &self.unauthorized_retries)
+            .field("refresh_ahead", &self.refresh_ahead)
             .finish_non_exhaustive()
     }
 }

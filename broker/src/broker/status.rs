@@ -8,10 +8,14 @@ use std::time::{Duration, SystemTime};
 pub struct Status {
     /// A token is cached.
     pub has_token: bool,
-    /// The cached token's `exp`, if it is a JWT with one.
+    /// When the cached token expires, if known: the earlier of what its
+    /// plugin reported and its `exp` if it is a JWT.
     pub expires_at: Option<SystemTime>,
-    /// When the broker re-runs the plugin ahead of `expires_at`.
+    /// When the broker stops handing it out and callers wait for a run.
     pub refresh_at: Option<SystemTime>,
+    /// When the next background refresh may start (refresh ahead), if one
+    /// is planned.
+    pub refresh_ahead_at: Option<SystemTime>,
     /// The plugin has a state.
     pub has_state: bool,
     /// A run is under way, or a cancelled one is still being stopped.
@@ -45,4 +49,9 @@ pub struct RunRecord {
     pub ok: bool,
     /// How long it took (zero for a failed run).
     pub elapsed: Duration,
+    /// Whether the broker started it on its own, to refresh ahead.
+    pub background: bool,
+    /// A problem with what the plugin reported of its token's expiry
+    /// (PROTOCOL.md rule 10): the run succeeded all the same.
+    pub warning: Option<String>,
 }

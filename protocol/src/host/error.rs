@@ -2,10 +2,11 @@
 //! and the failures found inside a run before its stderr tail is attached.
 
 use std::io;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::sys::signal::Signal;
 
+use crate::expiry::InfoProblem;
 use crate::{State, Token, STATE_LIMIT, TOKEN_LIMIT};
 
 /// What a successful run produced.
@@ -22,6 +23,17 @@ pub struct RunOutput {
     pub stderr_tail: String,
     /// How long the run took.
     pub elapsed: Duration,
+    /// When the token expires, as far as the host can tell (rule 10): the
+    /// earlier of what the plugin reported on the info channel and the
+    /// token's own `exp` if it is a JWT; `None` if neither says. A plugin
+    /// can shorten a JWT's life, never lengthen it.
+    pub expires_at: Option<SystemTime>,
+    /// What the plugin reported on the info channel, as it reported it (a
+    /// time already past included): `None` if it reported nothing usable.
+    pub reported_expiry: Option<SystemTime>,
+    /// Why the plugin's info was not taken as it stands, if it was not;
+    /// the run succeeded all the same.
+    pub info_problem: Option<InfoProblem>,
 }
 
 /// Why a run failed. In every case the caller's stored state must stay as it

@@ -1,6 +1,6 @@
 //! The host's side of the plugin's pipes while it runs: stdin fed (rule
 //! 2), stdout and fd 3 captured under their limits (rules 3 and 4), the
-//! drain after the exit (rule 8).
+//! drain after the exit (rule 8); fd 4's info read on the side (rule 10).
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -14,6 +14,7 @@ use tokio::io::AsyncWrite;
 use tokio::net::unix::pipe;
 
 use super::error::Failure;
+use super::info::InfoPump;
 use super::options::RunOptions;
 use super::stderr::StderrPump;
 use crate::secret::SecretBuf;
@@ -36,6 +37,7 @@ pub(super) struct Exchange<'a> {
     pub(super) stdout: Capture,
     pub(super) state: Capture,
     pub(super) stderr: StderrPump<'a>,
+    pub(super) info: InfoPump,
     pub(super) stdin: Feeder<'a>,
 }
 
@@ -43,6 +45,7 @@ impl<'a> Exchange<'a> {
     pub(super) fn new(
         pipes: HostPipes,
         state_pipe: OwnedFd,
+        info_pipe: Option<OwnedFd>,
         state: &'a State,
         options: &'a RunOptions,
     ) -> io::Result<Exchange<'a>> {
@@ -59,6 +62,7 @@ impl<'a> Exchange<'a> {
                 options.stderr_sink.as_ref(),
                 options.stderr_tail_lines,
             )?,
+            info: InfoPump::new(info_pipe)?,
             stdin,
         })
     }
@@ -92,8 +96,10 @@ impl<'a> Exchange<'a> {
                 return Err(Failure::LeakedDescriptors);
             }
         }
-        // stderr decides nothing: what is there now is kept, then it closes.
+        // stderr and the info decide nothing: what is there now is kept,
+        // then they close.
         self.stderr.finish();
+        self.info.finish();
         Ok(status)
     }
 
@@ -106,6 +112,7 @@ impl<'a> Exchange<'a> {
         // exits, and then one waitid may confirm the exit.
         let output = self.poll_output(cx)?;
         self.stderr.poll(cx);
+        self.info.poll(cx);
         self.stdin.poll(cx);
         if output.is_ready() {
             if let Some(status) = plugin.try_exit()? {
@@ -135,6 +142,7 @@ impl<'a> Exchange<'a> {
 
     pub(super) fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Failure>> {
         self.stderr.poll(cx);
+        self.info.poll(cx);
         self.poll_output(cx)
     }
 
@@ -149,8 +157,13 @@ impl<'a> Exchange<'a> {
         }
     }
 
-    pub(super) fn into_outputs(self) -> (SecretBuf, SecretBuf, String) {
-        (self.stdout.bytes, self.state.bytes, self.stderr.tail.text())
+    pub(super) fn into_outputs(self) -> (SecretBuf, SecretBuf, String, InfoPump) {
+        (
+            self.stdout.bytes,
+            self.state.bytes,
+            self.stderr.tail.text(),
+            self.info,
+        )
     }
 }
 

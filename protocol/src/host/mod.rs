@@ -15,6 +15,7 @@
 mod command;
 mod error;
 mod exchange;
+mod info;
 mod options;
 mod run;
 mod stderr;

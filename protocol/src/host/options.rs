@@ -49,6 +49,10 @@ pub struct RunOptions {
     /// that cannot store such a state must set this to `false`: the plugin
     /// then knows not to rely on it.
     pub keep_state_on_failure: bool,
+    /// Offer the plugin the info channel (rule 10): a pipe on fd 4, named
+    /// in `AUTHPLUG_INFO_FD`, on which it may say when its token expires
+    /// ([`RunOutput::expires_at`](super::RunOutput::expires_at)).
+    pub offer_info: bool,
 }
 
 impl Default for RunOptions {
@@ -64,6 +68,7 @@ impl Default for RunOptions {
             stderr_tail_lines: 20,
             foreground_terminal: false,
             keep_state_on_failure: true,
+            offer_info: true,
         }
     }
 }
@@ -88,6 +93,7 @@ impl fmt::Debug for RunOptions {
             .field("stderr_tail_lines", &self.stderr_tail_lines)
             .field("foreground_terminal", &self.foreground_terminal)
             .field("keep_state_on_failure", &self.keep_state_on_failure)
+            .field("offer_info", &self.offer_info)
             .finish()
     }
 }

@@ -1,6 +1,6 @@
 //! One run, start to finish: the environment (rule 1), the start (with
 //! the ETXTBSY retry), the timeout and cancellation (rule 7), and the
-//! judgement of the outcome (rules 3, 4 and 6).
+//! judgement of the outcome (rules 3, 4, 6 and 10).
 
 use std::ffi::OsStr;
 use std::future::Future;
@@ -8,17 +8,18 @@ use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::command::PluginCommand;
 use super::error::{Failure, RunError, RunOutput};
 use super::exchange::{enlarge_pipe, Exchange, DEFAULT_PIPE_SIZE};
+use super::info::{judge_info, InfoPump};
 use super::options::RunOptions;
 use crate::secret::SecretBuf;
 use crate::spawn::{PluginProcess, Spawn, Terminal};
 use crate::{
-    Reason, State, Token, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL, ENV_REASON,
-    KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION,
+    Reason, State, Token, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL,
+    ENV_REASON, INFO_FD, KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION,
 };
 
 /// Runs `command` once with `state` on its stdin (rules 1 to 9).
@@ -55,6 +56,14 @@ pub async fn run_until(
         // A plugin given a large state usually returns one.
         enlarge_pipe(&state_pipe, state.len());
     }
+    // Rule 10: the info channel, when offered.
+    let (info_pipe, info_pipe_for_plugin) = if options.offer_info {
+        let (host, plugin) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|errno| spawn_error(io::Error::from(errno)))?;
+        (Some(host), Some(plugin))
+    } else {
+        (None, None)
+    };
     // Dropped last: the terminal comes back once the run is over.
     let mut terminal = options
         .foreground_terminal
@@ -69,6 +78,7 @@ pub async fn run_until(
     let version = PROTOCOL_VERSION.to_string();
     let interactive = if options.interactive { "1" } else { "0" };
     let keep_state_exit = KEEP_STATE_EXIT_CODE.to_string();
+    let info_fd = INFO_FD.to_string();
     let env: Vec<(&OsStr, &OsStr)> = (options.env.iter())
         .map(|(name, value)| (name.as_os_str(), value.as_os_str()))
         .chain([
@@ -82,6 +92,11 @@ pub async fn run_until(
                 OsStr::new(&keep_state_exit),
             )
         }))
+        .chain(
+            options
+                .offer_info
+                .then(|| (OsStr::new(ENV_INFO_FD), OsStr::new(&info_fd))),
+        )
         .collect();
     // A plugin file just written can still be open for writing for a
     // moment (in a process another thread forked and that has not exec'd
@@ -94,6 +109,7 @@ pub async fn run_until(
             args: &command.args,
             env: &env,
             state_fd: state_pipe_for_plugin.as_fd(),
+            info_fd: info_pipe_for_plugin.as_ref().map(AsFd::as_fd),
             terminal: terminal.as_ref().map(Terminal::fd),
             grace: options.kill_grace,
         });
@@ -107,12 +123,12 @@ pub async fn run_until(
             started => break started.map_err(spawn_error)?,
         }
     };
-    // The plugin has its copy; ours must close so the state pipe reaches EOF.
-    drop(state_pipe_for_plugin);
+    // The plugin has its copies; ours must close so the pipes reach EOF.
+    drop((state_pipe_for_plugin, info_pipe_for_plugin));
     if let Some(terminal) = &mut terminal {
         terminal.lent_to(plugin.pid());
     }
-    let exchange = match Exchange::new(pipes, state_pipe, state, options) {
+    let exchange = match Exchange::new(pipes, state_pipe, info_pipe, state, options) {
         Ok(exchange) => exchange,
         Err(source) => {
             plugin.stop().await;
@@ -142,7 +158,7 @@ pub async fn run_until(
     } = running;
     match outcome {
         Ok(status) => {
-            let (stdout, new_state, stderr_tail) = exchange.into_outputs();
+            let (stdout, new_state, stderr_tail, info) = exchange.into_outputs();
             // Only now: the drain window's KILL (rule 8) was the last signal.
             plugin.reap();
             judge(
@@ -150,6 +166,7 @@ pub async fn run_until(
                 stdout,
                 new_state,
                 stderr_tail,
+                &info,
                 Judging {
                     keep_state_offered: options.keep_state_on_failure,
                     logout: reason == Reason::Logout,
@@ -197,6 +214,7 @@ pub(super) fn judge(
     mut stdout: SecretBuf,
     new_state: SecretBuf,
     stderr_tail: String,
+    info: &InfoPump,
     judging: Judging,
     elapsed: Duration,
 ) -> Result<RunOutput, RunError> {
@@ -235,11 +253,16 @@ pub(super) fn judge(
     if trimmed == 0 && !judging.logout {
         return Err(RunError::EmptyToken { stderr_tail });
     }
+    let token = Token::new(stdout.into_vec());
+    let info = judge_info(info, token.as_bytes(), SystemTime::now());
     Ok(RunOutput {
-        token: Token::new(stdout.into_vec()),
+        token,
         state: State::new(new_state.into_vec()),
         stderr_tail,
         elapsed,
+        expires_at: info.expires_at,
+        reported_expiry: info.reported,
+        info_problem: info.problem,
     })
 }
 

@@ -1,6 +1,7 @@
 //! Starting the plugin with `posix_spawn`: the argv, the environment built
-//! in one wiped buffer (rule 1), the pipes on 0 to 3 and every other
-//! descriptor closed (rule 9), its own process group (rule 7).
+//! in one wiped buffer (rule 1), the pipes on 0 to 3 (and the info pipe on
+//! 4, rule 10) and every other descriptor closed (rule 9), its own process
+//! group (rule 7).
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
@@ -92,15 +93,15 @@ impl Drop for Environment {
     }
 }
 
-/// Moves a descriptor the child will receive out of 0..=3, so that no
+/// Moves a descriptor the child will receive out of 0..=4, so that no
 /// `dup2` in the spawn clobbers another or is a no-op that keeps
 /// close-on-exec.
 pub(super) fn above_state_fd(fd: OwnedFd) -> io::Result<OwnedFd> {
-    if fd.as_raw_fd() > 3 {
+    if fd.as_raw_fd() > crate::INFO_FD {
         return Ok(fd);
     }
     // SAFETY: F_DUPFD_CLOEXEC returns a new descriptor that we then own.
-    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, 4) };
+    let moved = unsafe { libc::fcntl(fd.as_raw_fd(), libc::F_DUPFD_CLOEXEC, crate::INFO_FD + 1) };
     if moved < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -178,6 +179,9 @@ pub(crate) struct Spawn<'a> {
     /// The plugin's end of the state pipe; the caller closes its copy once
     /// the plugin has started (a failed start may be tried again).
     pub(crate) state_fd: BorrowedFd<'a>,
+    /// Becomes the plugin's fd 4 (rule 10), when the info channel is
+    /// offered; the caller closes its copy as for `state_fd`.
+    pub(crate) info_fd: Option<BorrowedFd<'a>>,
     /// The controlling terminal, to make the plugin's group its
     /// foreground group before it runs (see [`Terminal`]).
     pub(crate) terminal: Option<BorrowedFd<'a>>,
@@ -206,10 +210,17 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
     let stdout_child = above_state_fd(stdout_child)?;
     let stderr_child = above_state_fd(stderr_child)?;
     let state_moved = match spawn.state_fd.as_raw_fd() {
-        fd if fd > 3 => None,
+        fd if fd > crate::INFO_FD => None,
         _ => Some(above_state_fd(spawn.state_fd.try_clone_to_owned()?)?),
     };
     let state_child = state_moved.as_ref().map_or(spawn.state_fd, OwnedFd::as_fd);
+    let info_moved = match spawn.info_fd {
+        Some(fd) if fd.as_raw_fd() <= crate::INFO_FD => {
+            Some(above_state_fd(fd.try_clone_to_owned()?)?)
+        }
+        _ => None,
+    };
+    let info_child = info_moved.as_ref().map(OwnedFd::as_fd).or(spawn.info_fd);
 
     let mut pid: libc::pid_t = 0;
     // Each guard exists only once its init succeeded and frees exactly
@@ -227,7 +238,10 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
             (stdout_child.as_fd(), 1),
             (stderr_child.as_fd(), 2),
             (state_child, crate::STATE_FD),
-        ] {
+        ]
+        .into_iter()
+        .chain(info_child.map(|info| (info, crate::INFO_FD)))
+        {
             check(libc::posix_spawn_file_actions_adddup2(
                 actions,
                 from.as_raw_fd(),
@@ -244,11 +258,16 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
                 terminal.as_raw_fd(),
             ))?;
         }
-        // Rule 9: nothing but 0..=3, whatever the host left inheritable.
+        // Rule 9: nothing but 0..=3 (and 4 when the info channel is
+        // offered, rule 10), whatever the host left inheritable.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         check(libc::posix_spawn_file_actions_addclosefrom_np(
             actions,
-            crate::STATE_FD + 1,
+            if info_child.is_some() {
+                crate::INFO_FD + 1
+            } else {
+                crate::STATE_FD + 1
+            },
         ))?;
 
         let attributes = spawn_attributes.as_mut_ptr();
@@ -285,7 +304,13 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
     drop((envp, environment));
     spawned?;
     // The child has its copies; ours must close so the pipes reach EOF.
-    drop((stdin_child, stdout_child, stderr_child, state_moved));
+    drop((
+        stdin_child,
+        stdout_child,
+        stderr_child,
+        state_moved,
+        info_moved,
+    ));
     let process = PluginProcess {
         pid: Pid::from_raw(pid),
         grace: spawn.grace,

@@ -27,7 +27,8 @@ fn thousands(n: usize) -> String {
 #[tokio::test]
 async fn the_minimal_sh_plugin_in_the_document_works() {
     let doc = protocol_md();
-    let start = doc.find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let section = doc.find("## A minimal plugin in sh").expect("the section");
+    let start = section + doc[section..].find("```sh\n").expect("an sh block") + "```sh\n".len();
     let script = &doc[start..start + doc[start..].find("```").unwrap()];
     let scratch = Scratch::new();
     let path = scratch.path("plugin.sh");
@@ -82,6 +83,36 @@ fn the_table_of_defaults_matches_the_code() {
         "| keep the state of a failed run that asks (`AUTHPLUG_KEEP_STATE_EXIT={}`) | yes |",
         authplug_protocol::KEEP_STATE_EXIT_CODE
     )));
+    assert!(defaults.offer_info);
+    assert!(doc.contains(&format!(
+        "| offer the info channel (`{}={}`) | yes | `offer_info` |",
+        authplug_protocol::ENV_INFO_FD,
+        authplug_protocol::INFO_FD
+    )));
+    assert!(doc.contains(&format!(
+        "| info limit (fixed) | {} bytes | `INFO_LIMIT` |",
+        thousands(authplug_protocol::INFO_LIMIT)
+    )));
     assert!(!defaults.foreground_terminal);
     assert!(doc.contains("| lend the terminal to the plugin's group | no |"));
+}
+
+#[tokio::test]
+async fn rule_10s_sh_snippet_reports_the_expiry() {
+    let doc = protocol_md();
+    let section = doc.find("### 10. Info").expect("rule 10");
+    let start = section + doc[section..].find("```sh\n").expect("an sh block") + "```sh\n".len();
+    let snippet = &doc[start..start + doc[start..].find("```").unwrap()];
+    let script = format!("expires_in=600\n{snippet}\necho tok\n");
+    let before = std::time::SystemTime::now();
+    let output = run(&crate::support::sh(&script), &State::default(), &quick())
+        .await
+        .unwrap();
+    let expires_at = output.expires_at.expect("the snippet's expiry");
+    let lifetime = expires_at.duration_since(before).unwrap_or_default();
+    assert!(
+        (598..=601).contains(&lifetime.as_secs()),
+        "{lifetime:?}: {snippet}"
+    );
+    assert_eq!(output.info_problem, None);
 }

@@ -6,6 +6,7 @@ mod support;
 
 mod doc;
 
+mod rule10_info;
 mod rule1_start;
 mod rule2_stdin;
 mod rule3_stdout;

@@ -1,5 +1,6 @@
-//! Rule 9: fd 3 is the only extra descriptor a plugin inherits, and the SDK
-//! keeps it from the plugin's own children.
+//! Rule 9: fd 3 (and fd 4, when offered: rule 10) are the only extra
+//! descriptors a plugin inherits, and the SDK keeps them from the plugin's
+//! own children.
 
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::process::Command;
@@ -25,7 +26,7 @@ fn inheritable_descriptor() -> OwnedFd {
 const LIST_OWN_FDS: &str = "ls /proc/$$/fd";
 
 #[tokio::test]
-async fn the_plugin_gets_only_descriptors_0_to_3() {
+async fn the_plugin_gets_only_descriptors_0_to_3_and_the_offered_4() {
     let extra = inheritable_descriptor();
     let extra_name = extra.as_raw_fd().to_string();
     // Control: an ordinary spawn does pass the descriptor on.
@@ -42,7 +43,9 @@ async fn the_plugin_gets_only_descriptors_0_to_3() {
 
     let output = run_sh(LIST_OWN_FDS, &State::default()).await.unwrap();
     let listed: Vec<&str> = output.token.to_str().unwrap().lines().collect();
-    assert_eq!(listed, ["0", "1", "2", "3"]);
+    // 4 is the info channel (rule 10), offered by default; without it,
+    // 0 to 3 alone (rule10_info.rs).
+    assert_eq!(listed, ["0", "1", "2", "3", "4"]);
     drop(extra);
 }
 
