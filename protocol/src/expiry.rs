@@ -28,6 +28,9 @@ pub const INFO_LIMIT: usize = 64 * 1024;
 /// value is taken for a mistake (milliseconds for seconds, say).
 pub const LONGEST_LIFETIME: Duration = Duration::from_secs(10 * 366 * 24 * 60 * 60);
 
+/// A JWT `exp` this far past 1970 (the year 33658) is no time.
+const JWT_EXP_BOUND: Duration = Duration::from_secs(1_000_000_000_000);
+
 /// Why a plugin's info was not taken as it stands (rule 10). The run still
 /// succeeds; its token is taken to be of unknown lifetime, or, for a time
 /// already past, due at once. Never valid for longer than it said.
@@ -156,7 +159,9 @@ pub fn jwt_expiry(token: &[u8]) -> Option<SystemTime> {
     );
     let claims: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
     let at = numeric_date(claims.get("exp")?).ok()?;
-    (at <= SystemTime::now() + LONGEST_LIFETIME).then_some(at)
+    // A signed `exp` far ahead is the issuer's choice (a long-lived service
+    // token); only one past any calendar is taken for a mistake.
+    (at < UNIX_EPOCH + JWT_EXP_BOUND).then_some(at)
 }
 
 /// The earlier of two expiries, either of which may be unknown.

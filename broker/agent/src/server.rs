@@ -611,7 +611,7 @@ async fn token(
                 }
             }
         });
-    let pending = broker.token_with(request);
+    let pending = broker.get(request);
     tokio::pin!(pending);
     let mut streamed = false;
     let mut heartbeat =
@@ -665,14 +665,15 @@ async fn token(
     if missed > 0 {
         send(writer, &Response::progress(&dropped_note(missed))).await?;
     }
-    if let (Some(consumer), Ok(token)) = (consumer, &result) {
-        consumers.served(name, consumer, token.clone());
+    if let (Some(consumer), Ok(issued)) = (consumer, &result) {
+        consumers.served(name, consumer, issued.token.clone());
     }
     let response = match result {
-        Ok(token) => match token.to_str() {
+        Ok(issued) => match issued.token.to_str() {
             Ok(text) => {
                 let mut response = Response::ok();
                 response.token = Some(WireToken::new(text.to_owned()));
+                response.expires_at = issued.expires_at.map(crate::wire::unix_seconds);
                 response
             }
             Err(_) => Response::error(

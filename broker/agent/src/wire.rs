@@ -13,7 +13,8 @@
 //!
 //! `profile` may be left out for the default profile. Answers: progress
 //! lines `{"v":1,"stderr":"line"}` while a plugin runs, then one final line:
-//! `{"v":1,"ok":true,"token":"..."}`, `{"v":1,"ok":true,"cleared":true}`,
+//! `{"v":1,"ok":true,"token":"...","expires_at":1700000000}`,
+//! `{"v":1,"ok":true,"cleared":true}`,
 //! `{"v":1,"ok":true,"logged_out":true,"cleanup_error":"..."}`,
 //! `{"v":1,"ok":true,"profiles":[...]}`, `{"v":1,"ok":true}`, or
 //! `{"v":1,"ok":false,"error":"what happened and what to do"}`.
@@ -167,6 +168,11 @@ pub struct Response {
     /// The token, on a successful token request.
     pub token: Option<WireToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// With the token: when it expires, Unix seconds, if the agent knows
+    /// (its plugin reported it, PROTOCOL.md rule 10, or it is a JWT with an
+    /// `exp`).
+    pub expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     /// For reject: whether the token was the cached one (and is now cleared).
     pub cleared: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -196,6 +202,7 @@ impl Response {
             ok: None,
             stderr: None,
             token: None,
+            expires_at: None,
             cleared: None,
             logged_out: None,
             cleanup_error: None,
@@ -251,10 +258,17 @@ pub struct ProfileStatus {
     pub default: bool,
     /// A token is cached.
     pub has_token: bool,
-    /// The cached token's `exp`, Unix seconds.
+    /// When the cached token expires, Unix seconds: the earlier of what its
+    /// plugin reported and its `exp` if it is a JWT; absent if unknown.
     pub expires_at: Option<u64>,
-    /// When the token will be refreshed, Unix seconds.
+    /// From when callers wait for a new token instead of getting this one,
+    /// Unix seconds.
     pub refresh_at: Option<u64>,
+    /// When the agent will next refresh it in the background, before
+    /// anyone waits (only for a token asked for since it was obtained),
+    /// Unix seconds.
+    #[serde(default)]
+    pub refresh_ahead_at: Option<u64>,
     /// The plugin has a state.
     pub has_state: bool,
     /// A run is under way.
@@ -287,12 +301,16 @@ pub struct LastRun {
     pub ok: bool,
     /// How long it took, milliseconds.
     pub elapsed_ms: u64,
+    /// Whether the agent started it on its own, to refresh ahead.
+    #[serde(default)]
+    pub background: bool,
+    /// What was wrong with the expiry the plugin reported (the run
+    /// succeeded all the same).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
-pub(crate) fn unix_seconds(time: std::time::SystemTime) -> u64 {
-    time.duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
+pub(crate) use authplug_protocol::expiry::unix_seconds;
 
 impl ProfileStatus {
     /// The wire form of a broker's status.
@@ -303,6 +321,7 @@ impl ProfileStatus {
             has_token: status.has_token,
             expires_at: status.expires_at.map(unix_seconds),
             refresh_at: status.refresh_at.map(unix_seconds),
+            refresh_ahead_at: status.refresh_ahead_at.map(unix_seconds),
             has_state: status.has_state,
             running: status.running,
             waiters: status.waiters,
@@ -314,6 +333,8 @@ impl ProfileStatus {
                 interactive: run.interactive,
                 ok: run.ok,
                 elapsed_ms: run.elapsed.as_millis() as u64,
+                background: run.background,
+                warning: run.warning.clone(),
             }),
             last_error: status.last_error.clone(),
             cooldown_until: status.cooldown_until.map(unix_seconds),

@@ -179,3 +179,27 @@ fn what_git_cannot_carry_or_did_not_send_is_refused_in_words() {
     );
     assert_eq!(scratch.runs("odd").len(), 1);
 }
+
+#[test]
+fn an_opaque_tokens_reported_expiry_reaches_git() {
+    let scratch = Scratch::new();
+    // Opaque, and reported on fd 4 (PROTOCOL.md rule 10) to expire at
+    // 1893456000 (2030-01-01).
+    let plugin = scratch.plugin(
+        "forge",
+        "cat > /dev/null\nprintf '{\"expires_at\":1893456000}' >&4\necho opaque-token",
+    );
+    let agent = Agent::start(&scratch.socket(), &[("forge", &plugin)]);
+    let out = helper(
+        &agent.socket,
+        &["--profile", "forge", "get"],
+        "protocol=https\nhost=git.example\n",
+        &[],
+    );
+    assert_eq!(
+        text(&out),
+        "username=oauth2\npassword=opaque-token\npassword_expiry_utc=1893456000\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -1,6 +1,6 @@
 //! `authplug kubectl` as client-go runs it, against a real agent: the
 //! `ExecCredential` in the version asked, `expirationTimestamp` from the
-//! JWT's `exp`, no login when kubectl has no terminal, and a second ask
+//! JWT's `exp` or the expiry the plugin reported, no login when kubectl has no terminal, and a second ask
 //! from the same kubectl process taken as "my token was refused". (With
 //! the real kubectl and an HTTPS API: tests/tests/kubectl.rs.)
 
@@ -129,4 +129,25 @@ fn tells_what_is_wrong_with_its_input() {
         assert!(message.contains(expected), "{expected:?} in {message}");
     }
     assert!(scratch.runs("kube").is_empty(), "no token was asked for");
+}
+
+/// An opaque token (not a JWT) whose plugin reports on fd 4 (PROTOCOL.md
+/// rule 10) that it expires at 2030-01-01T00:00:00Z (a report may reach
+/// ten years ahead at most).
+const OPAQUE_REPORTING: &str = r#"cat > /dev/null
+printf '{"expires_at":1893456000}' >&4
+echo opaque-token"#;
+
+#[test]
+fn an_opaque_tokens_reported_expiry_reaches_kubectl() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("kube", OPAQUE_REPORTING);
+    let agent = Agent::start(&scratch.socket(), &[("kube", &plugin)]);
+    let credential = credential(&authplug_via_sh(&agent.socket, &info("v1", true)));
+    assert_eq!(credential["status"]["token"], "opaque-token");
+    // 1893456000 is 2030-01-01T00:00:00Z.
+    assert_eq!(
+        credential["status"]["expirationTimestamp"],
+        "2030-01-01T00:00:00Z"
+    );
 }

@@ -129,7 +129,7 @@ fn get(
     username: &str,
     interactive: bool,
 ) -> Result<(), String> {
-    let token = Client::connect_maybe_starting(socket, true, args.config.as_deref())
+    let mut response = Client::connect_maybe_starting(socket, true, args.config.as_deref())
         .and_then(|mut client| {
             let op = Op::Token {
                 profile: Some(profile.clone()),
@@ -142,16 +142,12 @@ fn get(
                 let _ = writeln!(std::io::stderr(), "{line}");
             })
         })
-        .map_err(|error| give_up(format!("no token for profile `{profile}`: {error}")))?
-        .token
-        .take()
+        .map_err(|error| give_up(format!("no token for profile `{profile}`: {error}")))?;
+    let token = (response.token.take())
         .ok_or_else(|| give_up("the agent answered without a token".to_owned()))?;
     let token = token.expose_secret();
-    let expires_at = authplug_broker::jwt_expiry(token.as_bytes()).and_then(|at| {
-        at.duration_since(std::time::UNIX_EPOCH)
-            .ok()
-            .map(|d| d.as_secs())
-    });
+    // As the agent knows it: reported by the plugin, or a JWT's `exp`.
+    let expires_at = response.expires_at;
     let answer = git_credential::answer(description, token, username, expires_at).ok_or_else(
         || give_up(format!("the token of profile `{profile}` holds a line break or NUL, which git's helper protocol cannot carry")),
     )?;

@@ -13,7 +13,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use authplug_protocol::host::{self, PluginCommand, RunOptions, RunOutput};
-use authplug_protocol::{Reason, State, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT};
+use authplug_protocol::{
+    Reason, State, ENV_INFO_FD, INFO_FD, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT,
+};
 
 use super::fail;
 use super::interrupt::{self, Interruptions, RunOutcome};
@@ -82,7 +84,8 @@ pub fn run(args: CheckArgs) -> ExitCode {
     );
     say!(
         "(each run gets AUTHPLUG_KEEP_STATE_EXIT={KEEP_STATE_EXIT_CODE}: a failed run may hand back \
-         a state to keep by exiting with that code)"
+         a state to keep by exiting with that code; and {ENV_INFO_FD}={INFO_FD}: the plugin may say \
+         there when its token expires)"
     );
 
     let mut options = RunOptions::default();
@@ -220,7 +223,9 @@ impl Report {
                     self.blocked += 1;
                     say!("  ERROR {error}");
                     say!(
-                        "        (the plugin failed on its own: a plugin may fail (rule 6), so                          this is no protocol violation, but nothing more can be checked; fix                          what it says above and check again)"
+                        "        (the plugin failed on its own: a plugin may fail (rule 6), so \
+                         this is no protocol violation, but nothing more can be checked; fix \
+                         what it says above and check again)"
                     );
                 } else {
                     self.fail(format!("{error} (PROTOCOL.md: rules 3 and 4)"));
@@ -259,10 +264,42 @@ impl Report {
                 bytes(output.state.len())
             ));
         }
+        self.expiry(&output);
         Some(Outcome {
             token: output.token,
             state: output.state,
         })
+    }
+
+    /// Rule 10: whether the plugin says when its token expires, and whether
+    /// what it says is sane.
+    fn expiry(&mut self, output: &RunOutput) {
+        use super::expiry::{source, when, Source};
+        let now = std::time::SystemTime::now();
+        if let Some(problem) = &output.info_problem {
+            self.fail(format!("{problem} (PROTOCOL.md rule 10)"));
+            return;
+        }
+        match (source(output), output.expires_at) {
+            (Source::Reported, Some(at)) => self.pass(format!(
+                "token info on fd 4: the token expires {}",
+                when(at, now)
+            )),
+            (Source::JwtExp, Some(at)) if output.reported_expiry.is_some() => self.note(format!(
+                "the plugin reported a later expiry on fd 4 than its JWT's `exp`, {}: a host goes \
+                 by the earlier",
+                when(at, now)
+            )),
+            (Source::JwtExp, Some(at)) => self.pass(format!(
+                "fd 4 not used, but the token is a JWT: a host refreshes it by its `exp`, {}",
+                when(at, now)
+            )),
+            _ => self.note(
+                "fd 4 not used and the token is not a JWT: a host cannot tell when it expires \
+                 and hands it out until a server refuses it; say when it expires \
+                 (AUTHPLUG_INFO_FD, PROTOCOL.md rule 10)",
+            ),
+        }
     }
 
     fn second_run_state(
@@ -339,7 +376,8 @@ impl Report {
     fn finish(self) -> ExitCode {
         if self.failures == 0 && self.blocked > 0 {
             say!(
-                "\nCould not check the plugin: it failed for a reason of its own (above), which                  says nothing about whether it follows the protocol."
+                "\nCould not check the plugin: it failed for a reason of its own (above), which \
+                 says nothing about whether it follows the protocol."
             );
             ExitCode::from(EXIT_COULD_NOT_CHECK)
         } else if self.failures == 0 {

@@ -34,7 +34,7 @@ pub fn run(args: ExecArgs) -> ExitCode {
         ));
     }
     let token = match args.source.fetch(None) {
-        Ok(token) => token,
+        Ok(fetched) => fetched.token,
         Err(message) => return fail(message),
     };
     let Some((program, arguments)) = args.command.split_first() else {

@@ -12,7 +12,6 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -80,17 +79,19 @@ pub fn run(mut args: KubectlArgs) -> ExitCode {
     // client-go says whether the user can answer a prompt; a browser login
     // is one, so it is not started either.
     args.source.non_interactive |= !info.spec.interactive;
-    let token = match args.source.fetch_for(None, Some(consumer())) {
-        Ok(token) => token,
+    let fetched = match args.source.fetch_for(None, Some(consumer())) {
+        Ok(fetched) => fetched,
         Err(message) => return fail(message),
     };
-    let token = token.expose_secret();
+    let token = fetched.token.expose_secret();
     let credential = ExecCredential {
         api_version: &info.api_version,
         kind: "ExecCredential",
         status: ExecStatus {
             token,
-            expiration_timestamp: authplug_broker::jwt_expiry(token.as_bytes()).map(rfc3339),
+            // As the agent knows it: reported by the plugin, or a JWT's
+            // `exp`. client-go asks again once it has passed.
+            expiration_timestamp: fetched.expires_at.map(super::expiry::rfc3339),
         },
     };
     let mut json = match serde_json::to_string(&credential) {
@@ -140,8 +141,4 @@ fn process_start(pid: i32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().nth(19)?.parse().ok()
-}
-
-fn rfc3339(time: SystemTime) -> String {
-    chrono::DateTime::<chrono::Utc>::from(time).to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }

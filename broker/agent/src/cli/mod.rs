@@ -26,6 +26,7 @@ pub mod agent;
 pub mod check;
 pub mod completions;
 pub mod exec;
+mod expiry;
 mod interrupt;
 pub mod kubectl;
 pub mod logout;

@@ -27,8 +27,11 @@ Examples:
 
 /// Run a plugin once and print its token on stdout
 ///
-/// The plugin's stderr is shown as it arrives. The exit code is 0 only if
-/// the plugin succeeded under the protocol (protocol/PROTOCOL.md).
+/// The plugin's stderr is shown as it arrives; then, on stderr too, when
+/// the token expires as a host sees it (what the plugin reported on fd 4,
+/// PROTOCOL.md rule 10, or a JWT's `exp`) and any problem with what the
+/// plugin reported. The exit code is 0 only if the plugin succeeded under
+/// the protocol (protocol/PROTOCOL.md).
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
@@ -40,8 +43,8 @@ pub struct RunArgs {
         default_value_t = 300.0
     )]
     pub timeout: f64,
-    /// AUTHPLUG_REASON for the plugin: initial, refresh or rejected
-    /// [default: initial without state, refresh with]
+    /// AUTHPLUG_REASON for the plugin: initial, refresh, rejected, expiring
+    /// or logout [default: initial without state, refresh with]
     #[arg(long, value_name = "R")]
     pub reason: Option<Reason>,
     /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
@@ -112,6 +115,15 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     if let Some(path) = &args.state_out {
         save_state(path, &output.state)?;
     }
+    // What a host makes of the token's lifetime (PROTOCOL.md rule 10), on
+    // stderr: stdout is the token alone.
+    if let Some(problem) = &output.info_problem {
+        say_on_stderr!("authplug: warning: {problem}");
+    }
+    say_on_stderr!(
+        "authplug: {}",
+        super::expiry::summary(&output, std::time::SystemTime::now())
+    );
     let mut line = Zeroizing::new(Vec::with_capacity(output.token.len() + 1));
     line.extend_from_slice(output.token.as_bytes());
     line.push(b'\n');

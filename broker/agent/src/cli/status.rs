@@ -71,8 +71,18 @@ fn describe(profile: &ProfileStatus, now: u64) -> String {
             "rejected, a new one is fetched on the next request".to_owned()
         }
         (false, _) => "none".to_owned(),
-        (true, Some(exp)) => format!("cached, expires {}", relative(exp, now)),
-        (true, None) => "cached (opaque, kept until rejected)".to_owned(),
+        (true, Some(exp)) => match profile.refresh_ahead_at {
+            Some(ahead) => format!(
+                "cached, expires {}, renewed in the background {}",
+                relative(exp, now),
+                relative(ahead, now)
+            ),
+            None => format!("cached, expires {}", relative(exp, now)),
+        },
+        (true, None) => {
+            "cached, lifetime unknown (neither reported by its plugin nor a JWT), kept until rejected"
+                .to_owned()
+        }
     };
     text += &format!("  token: {token}\n");
     text += &format!(
@@ -88,14 +98,26 @@ fn describe(profile: &ProfileStatus, now: u64) -> String {
     }
     if let Some(run) = &profile.last_run {
         text += &format!(
-            "  last run: {} ({}{}), {}, {} ms; {} runs in all\n",
+            "  last run: {} ({}{}{}), {}, {} ms; {} runs in all\n",
             relative(run.finished_at, now),
             run.reason,
             if run.interactive { ", interactive" } else { "" },
+            if run.background {
+                ", in the background"
+            } else {
+                ""
+            },
             if run.ok { "ok" } else { "failed" },
             run.elapsed_ms,
             profile.runs
         );
+    }
+    if let Some(warning) = profile
+        .last_run
+        .as_ref()
+        .and_then(|run| run.warning.as_ref())
+    {
+        text += &format!("  warning: {warning}\n");
     }
     if let Some(error) = &profile.last_error {
         text += &format!("  last error: {}\n", error.replace('\n', "\n    "));

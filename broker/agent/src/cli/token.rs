@@ -11,6 +11,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authplug_agent::client::{Client, ClientError};
 use authplug_agent::wire::{Op, WireToken};
@@ -64,13 +65,18 @@ pub fn run(args: TokenArgs) -> ExitCode {
     } else {
         None
     };
-    let mut token = match args.source.fetch(host.as_ref()) {
-        Ok(token) => token,
+    let Fetched {
+        mut token,
+        expires_at,
+    } = match args.source.fetch(host.as_ref()) {
+        Ok(fetched) => fetched,
         Err(message) => return fail(message),
     };
     if host.is_some() {
         let state = held_state(token.expose_secret());
-        let response = Response::new(token.expose_secret().as_str(), state);
+        // The agent's expiry goes on to a host that offers the info
+        // channel (PROTOCOL.md rule 10), so it refreshes in time too.
+        let response = Response::new(token.expose_secret().as_str(), state).expires_at(expires_at);
         return match plugin::write_response(&response) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(format!("cannot hand the token to the host: {error}")),
@@ -92,12 +98,18 @@ pub fn run(args: TokenArgs) -> ExitCode {
     }
 }
 
+/// A token from the agent, and when it expires if the agent knows.
+pub struct Fetched {
+    pub token: WireToken,
+    pub expires_at: Option<SystemTime>,
+}
+
 impl TokenSource {
     /// The profile's token from the agent, started if need be (unless
     /// `--no-autostart`), with the plugin's stderr shown live: that is
     /// where a login URL shows up. `host`: the request of a host running
     /// `authplug token` as its plugin.
-    pub fn fetch(&self, host: Option<&Request>) -> Result<WireToken, String> {
+    pub fn fetch(&self, host: Option<&Request>) -> Result<Fetched, String> {
         self.fetch_for(host, None)
     }
 
@@ -108,7 +120,7 @@ impl TokenSource {
         &self,
         host: Option<&Request>,
         consumer: Option<String>,
-    ) -> Result<WireToken, String> {
+    ) -> Result<Fetched, String> {
         let socket = self.socket.path()?;
         let connected =
             Client::connect_maybe_starting(&socket, !self.no_autostart, self.config.as_deref());
@@ -132,10 +144,14 @@ impl TokenSource {
         let mut response = client
             .request(op, |line| say_on_stderr!("{line}"))
             .map_err(|error| error.to_string())?;
-        response
+        let token = response
             .token
             .take()
-            .ok_or_else(|| "the agent answered without a token".to_owned())
+            .ok_or_else(|| "the agent answered without a token".to_owned())?;
+        let expires_at = response
+            .expires_at
+            .map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds));
+        Ok(Fetched { token, expires_at })
     }
 }
 
