@@ -76,6 +76,47 @@ fn assert_conforms(output: &Output) {
     assert!(!report.contains("FAIL"), "{report}");
 }
 
+/// A host that offers nothing authplug added to epithet's protocol: no
+/// info channel (rule 10), no keep-state exit (rule 4).
+fn epithet_options(env: &[(&str, &str)]) -> RunOptions {
+    let mut options = options(env);
+    options.offer_info = false;
+    options.keep_state_on_failure = false;
+    options
+}
+
+/// About `lifetime` from now (a second either way: whole seconds).
+fn expires_in(at: Option<std::time::SystemTime>, lifetime: u64) -> bool {
+    let now = std::time::SystemTime::now();
+    at.and_then(|at| at.duration_since(now).ok())
+        .is_some_and(|left| left.as_secs() + 2 >= lifetime && left.as_secs() <= lifetime)
+}
+
+#[tokio::test]
+async fn the_sh_and_rust_examples_say_when_their_token_expires_and_only_to_a_host_that_asks() {
+    let env = [("EXAMPLE_TOKEN", "tok"), ("EXAMPLE_EXPIRES_IN", "600")];
+    for command in [shell_example(), PluginCommand::new(rust_example())] {
+        let output = run(&command, &State::default(), &options(&env))
+            .await
+            .unwrap();
+        assert!(
+            expires_in(output.expires_at, 600),
+            "{command}: {:?}",
+            output.expires_at
+        );
+        assert_eq!(output.info_problem, None);
+        // An epithet host: the same plugin, unchanged, says nothing.
+        let output = run(&command, &State::default(), &epithet_options(&env))
+            .await
+            .unwrap();
+        assert_eq!(
+            (output.token.as_bytes(), output.state.as_bytes()),
+            (&b"tok"[..], &b"1"[..])
+        );
+        assert_eq!(output.expires_at, None);
+    }
+}
+
 // ---------------------------------------------------------------- shell
 
 fn shell_example() -> PluginCommand {
@@ -393,9 +434,15 @@ async fn the_python_example_trades_and_rotates_its_refresh_token() {
         "the IdP rotated the refresh token"
     );
 
+    // The dev IdP's expires_in, said on fd 4 (rule 10): its access tokens
+    // live an hour.
+    assert!(expires_in(first.expires_at, 3600), "{:?}", first.expires_at);
+    assert_eq!(first.info_problem, None);
+
     // The state, not the bootstrap variable, is what the second run uses:
-    // the bootstrap token is spent.
-    let second = run(&command, &first.state, &options(&env))
+    // the bootstrap token is spent. Under an epithet host, which offers no
+    // fd 4, it runs unchanged.
+    let second = run(&command, &first.state, &epithet_options(&env))
         .await
         .expect("the second refresh");
     assert_ne!(second.token.as_bytes(), first.token.as_bytes());

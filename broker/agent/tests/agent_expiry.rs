@@ -52,7 +52,11 @@ fn an_opaque_token_is_renewed_before_it_expires_with_no_reject() {
     assert_eq!(stdout(&token_cli(&agent.socket, &[])), "tok-2\n");
     let last_run = &status_json(&agent.socket)[0]["last_run"];
     assert_eq!(last_run["background"], true, "{last_run}");
-    assert_eq!(scratch.runs("api").len(), 2, "no caller's own run, no reject");
+    assert_eq!(
+        scratch.runs("api").len(),
+        2,
+        "no caller's own run, no reject"
+    );
 
     let text = authplug()
         .args(["status", "--socket"])

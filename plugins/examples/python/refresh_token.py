@@ -12,17 +12,24 @@ here, when AUTHPLUG_INTERACTIVE is 1).
 
 Both options can also come from $EXAMPLE_TOKEN_ENDPOINT and $EXAMPLE_CLIENT_ID.
 On any failure it exits non-zero, and the host keeps the previous state.
+When the host offers it (AUTHPLUG_INFO_FD=4, PROTOCOL.md rule 10), it says
+when the access token expires (from the answer's expires_in), so that the
+host refreshes it in time although it may be opaque.
 """
 
 import argparse
+import fcntl
 import json
 import os
+import stat
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
 
 STATE_FD = 3
+INFO_FD = 4
 
 
 def fail(message):
@@ -37,6 +44,26 @@ def protect_state_fd():
         return True
     except OSError:
         return False
+
+
+def host_pipe(fd):
+    """Whether fd is a host's pipe (open for writing, a pipe or a socket),
+    decided before we open any file; marked close-on-exec either way (rule 9)."""
+    try:
+        os.set_inheritable(fd, False)
+        mode = os.fstat(fd).st_mode
+        access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+    except OSError:
+        return False
+    writable = access in (os.O_WRONLY, os.O_RDWR)
+    return writable and (stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode))
+
+
+def protect_info_fd():
+    """Rule 10: the host offers fd 4 for the token's info only when it says so."""
+    if os.environ.get("AUTHPLUG_INFO_FD") != str(INFO_FD):
+        return False
+    return host_pipe(INFO_FD)
 
 
 def read_state():
@@ -96,11 +123,15 @@ def trade(endpoint, client_id, refresh_token, timeout):
     rotated = answer.get("refresh_token")
     if rotated is not None and (not isinstance(rotated, str) or not rotated):
         fail("the token endpoint's answer has an invalid refresh_token")
-    return access_token, rotated or refresh_token
+    lifetime = answer.get("expires_in")
+    if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
+        lifetime = None  # not said (RFC 6749 makes it optional), or unusable
+    return access_token, rotated or refresh_token, lifetime
 
 
 def main():
     has_state_fd = protect_state_fd()
+    has_info_fd = protect_info_fd()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--token-endpoint", default=os.environ.get("EXAMPLE_TOKEN_ENDPOINT"))
     parser.add_argument("--client-id", default=os.environ.get("EXAMPLE_CLIENT_ID"))
@@ -120,7 +151,10 @@ def main():
     if os.environ.get("AUTHPLUG_REASON") == "rejected":
         print("refresh_token.py: the last token was rejected; getting a new one", file=sys.stderr)
 
-    access_token, refresh_token = trade(args.token_endpoint, args.client_id, refresh_token, args.timeout)
+    started = time.time()
+    access_token, refresh_token, lifetime = trade(
+        args.token_endpoint, args.client_id, refresh_token, args.timeout
+    )
 
     new_state = json.dumps({"refresh_token": refresh_token}).encode()
     if has_state_fd:
@@ -128,6 +162,10 @@ def main():
             state_out.write(new_state)
     else:
         print("refresh_token.py: no fd 3 (not started by a host), so the new refresh token is lost", file=sys.stderr)
+    if has_info_fd and lifetime is not None:
+        # Counted from before the request: never later than the server meant.
+        with os.fdopen(INFO_FD, "w") as info_out:
+            info_out.write(json.dumps({"expires_at": int(started + lifetime)}))
     sys.stdout.write(access_token + "\n")
     sys.stdout.flush()
 

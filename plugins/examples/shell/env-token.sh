@@ -4,7 +4,9 @@
 # The token comes from $EXAMPLE_TOKEN, or else from the file named by
 # $EXAMPLE_TOKEN_FILE. The state is a run counter, only to show the round
 # trip: the host sends the previous state on stdin and keeps whatever we write
-# on fd 3.
+# on fd 3. With $EXAMPLE_EXPIRES_IN (seconds), it tells a host that offers
+# the info channel (AUTHPLUG_INFO_FD=4, PROTOCOL.md rule 10) when the token
+# expires, so that the host asks again in time.
 set -eu
 
 previous=$(cat) # the state from our last successful run; empty the first time
@@ -44,6 +46,20 @@ if { true >&3; } 2>/dev/null; then
     exec 3>&-
 else
     echo "env-token: no fd 3 (not started by a host), so the state is not kept" >&2
+fi
+
+# The expiry goes to fd 4, only when the host offers it (an epithet host
+# does not, and fd 4 may then be anything).
+if [ -n "${EXAMPLE_EXPIRES_IN:-}" ] && [ "${AUTHPLUG_INFO_FD:-}" = 4 ]; then
+    case $EXAMPLE_EXPIRES_IN in
+    '' | *[!0-9]*)
+        echo "env-token: EXAMPLE_EXPIRES_IN is not a number of seconds; no expiry said" >&2
+        ;;
+    *)
+        printf '{"expires_at":%s}\n' $(($(date +%s) + EXAMPLE_EXPIRES_IN)) >&4
+        exec 4>&-
+        ;;
+    esac
 fi
 
 printf '%s\n' "$token"

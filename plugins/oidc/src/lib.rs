@@ -89,10 +89,12 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
             PluginState::new(&config.issuer, &config.client_id)
         }
     };
+    // Every answer says when its token expires (PROTOCOL.md rule 10), so
+    // that a host refreshes it in time even when it is opaque.
     let cached = cached_token(config, &state, now);
     if request.may_reuse_token() {
         if let Some(token) = cached {
-            return Ok(Response::new(token, request.state));
+            return Ok(token.answer(request.state));
         }
     }
     // A host that says nothing (epithet) may run us because a server refused
@@ -102,7 +104,7 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
     if let Some(token) = &fallback {
         if refresh_is_pointless(config, &state) {
             say("the host gave no reason for this run, and this provider gives no new ID token on refresh: handing out the ID token held (still valid); if a server refused it, log in again");
-            return Ok(Response::new(token.clone(), request.state));
+            return Ok(token.clone().answer(request.state));
         }
     }
     let outcome = runtime()?.block_on(run_online(config, state, &request, now));
@@ -112,7 +114,7 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
                 "{}; handing out the token held (still valid), which a server may have refused",
                 error_chain(&*error)
             ));
-            Ok(Response::new(token, request.state))
+            Ok(token.answer(request.state))
         }
         (outcome, _) => outcome,
     }
@@ -151,7 +153,28 @@ fn refresh_is_pointless(config: &Config, state: &PluginState) -> bool {
     wanted(config) == TokenKind::Id && state.refresh_gives_id_token == Some(false)
 }
 
-fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Token> {
+/// A token the state holds, and when it expires.
+#[derive(Clone)]
+struct Held {
+    token: Token,
+    expires_at: Option<SystemTime>,
+}
+
+impl Held {
+    fn of(stored: &StoredToken) -> Held {
+        Held {
+            token: Token::from(stored.value.expose_secret().as_str()),
+            expires_at: stored.expiry(),
+        }
+    }
+
+    /// The answer that hands it out with `state`.
+    fn answer(self, state: authplug_protocol::State) -> Response {
+        Response::new(self.token, state).expires_at(self.expires_at)
+    }
+}
+
+fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Held> {
     let stored = match wanted(config) {
         TokenKind::Id => state.id_token.as_ref(),
         TokenKind::Access if state.access_token_resource == config.access_token_target() => {
@@ -161,7 +184,7 @@ fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Token>
     }?;
     stored
         .valid_beyond(now, config.skew)
-        .then(|| Token::from(stored.value.expose_secret().as_str()))
+        .then(|| Held::of(stored))
 }
 
 async fn run_online(
@@ -172,7 +195,7 @@ async fn run_online(
 ) -> Result<Response, Error> {
     let http = provider::http_client(config)?;
     let provider = Provider::load_or_discover(config, state.provider.as_ref(), &http, now).await?;
-    if !request.may_reuse_token() {
+    if request.held_token_may_be_refused() {
         // The token we would reuse was refused (or may have been: the host
         // did not say): never hand it out again from this run's state.
         match wanted(config) {
@@ -376,13 +399,15 @@ impl Session<'_> {
             self.state.subject = Some(verified.subject);
             self.state.id_token = Some(StoredToken::new(raw, Some(verified.expires_at)));
         }
-        let expires_at = response
-            .expires_in()
-            .map(|d| self.now.saturating_add(d.as_secs()));
-        self.state.access_token = Some(StoredToken::new(
-            response.access_token().secret().clone(),
-            expires_at,
-        ));
+        // `expires_in` (RFC 6749 §5.1), else the access token's own `exp`
+        // if it is a JWT (read as the host reads it), else unknown.
+        let access_token = response.access_token().secret();
+        let expires_at = match response.expires_in() {
+            Some(lifetime) => Some(self.now.saturating_add(lifetime.as_secs())),
+            None => authplug_protocol::jwt_expiry(access_token.as_bytes())
+                .map(authplug_protocol::expiry::unix_seconds),
+        };
+        self.state.access_token = Some(StoredToken::new(access_token.clone(), expires_at));
         self.state.access_token_resource = self.config.access_token_target();
         if let Some(refresh) = response.refresh_token() {
             // Rotation: the new one replaces the old, which is now spent.
@@ -504,8 +529,7 @@ impl Session<'_> {
             TokenKind::Access => self.state.access_token.as_ref(),
         }
         .ok_or("the provider returned no token of the kind asked for (--token)")?;
-        let token = Token::from(token.value.expose_secret().as_str());
-        Ok(Response::new(token, self.state_to_keep()?))
+        Ok(Held::of(token).answer(self.state_to_keep()?))
     }
 
     /// The state as it is now, with the provider's cache.

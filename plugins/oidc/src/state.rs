@@ -33,6 +33,11 @@ impl StoredToken {
     pub fn valid_beyond(&self, now: u64, skew: u64) -> bool {
         matches!(self.expires_at, Some(at) if at > now.saturating_add(skew))
     }
+
+    /// When it expires, for the host (PROTOCOL.md rule 10).
+    pub fn expiry(&self) -> Option<std::time::SystemTime> {
+        (self.expires_at).map(|at| std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
+    }
 }
 
 /// The provider's discovery document and keys, each with when it was

@@ -6,7 +6,9 @@
 //! fd 3 close-on-exec before anything else, reads the state from stdin,
 //! writes the new state on fd 3 and the token on stdout, and turns an error
 //! into a message on stderr and exit code 1 (so the host keeps the old
-//! state).
+//! state). With `$EXAMPLE_EXPIRES_IN` (seconds) it says when the token
+//! expires (`Response::expires_at`), which the SDK passes to a host that
+//! offers the info channel (PROTOCOL.md rule 10) and to no other.
 //!
 //! What it is not: a real credential source. See plugins/oidc for one.
 
@@ -37,6 +39,19 @@ impl EnvToken {
         Ok(Token::from(text.expose_secret().trim_end()))
     }
 
+    /// `$EXAMPLE_EXPIRES_IN` seconds from now, if set.
+    fn expires_at() -> Result<Option<std::time::SystemTime>, plugin::Error> {
+        let Some(seconds) = std::env::var_os("EXAMPLE_EXPIRES_IN").filter(|v| !v.is_empty()) else {
+            return Ok(None);
+        };
+        let seconds: u64 = (seconds.to_str())
+            .and_then(|text| text.parse().ok())
+            .ok_or("EXAMPLE_EXPIRES_IN is not a number of seconds")?;
+        Ok(Some(
+            std::time::SystemTime::now() + std::time::Duration::from_secs(seconds),
+        ))
+    }
+
     /// The state is the number of successful runs so far, in decimal.
     fn runs(state: &State) -> u64 {
         let parsed = state.to_str().ok().and_then(|text| text.parse().ok());
@@ -58,7 +73,7 @@ impl Plugin for EnvToken {
             "env-token (rust): run {runs} (reason: {}, interactive: {})",
             request.reason, request.interactive
         );
-        Ok(Response::new(token, runs.to_string()))
+        Ok(Response::new(token, runs.to_string()).expires_at(Self::expires_at()?))
     }
 }
 
