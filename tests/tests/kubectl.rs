@@ -223,7 +223,9 @@ async fn kubectl_logs_in_once_then_is_served_by_the_agent_heals_a_401_and_refres
     assert!(healed.ok, "{}", healed.output);
     assert_ne!(agent_token(&socket).await, held);
 
-    // Expired: the agent refreshes on its own, without a login.
+    // Used since it was obtained, the token is refreshed by the agent on
+    // its own before it expires (refresh ahead, reason `expiring`), without
+    // a login; kubectl past the old token's expiry gets the new one.
     let held = agent_token(&socket).await;
     let expires = jwt_claims(&held)["exp"].as_i64().expect("an exp");
     while unix_now() <= expires {
@@ -231,7 +233,7 @@ async fn kubectl_logs_in_once_then_is_served_by_the_agent_heals_a_401_and_refres
     }
     let later = kubectl(&config, dir.path(), &[], false).await;
     assert!(later.ok, "{}", later.output);
-    assert_eq!(agent_runs(&socket).await.1, "refresh");
+    assert_eq!(agent_runs(&socket).await.1, "expiring");
     assert_ne!(agent_token(&socket).await, held);
     assert_eq!(driver.logins(), 1, "one login in all: {}", driver.log());
 }

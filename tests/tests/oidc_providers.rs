@@ -255,6 +255,30 @@ async fn nested_provider_claims_and_2000_groups_are_accepted() {
     assert_eq!(claims["groups"].as_array().map(Vec::len), Some(2000));
 }
 
+/// An access token whose lifetime is only its JWT `exp`, sent as a numeric
+/// string, with no `expires_in`: the plugin reports that `exp` on fd 4
+/// (PROTOCOL.md rule 10), read by the one parser the broker uses too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_access_tokens_string_exp_is_its_reported_expiry() {
+    let stub = Stub::start(Case::Quirk(Quirk::StringExpAccessToken)).await;
+    let mut args = stub_args(&stub.issuer, "browser", CURL_BROWSER);
+    args.extend(["--token".into(), "access".into()]);
+    let output = Run::new(&args).go().await.expect("a login");
+    let claims = jwt_claims(&token_text(&output));
+    let exp: u64 = claims["exp"]
+        .as_str()
+        .expect("a string exp")
+        .parse()
+        .expect("digits");
+    let expected = std::time::UNIX_EPOCH + std::time::Duration::from_secs(exp);
+    assert_eq!(output.reported_expiry, Some(expected));
+    assert_eq!(output.expires_at, Some(expected));
+    assert_eq!(
+        authplug_broker::jwt_expiry(output.token.as_bytes()),
+        Some(expected)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fractional_numeric_dates_are_accepted() {
     quirk_logs_in(Quirk::FractionalTimes).await;

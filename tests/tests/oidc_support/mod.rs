@@ -112,6 +112,8 @@ impl Run {
         for (key, value) in &self.env {
             options.env.push((key.into(), value.into()));
         }
+        // epithet opens no fd 4 either (PROTOCOL.md rule 10).
+        options.offer_info = !self.epithet;
         options
     }
 
@@ -295,6 +297,7 @@ pub fn as_epithet_runs_it() -> Vec<std::ffi::OsString> {
         "AUTHPLUG_REASON",
         "AUTHPLUG_INTERACTIVE",
         "AUTHPLUG_KEEP_STATE_EXIT",
+        "AUTHPLUG_INFO_FD",
     ] {
         argv.extend(["-u".into(), name.into()]);
     }

@@ -114,6 +114,10 @@ pub enum Quirk {
     BareJwks,
     /// An ID token header without `typ`.
     NoTyp,
+    /// The access token is a JWT whose `exp` is a numeric string, and the
+    /// token response has no `expires_in` (RFC 6749 §5.1 only recommends
+    /// it): the token's lifetime is in the token alone.
+    StringExpAccessToken,
 }
 
 /// A signing algorithm besides the stub's usual EdDSA.
@@ -750,6 +754,22 @@ async fn token(
     if refresh != Some(Refresh::NoIdToken) && !machine {
         body["id_token"] = json!(stub.id_token(&client_id, refresh));
     }
+    if stub.case == Case::Quirk(Quirk::StringExpAccessToken) {
+        let exp = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs()
+            + STRING_EXP_LIFETIME;
+        let payload = json!({"sub": "alice", "exp": exp.to_string(), "n": hit});
+        body["access_token"] = json!(format!(
+            "{}.{}.c2ln",
+            B64.encode(r#"{"alg":"none"}"#),
+            B64.encode(payload.to_string())
+        ));
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("expires_in");
+        }
+    }
     match stub.case {
         Case::TokenServerError => json_body(StatusCode::INTERNAL_SERVER_ERROR, body),
         Case::TokenNotJson => (
@@ -761,6 +781,9 @@ async fn token(
         _ => json_body(StatusCode::OK, body),
     }
 }
+
+/// How long [`Quirk::StringExpAccessToken`]'s access tokens live.
+pub const STRING_EXP_LIFETIME: u64 = 900;
 
 fn json_body(status: StatusCode, body: Value) -> Response {
     (
