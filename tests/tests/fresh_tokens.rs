@@ -354,3 +354,72 @@ async fn opaque_tokens_are_renewed_before_they_expire_for_kubectl_curl_exec_and_
     assert_eq!(agent_runs(&socket).await.0, reasons.len() as u64);
     assert_eq!(driver.logins(), 1, "{}", driver.log());
 }
+
+/// authplug-oidc for JWT access tokens (`--resource`), behind a wrapper
+/// that logs each run's reason and `AUTHPLUG_INTERACTIVE` to `log` and
+/// says `plugin running` on stderr, which the agent streams to every
+/// caller that waits for the run.
+fn logged_jwt_argv(idp: &DevIdp, driver: &LoggedDriver, log: &Path) -> Vec<String> {
+    let mut argv: Vec<String> = vec![
+        "sh".into(),
+        "-c".into(),
+        r#"echo "$AUTHPLUG_REASON $AUTHPLUG_INTERACTIVE" >> "$0"; echo "plugin running" >&2; exec "$@""#
+            .into(),
+        log.display().to_string(),
+    ];
+    argv.extend(opaque_access_token_argv(idp, driver));
+    argv.extend(["--resource".into(), "https://api.example".into()]);
+    argv
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callers_across_a_jwts_refresh_point_never_wait_and_one_background_run_serves_them() {
+    let idp = DevIdp::start(&format!(r#"{{"ttl":{{"accessToken":{LIFETIME}}}}}"#))
+        .expect("the dev IdP starts");
+    let dir = tempfile::tempdir().unwrap();
+    let driver = LoggedDriver::http(&[]);
+    let log = dir.path().join("runs");
+    let (_agent, socket) =
+        start_agent(dir.path(), "api", &logged_jwt_argv(&idp, &driver, &log)).await;
+    let login = output_of(authplug(&socket).args(["token", "--no-autostart"])).await;
+    let exp = oidc_support::jwt_claims(login.trim_end())["exp"]
+        .as_u64()
+        .expect("a JWT with an exp");
+
+    // Two callers ask back to back until past the first token's expiry.
+    let mut callers = Vec::new();
+    for _ in 0..2 {
+        let socket = socket.clone();
+        callers.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            while (unix_now() as u64) <= exp {
+                let output = authplug(&socket)
+                    .args(["token", "--no-autostart", "--non-interactive"])
+                    .output()
+                    .await
+                    .expect("authplug token");
+                let said = String::from_utf8_lossy(&output.stderr).into_owned();
+                assert!(output.status.success(), "{said}");
+                assert!(!said.contains("plugin running"), "a caller waited: {said}");
+                got.push(String::from_utf8(output.stdout).unwrap());
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            got
+        }));
+    }
+    let mut seen = Vec::new();
+    for caller in callers {
+        seen.push(caller.await.expect("caller"));
+    }
+    // One background run, not interactive; each caller had the login's
+    // token, then the new one, and never the old one again.
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(runs, "initial 1\nexpiring 0\n");
+    for got in &seen {
+        let switch = got.iter().position(|t| *t != login).expect("a new token");
+        assert!(got[switch..].iter().all(|t| *t == got[switch]), "{got:?}");
+        let new_exp = oidc_support::jwt_claims(got[switch].trim_end())["exp"].as_u64();
+        assert!(new_exp > Some(exp));
+    }
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+}
