@@ -349,3 +349,41 @@ async fn a_plugin_that_gives_the_same_token_back_is_tried_a_few_times_then_left_
     assert_eq!(broker.status().last_error, None);
     assert_eq!(broker.status().refresh_ahead_at, None, "no more planned");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_joins_a_failing_background_run_past_the_refresh_point_logs_in_itself() {
+    let plugin = reporting(3.0);
+    let broker = plugin.broker(skewed(Duration::from_secs(1)));
+    broker.token().await.expect("the login");
+    std::fs::write(plugin.path("fail-expiring"), "").expect("fail");
+    std::fs::write(plugin.path("hold"), "").expect("hold");
+    broker.token().await.expect("asked again");
+    runs_reach(&plugin, 2).await; // the background run, held
+    let refresh_at = broker.status().refresh_at.expect("refresh point");
+    sleep_until(refresh_at + Duration::from_millis(50)).await;
+    // Past the refresh point: callers join the run under way.
+    let quiet = tokio::spawn({
+        let broker = broker.clone();
+        async move {
+            broker
+                .token_with(TokenRequest::new().interactive(false))
+                .await
+        }
+    });
+    let interactive = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.token().await }
+    });
+    wait_until(|| broker.status().waiters == 2).await;
+    std::fs::write(plugin.path("go"), "").expect("go");
+    // The quiet caller gets the background run's error; the interactive
+    // one a token from a run of its own, which may log in.
+    let error = quiet
+        .await
+        .expect("task")
+        .expect_err("the background error");
+    assert!(error.to_string().contains("provider down"), "{error}");
+    let token = interactive.await.expect("task").expect("its own run");
+    assert_eq!(text(&token), "tok-2");
+    assert_eq!(plugin.runs(), ["initial 1", "expiring 0", "refresh 1"]);
+}

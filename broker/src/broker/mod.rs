@@ -43,9 +43,9 @@ use flight::{run_flight, Flight, FlightResult, Launch, Waiter, REPLAY_LINES};
 enum Joined {
     Answered(Result<Issued, BrokerError>),
     Dying(FlightResult),
-    /// A background run it joined (its token had passed its refresh point
-    /// meanwhile) failed: ask again, and start a run of its own, as it
-    /// wants it (interactive, say).
+    /// A background run that an interactive caller joined (its token had
+    /// passed its refresh point meanwhile) failed: ask again, and start a
+    /// run of its own, which may log in.
     BackgroundFailed(BrokerError),
 }
 
@@ -163,8 +163,9 @@ impl Broker {
     /// A token that has been asked for is refreshed in the background
     /// before it is due ([`BrokerOptions::refresh_ahead`]): callers keep
     /// getting it at once meanwhile. One whose refresh point passes while
-    /// that run is under way waits for it; if it fails, the caller starts a
-    /// run of its own, as it asked for it.
+    /// that run is under way waits for it; if it fails, an interactive
+    /// caller starts a run of its own (a login, say), a quiet one gets its
+    /// error.
     pub async fn get(&self, request: TokenRequest) -> Result<Issued, BrokerError> {
         let mut background_failures = 0;
         loop {
@@ -236,7 +237,9 @@ impl Broker {
         };
         drop(waiter);
         match outcome {
-            Err(error) if background => Joined::BackgroundFailed(error),
+            // An interactive caller may still get a token by a login of its
+            // own; a quiet one would only run the plugin as that run did.
+            Err(error) if background && request.interactive => Joined::BackgroundFailed(error),
             outcome => Joined::Answered(outcome),
         }
     }
