@@ -87,9 +87,11 @@ async fn an_opaque_tokens_reported_expiry_is_known_and_it_is_refreshed_before_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn callers_asking_across_the_refresh_point_never_wait_for_the_plugin() {
-    let plugin = reporting(6.0);
+    // The background run starts 3.75 s in and takes 0.3 s: more than a
+    // second to spare before the refresh point, even on a loaded machine.
+    let plugin = reporting(8.0);
     std::fs::write(plugin.path("delay"), "0.3").expect("delay");
-    let broker = plugin.broker(skewed(Duration::from_secs(2)));
+    let broker = plugin.broker(skewed(Duration::from_secs(3)));
     broker.token().await.expect("the login");
     let refresh_at = broker.status().refresh_at.expect("a refresh point");
 
