@@ -23,7 +23,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use oidc_support::{agent_runs, plugin_binary, start_agent, unix_now, DevIdp, LoggedDriver};
+use oidc_support::{
+    access_token_argv, agent_runs, opaque_access_token_argv, start_agent, unix_now, DevIdp,
+    LoggedDriver,
+};
 use serde_json::json;
 use tokio::io::AsyncBufReadExt;
 
@@ -90,43 +93,13 @@ async fn serve_api(idp: &DevIdp, dir: &Path) -> Served {
         .trim_start_matches("http://")
         .parse()
         .expect("an address");
-    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let https_url = format!("https://{}", front.local_addr().unwrap());
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("a self-signed certificate");
-    oidc_support::tls::tls_front(front, &cert, backend).await;
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+    let (https_url, ca_file) = oidc_support::tls::https_front(backend, dir).await;
     Served {
         api: checker,
         http_url,
         https_url,
         ca_file,
     }
-}
-
-/// authplug-oidc for the dev IdP's client `demo`: opaque access tokens (no
-/// `--resource`), no skew of its own.
-fn opaque_access_token_argv(idp: &DevIdp, driver: &LoggedDriver) -> Vec<String> {
-    [
-        plugin_binary().to_str().expect("a UTF-8 path"),
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        "demo",
-        "--flow",
-        "browser",
-        "--token",
-        "access",
-        "--skew",
-        "0",
-        "--login-timeout",
-        "20",
-        "--browser-command",
-        &driver.command,
-    ]
-    .map(str::to_owned)
-    .to_vec()
 }
 
 fn authplug(socket: &Path) -> tokio::process::Command {
@@ -295,38 +268,13 @@ async fn opaque_tokens_are_renewed_before_they_expire_for_kubectl_curl_exec_and_
 
     // git's own `credential fill` through the helper: the expiry it
     // answers is the agent's.
-    let home = dir.path().join("home");
-    std::fs::create_dir_all(&home).unwrap();
-    std::fs::write(
-        home.join(".gitconfig"),
-        "[credential]\n\thelper =\n\thelper = authplug --profile api\n",
-    )
-    .unwrap();
-    let helper = authplug_tests::workspace_binary("authplug-agent", "git-credential-authplug");
-    let mut path = helper.parent().expect("a directory").as_os_str().to_owned();
-    path.push(":");
-    path.push(std::env::var_os("PATH").unwrap_or_default());
-    let mut fill = tokio::process::Command::new("git");
-    fill.args(["credential", "fill"])
-        .env("HOME", &home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("PATH", path)
-        .env("AUTHPLUG_SOCKET", &socket)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    let mut child = fill.spawn().expect("git runs");
-    {
-        use tokio::io::AsyncWriteExt;
-        let mut stdin = child.stdin.take().expect("stdin");
-        stdin
-            .write_all(b"protocol=https\nhost=git.example\n\n")
-            .await
-            .unwrap();
-    }
-    let filled = child.wait_with_output().await.expect("git ends");
+    let git = authplug_tests::git_client::Git::new(dir.path(), &socket, "api");
+    let filled = git.run_with_input(
+        dir.path(),
+        &["credential", "fill"],
+        &[("GIT_TERMINAL_PROMPT", "0")],
+        b"protocol=https\nhost=git.example\n\n",
+    );
     let filled_text = String::from_utf8_lossy(&filled.stdout).into_owned();
     assert!(
         filled.status.success(),
@@ -367,8 +315,7 @@ fn logged_jwt_argv(idp: &DevIdp, driver: &LoggedDriver, log: &Path) -> Vec<Strin
             .into(),
         log.display().to_string(),
     ];
-    argv.extend(opaque_access_token_argv(idp, driver));
-    argv.extend(["--resource".into(), "https://api.example".into()]);
+    argv.extend(access_token_argv(idp, driver, "https://api.example"));
     argv
 }
 

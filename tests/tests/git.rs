@@ -9,75 +9,13 @@
 
 mod oidc_support;
 
-use std::path::{Path, PathBuf};
-use std::process::Output;
-
+use authplug_tests::git_client::Git;
 use authplug_tests::git_server::GitServer;
 use authplug_tests::resource_server::ResourceServer;
 use oidc_support::{access_token_argv, agent_runs, agent_token, start_agent, DevIdp, LoggedDriver};
 
 /// The audience the git server's tokens are for.
 const AUDIENCE: &str = "https://git.example";
-
-/// git with a home of its own: the helper configured there and found on
-/// `PATH`, the agent's socket in `AUTHPLUG_SOCKET`.
-struct Git {
-    home: PathBuf,
-    path: std::ffi::OsString,
-    socket: PathBuf,
-}
-
-impl Git {
-    fn new(dir: &Path, socket: &Path) -> Git {
-        let home = dir.join("home");
-        std::fs::create_dir_all(&home).unwrap();
-        // An empty helper first: no helper from elsewhere answers.
-        std::fs::write(
-            home.join(".gitconfig"),
-            "[credential]\n\thelper =\n\thelper = authplug --profile git\n[user]\n\tname = Alice\n\temail = alice@example.com\n[init]\n\tdefaultBranch = main\n",
-        )
-        .unwrap();
-        let helper = authplug_tests::workspace_binary("authplug-agent", "git-credential-authplug");
-        let mut path = helper.parent().expect("a directory").as_os_str().to_owned();
-        path.push(":");
-        path.push(std::env::var_os("PATH").unwrap_or_default());
-        Git {
-            home,
-            path,
-            socket: socket.to_owned(),
-        }
-    }
-
-    fn run(&self, dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-        let mut command = std::process::Command::new("git");
-        command
-            .args(args)
-            .current_dir(dir)
-            .env("HOME", &self.home)
-            .env("XDG_CONFIG_HOME", self.home.join(".config"))
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("PATH", &self.path)
-            .env("AUTHPLUG_SOCKET", &self.socket)
-            .env_remove("GIT_ASKPASS")
-            .env_remove("SSH_ASKPASS")
-            .stdin(std::process::Stdio::null());
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        command.output().expect("git runs")
-    }
-
-    fn ok(&self, dir: &Path, args: &[&str]) -> String {
-        let output = self.run(dir, args, &[]);
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(output.status.success(), "git {args:?} failed: {text}");
-        text
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn git_clones_and_pushes_with_one_login_and_heals_a_revoked_token() {
@@ -95,7 +33,7 @@ async fn git_clones_and_pushes_with_one_login_and_heals_a_revoked_token() {
         .expect("the server gets the IdP's keys");
     let root = dir.path().join("repos");
     std::fs::create_dir_all(&root).unwrap();
-    let git = Git::new(dir.path(), &socket);
+    let git = Git::new(dir.path(), &socket, "git");
     git.ok(&root, &["init", "--bare", "-q", "project.git"]);
     git.ok(
         &root.join("project.git"),

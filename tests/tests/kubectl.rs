@@ -64,13 +64,7 @@ async fn kube_api(idp: &DevIdp, dir: &Path) -> KubeApi {
         .trim_start_matches("http://")
         .parse()
         .expect("an address");
-    let front = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("https://{}", front.local_addr().unwrap());
-    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
-        .expect("a self-signed certificate");
-    oidc_support::tls::tls_front(front, &cert, backend).await;
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+    let (url, ca_file) = oidc_support::tls::https_front(backend, dir).await;
     KubeApi {
         server,
         url,

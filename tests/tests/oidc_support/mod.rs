@@ -505,6 +505,14 @@ pub fn unix_now() -> i64 {
 /// `resource` that live as long as the IdP says (no skew), logins through
 /// `driver`.
 pub fn access_token_argv(idp: &DevIdp, driver: &LoggedDriver, resource: &str) -> Vec<String> {
+    let mut argv = opaque_access_token_argv(idp, driver);
+    argv.extend(["--resource".to_owned(), resource.to_owned()]);
+    argv
+}
+
+/// [`access_token_argv`] without a resource: the dev IdP's access tokens
+/// are then opaque.
+pub fn opaque_access_token_argv(idp: &DevIdp, driver: &LoggedDriver) -> Vec<String> {
     [
         plugin_binary().to_str().expect("a UTF-8 path"),
         "--issuer",
@@ -515,8 +523,6 @@ pub fn access_token_argv(idp: &DevIdp, driver: &LoggedDriver, resource: &str) ->
         "browser",
         "--token",
         "access",
-        "--resource",
-        resource,
         "--skew",
         "0",
         "--login-timeout",

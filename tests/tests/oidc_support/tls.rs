@@ -47,6 +47,23 @@ impl TlsStub {
     }
 }
 
+/// An https front on 127.0.0.1 for a plain-HTTP `backend`, with a
+/// certificate made here: its `https://` URL, and the certificate (PEM)
+/// written to `dir/ca.pem` for clients to trust.
+pub async fn https_front(
+    backend: std::net::SocketAddr,
+    dir: &std::path::Path,
+) -> (String, PathBuf) {
+    let front = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}", front.local_addr().unwrap());
+    let cert = rcgen::generate_simple_self_signed(vec!["127.0.0.1".to_owned()])
+        .expect("a self-signed certificate");
+    tls_front(front, &cert, backend).await;
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, cert.cert.pem()).unwrap();
+    (url, ca_file)
+}
+
 /// Terminates TLS with `cert` and forwards each connection to `backend`.
 pub async fn tls_front(
     listener: TcpListener,
