@@ -104,3 +104,60 @@ async fn git_clones_and_pushes_with_one_login_and_heals_a_revoked_token() {
     // token as the password (git_credential's unit test).
     assert_eq!(server.served_by_bearer(), server.served());
 }
+
+/// Stops the agent a test's first command started, however the test ends.
+struct StopAgent(std::path::PathBuf);
+
+impl Drop for StopAgent {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(authplug_tests::authplug_binary())
+            .args(["stop", "--socket"])
+            .arg(&self.0)
+            .output();
+    }
+}
+
+/// A newcomer's first contact: a config file with the profile, no agent
+/// running, and `git clone`. The helper starts the agent (the `authplug`
+/// program installed beside it, not itself), the login happens, the clone
+/// works; the next command is served by that agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_clone_starts_the_agent_on_a_machine_with_none_running() {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let dir = tempfile::tempdir().unwrap();
+    let driver = LoggedDriver::http(&[]);
+    let socket = dir.path().join("run/agent.sock");
+    let git = Git::new(dir.path(), &socket, "git");
+    // Only the config file, where `authplug` looks for it by default.
+    let config_dir = dir.path().join("home/.config/authplug");
+    std::fs::create_dir_all(&config_dir).unwrap();
+    let command = shell_words::join(access_token_argv(&idp, &driver, AUDIENCE));
+    std::fs::write(
+        config_dir.join("config.toml"),
+        format!(
+            "[profiles.git]\ncommand = {}\n",
+            serde_json::to_string(&command).unwrap()
+        ),
+    )
+    .unwrap();
+    let _stop = StopAgent(socket.clone());
+    assert!(!socket.exists(), "no agent yet");
+
+    let verifier = ResourceServer::new(&idp.issuer, AUDIENCE)
+        .await
+        .expect("the server gets the IdP's keys");
+    let root = dir.path().join("repos");
+    std::fs::create_dir_all(&root).unwrap();
+    git.ok(&root, &["init", "--bare", "-q", "project.git"]);
+    let (_server, base) = GitServer::serve(verifier, &root)
+        .await
+        .expect("the git server listens");
+    let url = format!("{base}/project.git");
+
+    git.ok(dir.path(), &["clone", "-q", &url, "first"]);
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+    assert!(socket.exists(), "the helper started the agent");
+    let (runs, _) = agent_runs(&socket).await;
+    git.ok(dir.path(), &["clone", "-q", &url, "second"]);
+    assert_eq!(agent_runs(&socket).await.0, runs, "served by that agent");
+}

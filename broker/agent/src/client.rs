@@ -429,7 +429,7 @@ fn start_agent(
     let log_err = log
         .try_clone()
         .map_err(|e| fail("cannot open the log", e))?;
-    let exe = std::env::current_exe().map_err(|e| fail("cannot find the authplug binary", e))?;
+    let exe = paths::authplug_program().map_err(|e| fail("cannot find the authplug program", e))?;
     let socket =
         std::path::absolute(socket).map_err(|e| fail("cannot resolve the socket path", e))?;
     let mut command = Command::new(exe);

@@ -38,6 +38,39 @@ fn home() -> io::Result<PathBuf> {
         })
 }
 
+/// The name of the program that runs the agent.
+pub const AUTHPLUG_PROGRAM: &str = "authplug";
+
+/// The `authplug` program, to start the agent from any of the programs that
+/// may need one (`authplug` itself, `git-credential-authplug`, any helper
+/// a tool wants under another name): this executable if it is `authplug`;
+/// else the `authplug` installed beside it (they are installed together);
+/// else the first on `PATH`.
+pub fn authplug_program() -> io::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.file_name() == Some(std::ffi::OsStr::new(AUTHPLUG_PROGRAM)) {
+        return Ok(exe);
+    }
+    let beside = exe.with_file_name(AUTHPLUG_PROGRAM);
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::iter::once(beside)
+        .chain(std::env::split_paths(&path).map(|dir| dir.join(AUTHPLUG_PROGRAM)))
+        .find(|candidate| is_executable(candidate))
+        .ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!(
+                    "no `{AUTHPLUG_PROGRAM}` program beside {} or on PATH to start the agent with: install authplug (scripts/install), or start the agent yourself (`authplug agent`)",
+                    exe.display()
+                ),
+            )
+        })
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+}
+
 /// The agent's log when it was started in the background.
 pub fn log_file(socket: &Path) -> PathBuf {
     socket.with_extension("log")

@@ -203,3 +203,57 @@ fn an_opaque_tokens_reported_expiry_reaches_git() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn with_no_agent_it_starts_one_with_the_authplug_beside_it_or_says_what_is_missing() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin("forge", COUNTING);
+    let config = scratch.path("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.forge]\ncommand = {:?}\n",
+            plugin.display().to_string()
+        ),
+    )
+    .unwrap();
+    let socket = scratch.socket();
+    let _stop = StopAgent(socket.clone());
+    let config_arg = config.display().to_string();
+    // Installed as usual, beside `authplug`: the agent starts.
+    let out = helper(
+        &socket,
+        &["--profile", "forge", "--config", &config_arg, "get"],
+        "protocol=https\nhost=git.example\n",
+        &[],
+    );
+    assert_eq!(
+        text(&out),
+        "username=oauth2\npassword=tok-1\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(scratch.runs("forge"), ["initial"]);
+
+    // A helper alone, with no `authplug` beside it or on PATH: no agent
+    // can be started, and it says what to do.
+    let alone = scratch.path("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    let copy = alone.join("git-credential-authplug");
+    std::fs::copy(env!("CARGO_BIN_EXE_git-credential-authplug"), &copy).unwrap();
+    let other_socket = scratch.path("other/agent.sock");
+    let out = std::process::Command::new(&copy)
+        .args(["--profile", "forge", "--config", &config_arg, "get"])
+        .env("AUTHPLUG_SOCKET", &other_socket)
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::null())
+        .output()
+        .expect("the helper runs");
+    assert!(!out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("no `authplug` program beside") && said.contains("scripts/install"),
+        "{said}"
+    );
+    assert_eq!(text(&out), "quit=1\n", "git is told not to prompt");
+}
