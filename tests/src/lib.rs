@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 pub mod cert_authority;
+pub mod forward_proxy;
 pub mod git_client;
 pub mod git_server;
 pub mod idp;

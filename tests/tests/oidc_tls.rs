@@ -34,6 +34,32 @@ async fn ca_file_adds_a_trust_root() {
     assert_eq!(tls.stub.token_hits(), 1);
 }
 
+/// A company CA installed in the system's trust store, as a TLS-inspecting
+/// proxy or an internal provider needs: found with no flag, as curl and
+/// kubelogin find it. The store is pointed at the way OpenSSL's
+/// conventions allow, `SSL_CERT_FILE` (a bundle) or `SSL_CERT_DIR` (a
+/// directory of certificates), so the test needs no root.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_in_the_systems_trust_store_is_trusted_without_a_flag() {
+    let tls = TlsStub::start(Case::Honest).await;
+    let args = args(&tls, "browser", &tls.curl());
+    let output = Run::new(&args)
+        .env("SSL_CERT_FILE", tls.ca_file.display().to_string())
+        .go()
+        .await
+        .expect("a login with the CA in the trust store's bundle");
+    assert_eq!(jwt_claims(&token_text(&output))["sub"], "alice");
+
+    let store = tempfile::tempdir().unwrap();
+    std::fs::copy(&tls.ca_file, store.path().join("company-ca.pem")).unwrap();
+    Run::new(&args)
+        .env("SSL_CERT_DIR", store.path().display().to_string())
+        .go()
+        .await
+        .expect("a login with the CA in the trust store's directory");
+    assert_eq!(tls.stub.token_hits(), 2);
+}
+
 /// The issuer is https but its discovery document sends one endpoint to
 /// the stub's plain-http port (which answers, so without the check the
 /// login would go through in the clear): refused before anything is sent

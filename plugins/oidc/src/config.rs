@@ -110,7 +110,9 @@ pub struct Config {
     #[arg(long, env = "AUTHPLUG_OIDC_LOGIN_TIMEOUT", default_value_t = 300)]
     pub login_timeout: u64,
 
-    /// Extra trust roots (PEM), added to the built-in ones.
+    /// Extra trust roots (PEM), added to the system's trust store
+    /// (SSL_CERT_FILE/SSL_CERT_DIR name another) and the built-in web PKI
+    /// roots. Proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY.
     #[arg(long, env = "AUTHPLUG_OIDC_CA_FILE")]
     pub ca_file: Option<PathBuf>,
 
