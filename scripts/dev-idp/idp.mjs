@@ -137,6 +137,14 @@ async function revokeGrant(grantId) {
   return !!grant;
 }
 
+// oidc-provider serves its metadata at both well-known URLs: OIDC
+// discovery's and RFC 8414's (the same document). `bend` edits them.
+const AS_METADATA = '/.well-known/oauth-authorization-server';
+const DISCOVERY = '/.well-known/openid-configuration';
+// Endpoints OIDC Discovery 1.0 does not define, which some providers list
+// only in their RFC 8414 metadata.
+const ONLY_IN_8414 = ['revocation_endpoint', 'device_authorization_endpoint'];
+
 provider.use(async (ctx, next) => {
   const path = ctx.path;
   const m = path.match(/^\/interaction\/([^/]+)(\/(login|confirm|deny))?$/);
@@ -219,6 +227,12 @@ provider.use(async (ctx, next) => {
   await next();
 
   if (path === '/token') bendTokenResponse(ctx);
+  if ((path === DISCOVERY || path === AS_METADATA) && ctx.body && typeof ctx.body === 'object') {
+    const doc = { ...ctx.body };
+    if (bend.metadataOnlyIn8414 && path === DISCOVERY) for (const field of ONLY_IN_8414) delete doc[field];
+    for (const field of bend.unlisted ?? []) delete doc[field];
+    ctx.body = doc;
+  }
 
   // oidc-provider omits `interval`; clients then wait 5 s between polls.
   if (path === '/device/auth' && ctx.body && typeof ctx.body === 'object' && ctx.body.device_code) {
@@ -231,6 +245,10 @@ function bendTokenResponse(ctx) {
   const grant = ctx.oidc?.params?.grant_type;
   const ok = ctx.status === 200 && ctx.body && typeof ctx.body === 'object';
   if (ok && grant === 'refresh_token' && bend.refreshWithoutIdToken) {
+    const { id_token, ...rest } = ctx.body;
+    ctx.body = rest;
+  }
+  if (ok && grant === 'urn:ietf:params:oauth:grant-type:device_code' && bend.deviceWithoutIdToken) {
     const { id_token, ...rest } = ctx.body;
     ctx.body = rest;
   }

@@ -5,14 +5,11 @@
 
 mod oidc_support;
 
-use std::process::Child;
-use std::sync::{Arc, Mutex};
-
 use authplug_protocol::Reason;
 use oidc_support::{
-    admin, client_credentials, dev_args, device_approve_command, fetch_jwks, jwt_claims,
-    open_printed_url, quiet_refused_refresh, relogin_after_refused_refresh, state_json, token_text,
-    verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
+    admin, approvers_succeeded, client_credentials, dev_args, device_approve_command, device_run,
+    fetch_jwks, jwt_claims, quiet_refused_refresh, relogin_after_refused_refresh, state_json,
+    token_text, verify_jwt, DevIdp, ForbiddenBrowser, LoggedDriver, Run,
 };
 
 fn start(config: &str) -> DevIdp {
@@ -146,35 +143,6 @@ async fn a_revoked_refresh_token_leads_to_a_new_login() {
         state_json(&second.state)["refresh_token"],
         state_json(&first.state)["refresh_token"]
     );
-}
-
-/// A device-flow run whose stderr is watched for the
-/// verification_uri_complete line; the approver (`None`: nobody) is started
-/// on it, as a user on another device would.
-fn device_run(idp: &DevIdp, browser: &str, approver: Option<String>) -> (Run, Approvers) {
-    let approvers: Approvers = Arc::default();
-    let started = Arc::clone(&approvers);
-    let mut args = dev_args(&idp.issuer, browser);
-    args[5] = "device".into();
-    let run = Run::new(&args).on_stderr(move |line| {
-        let (Some(approver), Some(url)) = (&approver, line.split("or visit ").nth(1)) else {
-            return;
-        };
-        let child = open_printed_url(approver, url);
-        started.lock().unwrap().push(child);
-    });
-    (run, approvers)
-}
-
-type Approvers = Arc<Mutex<Vec<Child>>>;
-
-fn approvers_succeeded(approvers: &Approvers) -> usize {
-    let mut children = approvers.lock().unwrap();
-    children
-        .iter_mut()
-        .map(|c| c.wait().expect("the approver exits"))
-        .filter(|status| status.success())
-        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

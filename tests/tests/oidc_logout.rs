@@ -76,7 +76,7 @@ async fn logout_without_a_revocation_endpoint_says_the_token_stays_valid() {
     .await;
     assert!(
         said.contains(
-            "offers no revocation endpoint (RFC 7009), so its refresh token stays valid there"
+            "lists no revocation endpoint (RFC 7009) in its discovery document or its authorization server metadata, so its refresh token stays valid there"
         ),
         "{said}"
     );

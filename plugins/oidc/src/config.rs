@@ -110,6 +110,18 @@ pub struct Config {
     #[arg(long, env = "AUTHPLUG_OIDC_LOGIN_TIMEOUT", default_value_t = 300)]
     pub login_timeout: u64,
 
+    /// The provider's RFC 7009 revocation endpoint (for logout), when it
+    /// lists one in neither its discovery document nor its RFC 8414
+    /// metadata; https, as the issuer.
+    #[arg(long, env = "AUTHPLUG_OIDC_REVOCATION_ENDPOINT", value_name = "URL")]
+    pub revocation_endpoint: Option<url::Url>,
+
+    /// The provider's RFC 8628 device authorization endpoint, when it lists
+    /// one in neither its discovery document nor its RFC 8414 metadata;
+    /// https, as the issuer.
+    #[arg(long, env = "AUTHPLUG_OIDC_DEVICE_ENDPOINT", value_name = "URL")]
+    pub device_endpoint: Option<url::Url>,
+
     /// Extra trust roots (PEM), added to the system's trust store
     /// (SSL_CERT_FILE/SSL_CERT_DIR name another) and the built-in web PKI
     /// roots. Proxies: HTTPS_PROXY, HTTP_PROXY, NO_PROXY.

@@ -22,7 +22,7 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
         .provider
         .device_endpoint()
         .cloned()
-        .ok_or("the provider does not support the device flow (no device_authorization_endpoint in its discovery document)")?;
+        .ok_or("the provider does not support the device flow: it lists no device_authorization_endpoint in its discovery document or its authorization server metadata (RFC 8414); if it has one it does not list, give it with --device-endpoint")?;
     let client = session
         .provider
         .client(config)
@@ -137,8 +137,10 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
         }
         Some(Err(e)) => return Err(session.refusal(Grant::DevicePoll, e, &http).into()),
     };
+    // RFC 8628 §3.5 and RFC 6749 §5.1 require no ID token here: a provider
+    // whose device flow is plain OAuth gives none (see `id_token_by_refresh`).
     session
-        .absorb(&response, ExpectNonce::Refresh(None), None, true)
+        .absorb(&response, ExpectNonce::Refresh(None), None, false)
         .await?;
     // A new login, which sent no nonce.
     session.state.login_nonce = None;

@@ -24,6 +24,7 @@ mod device;
 mod login;
 mod logout;
 mod provider;
+mod server_metadata;
 mod state;
 mod token_error;
 mod token_http;
@@ -271,7 +272,39 @@ impl Session<'_> {
             return Err(login_needed(&why_login));
         }
         self.login().await?;
+        self.id_token_by_refresh().await?;
         self.finish()
+    }
+
+    /// A login may bring no ID token: a device login need not (RFC 8628
+    /// §3.5). When one is wanted, a refresh may bring it; else the error
+    /// says what the provider did. Either way what the login obtained
+    /// stays in the state (`obtained`): the host keeps it (rule 4), and the
+    /// next run uses or revokes it.
+    async fn id_token_by_refresh(&mut self) -> Result<(), Error> {
+        if wanted(self.config) != TokenKind::Id || self.state.id_token.is_some() {
+            return Ok(());
+        }
+        if self.state.refresh_token.is_some() {
+            say("the login gave no ID token; trying a refresh for one");
+            match self.refresh().await {
+                Ok(true) => return Ok(()),
+                Ok(false) => {}
+                Err(RefreshFailure::Refused(error)) => return Err(error.into()),
+                Err(RefreshFailure::Other(error)) => return Err(error),
+            }
+        }
+        // Only a device login gets here: a browser login's token response
+        // must carry an ID token (OIDC Core §3.1.3.3), which `absorb` checks.
+        Err(format!(
+            "the provider's device login gave an access token but no ID token (RFC 8628 allows that), and {}: use --token access for the access token (the tokens it gave are kept for the next run)",
+            if self.state.refresh_token.is_some() {
+                "a refresh gave none either"
+            } else {
+                "no refresh token to get one with"
+            }
+        )
+        .into())
     }
 
     async fn login(&mut self) -> Result<(), Error> {

@@ -61,7 +61,7 @@ pub fn logout(config: &Config, request: &Request, now: u64) -> Result<Response, 
             Provider::load_or_discover(config, state.provider.as_ref(), &http, now).await?;
         let Some(endpoint) = provider.revocation_endpoint().cloned() else {
             say(&format!(
-                "logged out here; the provider offers no revocation endpoint (RFC 7009), so its {what} stays valid there until it expires or you end the session at the provider"
+                "logged out here; the provider lists no revocation endpoint (RFC 7009) in its discovery document or its authorization server metadata, so its {what} stays valid there until it expires or you end the session at the provider (if it has one it does not list, give it with --revocation-endpoint)"
             ));
             return Ok(Response::nothing());
         };

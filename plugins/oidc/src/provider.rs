@@ -1,7 +1,7 @@
 //! The provider: an HTTP client that never follows redirects and speaks
 //! only https (except to a loopback issuer in local development), discovery
-//! with an exact issuer match and endpoints checked the same way, and the
-//! JWKS, cached in the state.
+//! with an exact issuer match and endpoints checked the same way (what it
+//! leaves out: `server_metadata`), and the JWKS, cached in the state.
 
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{is_loopback, Config};
+use crate::server_metadata;
 use crate::state::ProviderCache;
 use crate::Error;
 
@@ -132,6 +133,8 @@ impl Provider {
         // A cache an older version wrote unchecked: discover again, which
         // says what is wrong.
         check_endpoints(config, &metadata).ok()?;
+        let mut metadata = metadata;
+        server_metadata::apply_flags(config, &mut metadata).ok()?;
         Some(Provider {
             metadata: metadata.set_jwks(jwks),
             discovery_fetched_at: cache.discovery_fetched_at,
@@ -193,6 +196,9 @@ impl Provider {
             return Err(issuer_mismatch(&config.issuer, metadata.issuer().as_str()).into());
         }
         check_endpoints(config, &metadata)?;
+        let mut metadata = metadata;
+        server_metadata::supplement(config, http, &mut metadata).await?;
+        server_metadata::apply_flags(config, &mut metadata)?;
         Ok(Provider {
             metadata,
             discovery_fetched_at: now,
@@ -295,9 +301,10 @@ fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), InsecureE
     Ok(())
 }
 
-/// An endpoint the provider names that is not as safe as the issuer.
+/// An endpoint the provider (or a flag: `name` then starts with `--`)
+/// names that is not as safe as the issuer.
 #[derive(Debug, thiserror::Error)]
-#[error("the provider gives its {name} as {url}, which is not https{}; refusing it (codes, secrets, tokens and keys would travel in the clear)", if *issuer_is_loopback_http { " (plain http is allowed only on loopback addresses, as the issuer is)" } else { "" })]
+#[error("{} {url}, which is not https{}; refusing it (codes, secrets, tokens and keys would travel in the clear)", if name.starts_with("--") { format!("{name} is") } else { format!("the provider gives its {name} as") }, if *issuer_is_loopback_http { " (plain http is allowed only on loopback addresses, as the issuer is)" } else { "" })]
 pub struct InsecureEndpoint {
     name: String,
     url: url::Url,

@@ -612,3 +612,37 @@ pub async fn agent_token(socket: &Path) -> String {
         .trim_end()
         .to_owned()
 }
+
+/// A device-flow run whose stderr is watched for the
+/// verification_uri_complete line; the approver (`None`: nobody) is started
+/// on it, as a user on another device would.
+pub fn device_run(idp: &DevIdp, browser: &str, approver: Option<String>) -> (Run, Approvers) {
+    let approvers: Approvers = Arc::default();
+    let started = Arc::clone(&approvers);
+    let mut args = dev_args(&idp.issuer, browser);
+    args[5] = "device".into();
+    let run = Run::new(&args).on_stderr(move |line| {
+        let (Some(approver), Some(url)) = (&approver, line.split("or visit ").nth(1)) else {
+            return;
+        };
+        let child = open_printed_url(approver, url);
+        started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child);
+    });
+    (run, approvers)
+}
+
+/// The approvers a [`device_run`] started.
+pub type Approvers = Arc<std::sync::Mutex<Vec<std::process::Child>>>;
+
+/// How many of them succeeded, once they have exited.
+pub fn approvers_succeeded(approvers: &Approvers) -> usize {
+    let mut children = approvers.lock().unwrap_or_else(|e| e.into_inner());
+    children
+        .iter_mut()
+        .map(|c| c.wait().expect("the approver exits"))
+        .filter(|status| status.success())
+        .count()
+}
