@@ -138,17 +138,21 @@ async fn callers_asking_across_the_refresh_point_never_wait_for_the_plugin() {
 }
 
 #[tokio::test]
-async fn an_idle_profile_is_never_refreshed() {
+async fn an_idle_profile_is_refreshed_at_most_once_after_its_last_use() {
     let plugin = reporting(3.0);
     let broker = plugin.broker(skewed(Duration::from_secs(1)));
     broker.token().await.expect("the login");
-    let expires_at = broker.status().expires_at.expect("an expiry");
-    // Nobody asks again for the token's whole life.
-    sleep_until(expires_at + Duration::from_millis(300)).await;
-    assert_eq!(plugin.runs(), ["initial 1"]);
+    // The login's token is in use (its caller got it): renewed once. The
+    // new one nobody asks for is left to expire.
+    runs_reach(&plugin, 2).await;
+    wait_until(|| !broker.status().running).await;
+    let status = broker.status();
+    assert_eq!(status.refresh_ahead_at, None, "no plan for an unused token");
+    sleep_until(status.expires_at.expect("an expiry") + Duration::from_millis(300)).await;
+    assert_eq!(plugin.runs(), ["initial 1", "expiring 0"]);
     // The next caller after expiry is served as without refresh ahead.
-    assert_eq!(text(&broker.token().await.expect("refreshed")), "tok-2");
-    assert_eq!(plugin.runs(), ["initial 1", "refresh 1"]);
+    assert_eq!(text(&broker.token().await.expect("refreshed")), "tok-3");
+    assert_eq!(plugin.runs(), ["initial 1", "expiring 0", "refresh 1"]);
 }
 
 #[tokio::test]
@@ -290,13 +294,13 @@ async fn a_reject_during_a_background_run_is_handled_as_during_any_run() {
     runs_reach(&plugin, 2).await; // the background run, held
     assert!(broker.reject(&first), "compare-and-clear");
     assert!(!broker.reject(&first), "only once");
-    // The rejected token is never handed out again: this caller joins the
-    // run under way and gets its token.
+    // The rejected token is never handed out again: this caller waits for
+    // the run under way and gets its token.
     let waiter = tokio::spawn({
         let broker = broker.clone();
         async move { broker.token().await }
     });
-    wait_until(|| broker.status().waiters == 1).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
     std::fs::write(plugin.path("go"), "").expect("go");
     let token = waiter.await.expect("task").expect("token");
     assert_eq!(text(&token), "tok-2");
@@ -304,7 +308,7 @@ async fn a_reject_during_a_background_run_is_handled_as_during_any_run() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_logout_during_a_background_run_keeps_nothing_of_it() {
+async fn a_logout_during_a_background_run_waits_for_it_and_keeps_nothing() {
     let plugin = reporting(4.0);
     let broker = plugin.broker(skewed(Duration::from_secs(1)));
     broker.token().await.expect("the login");
@@ -312,12 +316,24 @@ async fn a_logout_during_a_background_run_keeps_nothing_of_it() {
     broker.token().await.expect("asked again");
     runs_reach(&plugin, 2).await;
     std::fs::remove_file(plugin.path("hold")).expect("let the logout run through");
+    // The logout waits for the background run (it may rotate the refresh
+    // token), then cleans up with the newest state.
+    let logout = tokio::spawn({
+        let broker = broker.clone();
+        async move { broker.logout(None).await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        plugin.runs().len(),
+        2,
+        "no logout run before the background one ends"
+    );
+    std::fs::write(plugin.path("go"), "").expect("go");
     assert!(matches!(
-        broker.logout(None).await,
+        logout.await.expect("task"),
         LogoutOutcome::CleanedUp
     ));
-    std::fs::write(plugin.path("go"), "").expect("go");
-    wait_until(|| !broker.status().running).await;
+    assert_eq!(plugin.runs(), ["initial 1", "expiring 0", "logout 0"]);
     let status = broker.status();
     assert!(!status.has_token && !status.has_state, "{status:?}");
     assert_eq!(status.refresh_ahead_at, None);

@@ -441,8 +441,14 @@ fn write_info(at: SystemTime) -> io::Result<()> {
 /// cannot be kept: that is said on stderr, and the token is still printed.
 pub fn write_response(response: &Response) -> io::Result<()> {
     write_state(&response.state)?;
+    // Rule 10: the info never decides the run (the state is written).
     if let Some(at) = response.expires_at {
-        write_info(at)?;
+        if let Err(error) = write_info(at) {
+            let _ = writeln!(
+                io::stderr(),
+                "warning: the token's expiry could not be handed to the host ({error})"
+            );
+        }
     }
     let mut stdout = io::stdout().lock();
     if response.token.as_bytes().is_empty() {

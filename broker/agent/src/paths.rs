@@ -54,7 +54,13 @@ pub fn authplug_program() -> io::Result<PathBuf> {
     let beside = exe.with_file_name(AUTHPLUG_PROGRAM);
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::iter::once(beside)
-        .chain(std::env::split_paths(&path).map(|dir| dir.join(AUTHPLUG_PROGRAM)))
+        // Absolute entries only: the agent starts in `/`, where a relative
+        // one would name another file.
+        .chain(
+            std::env::split_paths(&path)
+                .filter(|dir| dir.is_absolute())
+                .map(|dir| dir.join(AUTHPLUG_PROGRAM)),
+        )
         .find(|candidate| is_executable(candidate))
         .ok_or_else(|| {
             io::Error::new(

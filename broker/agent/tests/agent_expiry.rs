@@ -163,3 +163,33 @@ fn authplug_token_as_a_plugin_passes_the_agents_expiry_on_to_its_host() {
     let said = String::from_utf8_lossy(&run.stderr);
     assert!(said.contains("as the plugin reported"), "{said}");
 }
+
+#[test]
+fn authplug_token_as_a_plugin_rejects_its_token_after_a_refusal_but_not_when_asked_ahead() {
+    let scratch = Scratch::new();
+    std::fs::write(scratch.path("lifetime"), "600").unwrap();
+    let plugin = scratch.plugin("api", REPORTING);
+    let agent = Agent::start(&scratch.socket(), &[("api", &plugin)]);
+    let state = scratch.path("host-state");
+    let as_plugin = |reason: &str| {
+        let run = authplug()
+            .args(["run", "--reason", reason, "--state-in"])
+            .arg(&state)
+            .arg("--state-out")
+            .arg(&state)
+            .args(["--", &authplug_binary().display().to_string()])
+            .args(["token", "--profile", "api", "--socket"])
+            .arg(&agent.socket)
+            .output()
+            .expect("authplug run");
+        stdout(&run)
+    };
+    assert_eq!(as_plugin("initial"), "tok-1\n");
+    // A host refreshing ahead: the agent's token still works; nothing is
+    // rejected, the agent's plugin does not run.
+    assert_eq!(as_plugin("expiring"), "tok-1\n");
+    assert_eq!(scratch.runs("api"), ["initial"]);
+    // A host whose server refused it: rejected in the agent, a new one.
+    assert_eq!(as_plugin("rejected"), "tok-2\n");
+    assert_eq!(scratch.runs("api"), ["initial", "rejected"]);
+}

@@ -6,9 +6,11 @@
 //! A background run is non-interactive (`AUTHPLUG_INTERACTIVE=0`, reason
 //! `expiring`), starts no cool-down, and never takes the valid token away:
 //! callers keep getting it at once until its refresh point. It runs only
-//! for a token a caller got since it was obtained, so a profile nobody
-//! uses is never refreshed. A failed one is tried again at most
-//! [`ATTEMPTS`] times in all, each halfway to the refresh point.
+//! for a token a caller got (the callers of the run that obtained it
+//! count; nobody has got a background run's token until someone asks), so
+//! an idle profile is refreshed at most once after its last use. A failed
+//! one is tried again at most [`ATTEMPTS`] times in all, each halfway to
+//! the refresh point.
 
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime};
@@ -123,8 +125,12 @@ impl Broker {
             return;
         }
         shared.ahead.timer = None;
-        let asked = shared.cached.as_ref().is_some_and(|cached| cached.asked);
-        if asked && shared.flight.is_none() && shared.ahead.is_due(SystemTime::now()) {
+        let now = SystemTime::now();
+        // A timer late past the refresh point (a laptop waking up) leaves
+        // the refresh to the next caller's own run, which may log in.
+        let in_use =
+            (shared.cached.as_ref()).is_some_and(|cached| cached.asked && cached.is_fresh(now));
+        if in_use && shared.flight.is_none() && shared.ahead.is_due(now) {
             self.start_background(&mut shared);
         }
     }

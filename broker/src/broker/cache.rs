@@ -18,8 +18,9 @@ pub(super) struct Cached {
     /// From then on a background run may replace it (refresh ahead), while
     /// callers still get it at once.
     pub(super) ahead_at: Option<SystemTime>,
-    /// A caller got it since it was obtained: only then is it worth
-    /// refreshing in the background (an idle profile is left alone).
+    /// A caller got it (the caller of the run that obtained it, or one
+    /// since): only then is it worth refreshing in the background (an
+    /// idle profile is left alone).
     pub(super) asked: bool,
 }
 

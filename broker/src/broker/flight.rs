@@ -178,6 +178,9 @@ pub(super) async fn run_flight(
     }
     let mut warning = None;
     let mut renewed = false;
+    // A background run that handed back a token rejected while it ran: not
+    // the plugin's fault (it was not told), so no error to report.
+    let mut superseded = false;
     let (record_ok, elapsed, answer) = match outcome {
         Ok(output) => {
             let elapsed = output.elapsed;
@@ -190,7 +193,8 @@ pub(super) async fn run_flight(
             }
             let held = shared.cached.as_ref().map(|cached| &cached.token);
             if shared.rejected.as_ref() == Some(&output.token) {
-                (false, elapsed, Err(BrokerError::SameTokenAfterReject))
+                superseded = background;
+                (background, elapsed, Err(BrokerError::SameTokenAfterReject))
             } else if background && held == Some(&output.token) {
                 // A plugin that does not know `expiring` (or whose provider
                 // gave nothing new) handed back the token it had: it stays,
@@ -200,7 +204,11 @@ pub(super) async fn run_flight(
                 (true, elapsed, issued.ok_or(BrokerError::Aborted))
             } else {
                 shared.rejected = None;
-                let cached = Cached::new(output.token, output.expires_at, inner.options.skew, now);
+                let mut cached =
+                    Cached::new(output.token, output.expires_at, inner.options.skew, now);
+                // A caller's run hands the token to that caller: it is in use.
+                // One from a background run is only once a caller gets it.
+                cached.asked = !background;
                 let issued = cached.issued();
                 shared.ahead.plan_for(&cached, &inner, now);
                 shared.cached = Some(cached);
@@ -246,6 +254,7 @@ pub(super) async fn run_flight(
             shared.last_error = None;
             tracing::info!(plugin = %inner.label, elapsed_ms = elapsed.as_millis() as u64, "plugin run succeeded");
         }
+        Err(_) if superseded => {}
         Err(error) => {
             shared.last_error = Some(error.to_string());
             if state_unchanged_by(error) {

@@ -34,6 +34,22 @@ impl Broker {
     /// is discarded too: its callers get [`BrokerError::LoggedOut`](super::BrokerError::LoggedOut).
     /// `on_stderr` receives the logout run's stderr lines.
     pub async fn logout(&self, on_stderr: Option<StderrSink>) -> LogoutOutcome {
+        // A background refresh under way may be rotating the refresh token:
+        // the logout revokes the newest one, so it waits for that run (short
+        // and never interactive) to end. A caller's run (a login that may
+        // wait minutes for a browser) is not waited for: its outcome is
+        // discarded.
+        loop {
+            let ahead = (self.inner.lock().flight.as_ref())
+                .filter(|flight| flight.background)
+                .map(|flight| flight.result.clone());
+            match ahead {
+                Some(mut result) => {
+                    let _ = result.wait_for(Option::is_some).await;
+                }
+                None => break,
+            }
+        }
         let (state, had_token) = {
             let mut shared = self.inner.lock();
             shared.generation += 1;

@@ -203,6 +203,14 @@ impl Broker {
             if let Some(dying) = shared.flight.as_ref().filter(|f| f.is_cancelling()) {
                 return Joined::Dying(dying.result.clone());
             }
+            // The token was rejected while a background run (not told of it)
+            // was under way: wait it out, then ask again; the next run, if
+            // one is needed, says `rejected`.
+            if let Some(ahead) =
+                (shared.flight.as_ref()).filter(|f| f.background && shared.rejected.is_some())
+            {
+                return Joined::Dying(ahead.result.clone());
+            }
             if shared.flight.is_none() {
                 let mode = shared
                     .cooldown
@@ -237,6 +245,12 @@ impl Broker {
         };
         drop(waiter);
         match outcome {
+            Err(BrokerError::LoggedOut) => Joined::Answered(outcome),
+            // A token rejected meanwhile came back from a run that was not
+            // told of it: the caller's own run says `rejected`.
+            Err(error @ BrokerError::SameTokenAfterReject) if background => {
+                Joined::BackgroundFailed(error)
+            }
             // An interactive caller may still get a token by a login of its
             // own; a quiet one would only run the plugin as that run did.
             Err(error) if background && request.interactive => Joined::BackgroundFailed(error),
@@ -301,7 +315,10 @@ impl Broker {
             has_token: shared.cached.is_some(),
             expires_at: shared.cached.as_ref().and_then(|c| c.expires_at),
             refresh_at: shared.cached.as_ref().and_then(|c| c.refresh_at),
-            refresh_ahead_at: shared.ahead.next_at,
+            // Only for a token in use: an unused one is not refreshed.
+            refresh_ahead_at: (shared.cached.as_ref())
+                .filter(|cached| cached.asked)
+                .and(shared.ahead.next_at),
             has_state: !shared.state.is_empty(),
             running: shared.flight.is_some(),
             waiters: shared.flight.as_ref().map_or(0, |f| f.waiters),

@@ -35,8 +35,10 @@ pub struct BrokerOptions {
     /// background (non-interactive, reason `expiring`), so that nobody
     /// waits for the plugin: three quarters of the way to its refresh
     /// point, tried up to three times. Only tokens whose expiry is known
-    /// (reported by the plugin, or a JWT's `exp`) and that a caller got
-    /// since they were obtained. On by default.
+    /// (reported by the plugin, or a JWT's `exp`) and that a caller got (a
+    /// token a background run obtained counts once a caller gets it): an
+    /// idle profile is refreshed at most once after its last use. On by
+    /// default.
     pub refresh_ahead: bool,
 }
 

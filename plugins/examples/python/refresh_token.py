@@ -20,6 +20,7 @@ host refreshes it in time although it may be opaque.
 import argparse
 import fcntl
 import json
+import math
 import os
 import stat
 import sys
@@ -124,7 +125,13 @@ def trade(endpoint, client_id, refresh_token, timeout):
     if rotated is not None and (not isinstance(rotated, str) or not rotated):
         fail("the token endpoint's answer has an invalid refresh_token")
     lifetime = answer.get("expires_in")
-    if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
+    usable = (
+        isinstance(lifetime, (int, float))
+        and not isinstance(lifetime, bool)
+        and math.isfinite(lifetime)
+        and 0 < lifetime < 10 * 366 * 24 * 3600
+    )
+    if not usable:
         lifetime = None  # not said (RFC 6749 makes it optional), or unusable
     return access_token, rotated or refresh_token, lifetime
 

@@ -48,9 +48,10 @@ else
     echo "env-token: no fd 3 (not started by a host), so the state is not kept" >&2
 fi
 
-# The expiry goes to fd 4, only when the host offers it (an epithet host
-# does not, and fd 4 may then be anything).
-if [ -n "${EXAMPLE_EXPIRES_IN:-}" ] && [ "${AUTHPLUG_INFO_FD:-}" = 4 ]; then
+# The expiry goes to fd 4, only when the host offers it and it is open (an
+# epithet host does not offer it, and fd 4 may then be anything).
+if [ -n "${EXAMPLE_EXPIRES_IN:-}" ] && [ "${AUTHPLUG_INFO_FD:-}" = 4 ] &&
+    { true >&4; } 2>/dev/null; then
     case $EXAMPLE_EXPIRES_IN in
     '' | *[!0-9]*)
         echo "env-token: EXAMPLE_EXPIRES_IN is not a number of seconds; no expiry said" >&2

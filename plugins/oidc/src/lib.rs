@@ -101,6 +101,15 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
     // A host that says nothing (epithet) may run us because a server refused
     // the token we hold (PROTOCOL.md rule 1): a fresh one, then, unless the
     // provider cannot give one.
+    // Asked ahead of expiry (`expiring`) by a host whose token this
+    // provider cannot renew without a login: the one held, still valid, is
+    // the best there is until it expires (the host then asks for a login).
+    if request.reason == Reason::Expiring && refresh_is_pointless(config, &state) {
+        if let Some(held) = held_token(config, &state, now, 0) {
+            say("this provider gives no new ID token on refresh: the one held stays in use until it expires");
+            return Ok(held.answer(request.state));
+        }
+    }
     let fallback = if request.reason_given { None } else { cached };
     if let Some(token) = &fallback {
         if refresh_is_pointless(config, &state) {
@@ -176,6 +185,12 @@ impl Held {
 }
 
 fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Held> {
+    held_token(config, state, now, config.skew)
+}
+
+/// The token of the kind asked for that the state holds, if it is valid
+/// for more than `skew` seconds.
+fn held_token(config: &Config, state: &PluginState, now: u64, skew: u64) -> Option<Held> {
     let stored = match wanted(config) {
         TokenKind::Id => state.id_token.as_ref(),
         TokenKind::Access if state.access_token_resource == config.access_token_target() => {
@@ -183,9 +198,7 @@ fn cached_token(config: &Config, state: &PluginState, now: u64) -> Option<Held> 
         }
         TokenKind::Access => None,
     }?;
-    stored
-        .valid_beyond(now, config.skew)
-        .then(|| Held::of(stored))
+    stored.valid_beyond(now, skew).then(|| Held::of(stored))
 }
 
 async fn run_online(
@@ -242,7 +255,7 @@ impl Session<'_> {
                 // It would spend the refresh token and bring no ID token, as
                 // this provider's refreshes have before.
                 why_login =
-                    "the ID token has expired and this provider gives no new one on refresh"
+                    "this provider gives no new ID token on refresh, so a new one takes a login"
                         .to_owned();
                 if request.interactive {
                     say(&format!("{why_login}; a new login is needed"));
@@ -309,6 +322,11 @@ impl Session<'_> {
 
     async fn login(&mut self) -> Result<(), Error> {
         let config = self.config;
+        // A login starts a new session: the old one's ID token and user are
+        // not this one's (a device login may bring no ID token, and the
+        // next user may be another).
+        self.state.id_token = None;
+        self.state.subject = None;
         let session = self;
         match config.flow {
             Flow::Device => device::device_login(session).await?,

@@ -18,7 +18,7 @@ use openidconnect::{
 use serde::{Deserialize, Serialize};
 
 use crate::config::{is_loopback, Config};
-use crate::server_metadata;
+use crate::server_metadata::{self, Flagged};
 use crate::state::ProviderCache;
 use crate::Error;
 
@@ -101,6 +101,9 @@ pub fn http_client(config: &Config) -> Result<reqwest::Client, Error> {
 #[derive(Debug, Clone)]
 pub struct Provider {
     pub metadata: Metadata,
+    /// Endpoints given by flag: they win over the metadata's, and are not
+    /// cached with it.
+    pub flagged: Flagged,
     pub discovery_fetched_at: u64,
     pub jwks_fetched_at: u64,
 }
@@ -133,10 +136,10 @@ impl Provider {
         // A cache an older version wrote unchecked: discover again, which
         // says what is wrong.
         check_endpoints(config, &metadata).ok()?;
-        let mut metadata = metadata;
-        server_metadata::apply_flags(config, &mut metadata).ok()?;
         Some(Provider {
             metadata: metadata.set_jwks(jwks),
+            // An unsafe flag: discovery again, which says so.
+            flagged: Flagged::from_config(config).ok()?,
             discovery_fetched_at: cache.discovery_fetched_at,
             jwks_fetched_at: cache.jwks_fetched_at,
         })
@@ -198,9 +201,9 @@ impl Provider {
         check_endpoints(config, &metadata)?;
         let mut metadata = metadata;
         server_metadata::supplement(config, http, &mut metadata).await?;
-        server_metadata::apply_flags(config, &mut metadata)?;
         Ok(Provider {
             metadata,
+            flagged: Flagged::from_config(config)?,
             discovery_fetched_at: now,
             jwks_fetched_at: now,
         })
@@ -240,17 +243,19 @@ impl Provider {
     }
 
     pub fn device_endpoint(&self) -> Option<&DeviceAuthorizationUrl> {
-        self.metadata
+        (self.flagged.device.as_ref()).or(self
+            .metadata
             .additional_metadata()
             .device_authorization_endpoint
-            .as_ref()
+            .as_ref())
     }
 
     pub fn revocation_endpoint(&self) -> Option<&RevocationUrl> {
-        self.metadata
+        (self.flagged.revocation.as_ref()).or(self
+            .metadata
             .additional_metadata()
             .revocation_endpoint
-            .as_ref()
+            .as_ref())
     }
 
     pub fn requires_callback_iss(&self) -> bool {

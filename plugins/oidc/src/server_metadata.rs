@@ -56,26 +56,34 @@ pub async fn supplement(
         ));
         return Ok(());
     }
-    let endpoint = |name: &str| -> Result<Option<url::Url>, InsecureEndpoint> {
-        let Some(text) = document.get(name).and_then(|v| v.as_str()) else {
-            return Ok(None);
-        };
-        let Ok(url) = url::Url::parse(text) else {
-            return Ok(None);
-        };
-        check_endpoint(config, name, &url)?;
-        Ok(Some(url))
-    };
-    let revocation = endpoint("revocation_endpoint")?;
-    let device = endpoint("device_authorization_endpoint")?;
+    // Only what discovery lacks is taken, and only that is checked.
     let extra = metadata.additional_metadata_mut();
     if extra.revocation_endpoint.is_none() {
-        extra.revocation_endpoint = revocation.map(RevocationUrl::from_url);
+        extra.revocation_endpoint =
+            endpoint(config, &document, "revocation_endpoint")?.map(RevocationUrl::from_url);
     }
     if extra.device_authorization_endpoint.is_none() {
-        extra.device_authorization_endpoint = device.map(DeviceAuthorizationUrl::from_url);
+        extra.device_authorization_endpoint =
+            endpoint(config, &document, "device_authorization_endpoint")?
+                .map(DeviceAuthorizationUrl::from_url);
     }
     Ok(())
+}
+
+/// The endpoint `name` of an RFC 8414 document, if it gives a URL there;
+/// refused if it is less safe than the issuer.
+fn endpoint(
+    config: &Config,
+    document: &serde_json::Value,
+    name: &str,
+) -> Result<Option<url::Url>, InsecureEndpoint> {
+    let Some(url) =
+        (document.get(name).and_then(|v| v.as_str())).and_then(|t| url::Url::parse(t).ok())
+    else {
+        return Ok(None);
+    };
+    check_endpoint(config, name, &url)?;
+    Ok(Some(url))
 }
 
 async fn fetch(http: &reqwest::Client, url: url::Url) -> Option<serde_json::Value> {
@@ -88,29 +96,41 @@ async fn fetch(http: &reqwest::Client, url: url::Url) -> Option<serde_json::Valu
     if !response.status().is_success() {
         return None;
     }
-    let body = response.bytes().await.ok()?;
-    if body.len() > DOCUMENT_LIMIT {
-        return None;
+    // Read up to the limit, never more, whatever the server sends.
+    let mut response = response;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.ok()? {
+        if body.len() + chunk.len() > DOCUMENT_LIMIT {
+            return None;
+        }
+        body.extend_from_slice(&chunk);
     }
     serde_json::from_slice(&body).ok()
 }
 
-/// `--revocation-endpoint` and `--device-endpoint`, for a provider that
-/// publishes them nowhere: they take the place of whatever the documents
-/// say, held to the same safety rule.
-pub fn apply_flags(config: &Config, metadata: &mut Metadata) -> Result<(), InsecureEndpoint> {
-    if let Some(url) = &config.revocation_endpoint {
-        check_endpoint(config, "--revocation-endpoint", url)?;
-        metadata.additional_metadata_mut().revocation_endpoint =
-            Some(RevocationUrl::from_url(url.clone()));
+/// The endpoints given by flag (`--revocation-endpoint`,
+/// `--device-endpoint`), for a provider that publishes them nowhere. They
+/// take the place of whatever the documents say, held to the same safety
+/// rule, and are not cached: a flag removed is gone at the next run.
+#[derive(Debug, Clone, Default)]
+pub struct Flagged {
+    pub revocation: Option<RevocationUrl>,
+    pub device: Option<DeviceAuthorizationUrl>,
+}
+
+impl Flagged {
+    pub fn from_config(config: &Config) -> Result<Flagged, InsecureEndpoint> {
+        let checked = |name: &str, url: &Option<url::Url>| match url {
+            Some(url) => check_endpoint(config, name, url).map(|()| Some(url.clone())),
+            None => Ok(None),
+        };
+        Ok(Flagged {
+            revocation: checked("--revocation-endpoint", &config.revocation_endpoint)?
+                .map(RevocationUrl::from_url),
+            device: checked("--device-endpoint", &config.device_endpoint)?
+                .map(DeviceAuthorizationUrl::from_url),
+        })
     }
-    if let Some(url) = &config.device_endpoint {
-        check_endpoint(config, "--device-endpoint", url)?;
-        metadata
-            .additional_metadata_mut()
-            .device_authorization_endpoint = Some(DeviceAuthorizationUrl::from_url(url.clone()));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

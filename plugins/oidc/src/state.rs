@@ -35,8 +35,11 @@ impl StoredToken {
     }
 
     /// When it expires, for the host (PROTOCOL.md rule 10).
+    /// A time past what the clock can hold (a provider's absurd
+    /// `expires_in`) is no expiry at all.
     pub fn expiry(&self) -> Option<std::time::SystemTime> {
-        (self.expires_at).map(|at| std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
+        let at = std::time::Duration::from_secs(self.expires_at?);
+        std::time::UNIX_EPOCH.checked_add(at)
     }
 }
 

@@ -98,6 +98,15 @@ pub async fn run_until(
                 .then(|| (OsStr::new(ENV_INFO_FD), OsStr::new(&info_fd))),
         )
         .collect();
+    // What is not offered is not passed on either, though the host's own
+    // environment may have it (a host run as a plugin, say): rules 4 and 10.
+    let not_offered: Vec<&OsStr> = [
+        (!options.keep_state_on_failure).then_some(OsStr::new(ENV_KEEP_STATE_EXIT)),
+        (!options.offer_info).then_some(OsStr::new(ENV_INFO_FD)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     // A plugin file just written can still be open for writing for a
     // moment (in a process another thread forked and that has not exec'd
     // yet, or an installer finishing): the kernel then refuses to run it
@@ -108,6 +117,7 @@ pub async fn run_until(
             program: &command.program,
             args: &command.args,
             env: &env,
+            env_remove: &not_offered,
             state_fd: state_pipe_for_plugin.as_fd(),
             info_fd: info_pipe_for_plugin.as_ref().map(AsFd::as_fd),
             terminal: terminal.as_ref().map(Terminal::fd),

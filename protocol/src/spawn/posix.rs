@@ -35,10 +35,15 @@ pub(super) struct Environment {
 }
 
 impl Environment {
-    /// The host's environment, then `additions`; a later variable of the
-    /// same name replaces an earlier one.
-    pub(super) fn new(additions: &[(&OsStr, &OsStr)]) -> io::Result<Environment> {
-        let added = |name: &OsStr| additions.iter().any(|(added, _)| *added == name);
+    /// The host's environment less `removed`, then `additions`; a later
+    /// variable of the same name replaces an earlier one.
+    pub(super) fn new(
+        additions: &[(&OsStr, &OsStr)],
+        removed: &[&OsStr],
+    ) -> io::Result<Environment> {
+        let added = |name: &OsStr| {
+            additions.iter().any(|(added, _)| *added == name) || removed.contains(&name)
+        };
         let mut environment = Environment {
             entries: Vec::with_capacity(4096),
             starts: Vec::with_capacity(64),
@@ -175,6 +180,9 @@ pub(crate) struct Spawn<'a> {
     /// Added to the host's environment, replacing variables of the same
     /// name.
     pub(crate) env: &'a [(&'a OsStr, &'a OsStr)],
+    /// Taken out of the host's environment: what the host does not offer
+    /// this run, though its own environment may have it from elsewhere.
+    pub(crate) env_remove: &'a [&'a OsStr],
     /// Becomes the plugin's fd 3.
     /// The plugin's end of the state pipe; the caller closes its copy once
     /// the plugin has started (a failed start may be tried again).
@@ -200,7 +208,7 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
         .map(|s| s.as_ptr() as *mut libc::c_char)
         .chain(std::iter::once(std::ptr::null_mut()))
         .collect();
-    let environment = Environment::new(spawn.env)?;
+    let environment = Environment::new(spawn.env, spawn.env_remove)?;
     let envp = environment.pointers();
 
     let (stdin_child, stdin_host) = pipe_pair()?;
@@ -233,6 +241,19 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
     // function).
     let spawned = unsafe {
         let actions = file_actions.as_mut_ptr();
+        // First, while the terminal's descriptor is still the one given
+        // (the dup2s below may reuse its number). In the child, after it
+        // joined its new group (an attribute, applied before any file
+        // action) and before it runs:
+        // no window in which it could touch the terminal from the
+        // background (and be stopped by SIGTTIN). glibc 2.35 or later.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if let Some(terminal) = spawn.terminal {
+            check(libc::posix_spawn_file_actions_addtcsetpgrp_np(
+                actions,
+                terminal.as_raw_fd(),
+            ))?;
+        }
         for (from, to) in [
             (stdin_child.as_fd(), 0),
             (stdout_child.as_fd(), 1),
@@ -246,16 +267,6 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
                 actions,
                 from.as_raw_fd(),
                 to,
-            ))?;
-        }
-        // In the child, after it joined its new group and before it runs:
-        // no window in which it could touch the terminal from the
-        // background (and be stopped by SIGTTIN). glibc 2.35 or later.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if let Some(terminal) = spawn.terminal {
-            check(libc::posix_spawn_file_actions_addtcsetpgrp_np(
-                actions,
-                terminal.as_raw_fd(),
             ))?;
         }
         // Rule 9: nothing but 0..=3 (and 4 when the info channel is

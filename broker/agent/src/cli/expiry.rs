@@ -65,6 +65,7 @@ pub fn summary(output: &RunOutput, now: SystemTime) -> String {
             "the token expired {}, as the plugin reported: a host refreshes it at once",
             when(at, now)
         ),
+        _ if output.info_problem.is_some() => "the token's lifetime is unknown (what the plugin reported on fd 4 could not be used, above, and it is not a JWT): a host hands it out until a server refuses it".to_owned(),
         _ => "the token's lifetime is unknown (the plugin reported none on fd 4, and it is not a JWT): a host hands it out until a server refuses it".to_owned(),
     }
 }

@@ -72,10 +72,14 @@ fn describe(profile: &ProfileStatus, now: u64) -> String {
         }
         (false, _) => "none".to_owned(),
         (true, Some(exp)) => match profile.refresh_ahead_at {
-            Some(ahead) => format!(
+            Some(ahead) if ahead > now => format!(
                 "cached, expires {}, renewed in the background {}",
                 relative(exp, now),
                 relative(ahead, now)
+            ),
+            Some(_) => format!(
+                "cached, expires {}, renewed in the background at the next request",
+                relative(exp, now)
             ),
             None => format!("cached, expires {}", relative(exp, now)),
         },

@@ -150,7 +150,7 @@ impl TokenSource {
             .ok_or_else(|| "the agent answered without a token".to_owned())?;
         let expires_at = response
             .expires_at
-            .map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds));
+            .and_then(|seconds| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)));
         Ok(Fetched { token, expires_at })
     }
 }
@@ -181,7 +181,8 @@ fn reject_refused(
     profile: &Option<String>,
     request: &Request,
 ) -> Result<(), String> {
-    if request.may_reuse_token() || request.state.is_empty() {
+    // Not for `expiring` (a host refreshing ahead): the token still works.
+    if !request.held_token_may_be_refused() || request.state.is_empty() {
         return Ok(());
     }
     let Ok(mut held) = serde_json::from_slice::<Held>(request.state.as_bytes()) else {
