@@ -193,7 +193,7 @@ async fn without_an_id_token_a_refresh_needs_a_login_once_the_old_one_expired() 
         .interactive(false)
         .go_refused()
         .await;
-    refusal.assert_clean("this provider gives no new one on refresh");
+    refusal.assert_clean("this provider gives no new ID token on refresh");
     assert!(
         refusal.message.contains("run `authplug token`"),
         "{}",

@@ -40,7 +40,11 @@ pub async fn supplement(
     metadata: &mut Metadata,
 ) -> Result<(), Error> {
     let extra = metadata.additional_metadata();
-    if extra.revocation_endpoint.is_some() && extra.device_authorization_endpoint.is_some() {
+    let revocation_known =
+        extra.revocation_endpoint.is_some() || config.revocation_endpoint.is_some();
+    let device_known =
+        extra.device_authorization_endpoint.is_some() || config.device_endpoint.is_some();
+    if revocation_known && device_known {
         return Ok(());
     }
     let Ok(url) = metadata_url(&config.issuer) else {
@@ -56,13 +60,14 @@ pub async fn supplement(
         ));
         return Ok(());
     }
-    // Only what discovery lacks is taken, and only that is checked.
+    // Only what discovery lacks and no flag gives is taken, and only that
+    // is checked.
     let extra = metadata.additional_metadata_mut();
-    if extra.revocation_endpoint.is_none() {
+    if extra.revocation_endpoint.is_none() && config.revocation_endpoint.is_none() {
         extra.revocation_endpoint =
             endpoint(config, &document, "revocation_endpoint")?.map(RevocationUrl::from_url);
     }
-    if extra.device_authorization_endpoint.is_none() {
+    if extra.device_authorization_endpoint.is_none() && config.device_endpoint.is_none() {
         extra.device_authorization_endpoint =
             endpoint(config, &document, "device_authorization_endpoint")?
                 .map(DeviceAuthorizationUrl::from_url);
