@@ -1,5 +1,6 @@
 //! When a token expires: what a plugin reports on the info channel (rule
-//! 10) and what a JWT's `exp` says. Both are read here and only here, by
+//! 10) and what a JWT's `exp` says (and, for a person who wants to see
+//! them, the claims it is read from). Both are read here and only here, by
 //! the host, the broker, the agent's helpers and plugins alike, so that a
 //! value one of them accepts (a numeric string, say) no other refuses.
 //!
@@ -142,6 +143,18 @@ pub fn info_line(at: SystemTime) -> String {
 /// has a usable one: a number of seconds, or a string of one, as some
 /// providers send it. Anything else counts as an opaque token.
 pub fn jwt_expiry(token: &[u8]) -> Option<SystemTime> {
+    let claims = jwt_claims(token)?;
+    let at = numeric_date(claims.get("exp")?).ok()?;
+    // A signed `exp` far ahead is the issuer's choice (a long-lived service
+    // token); only one past any calendar is taken for a mistake.
+    (at < UNIX_EPOCH + JWT_EXP_BOUND).then_some(at)
+}
+
+/// The claims of a JWS (three parts) as its payload states them, if it is
+/// one and its payload is a JSON object; `None` for an opaque token or an
+/// encrypted JWE. The signature is not checked: this is what the token
+/// says, not what a server would accept.
+pub fn jwt_claims(token: &[u8]) -> Option<serde_json::Value> {
     let mut parts = token.split(|&b| b == b'.');
     let (_header, payload, _signature) = (parts.next()?, parts.next()?, parts.next()?);
     if parts.next().is_some() {
@@ -158,10 +171,7 @@ pub fn jwt_expiry(token: &[u8]) -> Option<SystemTime> {
             .ok()?,
     );
     let claims: serde_json::Value = serde_json::from_slice(&decoded).ok()?;
-    let at = numeric_date(claims.get("exp")?).ok()?;
-    // A signed `exp` far ahead is the issuer's choice (a long-lived service
-    // token); only one past any calendar is taken for a mistake.
-    (at < UNIX_EPOCH + JWT_EXP_BOUND).then_some(at)
+    claims.is_object().then_some(claims)
 }
 
 /// The earlier of two expiries, either of which may be unknown.

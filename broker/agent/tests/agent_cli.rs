@@ -403,3 +403,34 @@ fn usage_mistakes_get_the_corrected_command_and_options_that_exist() {
         "{said}"
     );
 }
+
+#[test]
+fn token_claims_shows_what_a_jwt_says_and_never_the_token() {
+    let scratch = Scratch::new();
+    let jwt = scratch.plugin(
+        "jwt",
+        r#"cat > /dev/null
+b64() { printf '%s' "$1" | base64 | tr -d '=\n' | tr '/+' '_-'; }
+echo "$(b64 '{"alg":"none"}').$(b64 '{"sub":"alice","exp":4102444800,"groups":["dev"]}').sig""#,
+    );
+    let opaque = scratch.plugin("opaque", COUNTING);
+    let agent = Agent::start(&scratch.socket(), &[("jwt", &jwt), ("opaque", &opaque)]);
+    let output = token_cli(&agent.socket, &["--profile", "jwt", "--claims"]);
+    let shown = stdout(&output);
+    let claims: serde_json::Value = serde_json::from_str(&shown).expect("JSON claims");
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["groups"][0], "dev");
+    assert!(!shown.contains(".sig"), "the token itself: {shown}");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("signature is not checked"), "{said}");
+
+    let output = token_cli(&agent.socket, &["--profile", "opaque", "--claims"]);
+    assert!(!output.status.success());
+    assert!(output.stdout.is_empty());
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("is not a JWT"), "{said}");
+    assert!(!said.contains("tok-1"), "{said}");
+
+    let output = token_cli(&agent.socket, &["--claims", "--header"]);
+    assert!(!output.status.success() && output.stdout.is_empty());
+}

@@ -28,8 +28,12 @@ pub struct TokenArgs {
     #[command(flatten)]
     pub source: TokenSource,
     /// Print `Authorization: Bearer TOKEN`, for `curl -H @-` and the like
-    #[arg(long)]
+    #[arg(long, conflicts_with = "claims")]
     pub header: bool,
+    /// Print the claims of the token (a JWT) as JSON instead of the token;
+    /// the signature is not checked
+    #[arg(long)]
+    pub claims: bool,
 }
 
 /// Where a token comes from: a profile of the agent (shared by `token` and
@@ -65,6 +69,9 @@ pub fn run(args: TokenArgs) -> ExitCode {
     } else {
         None
     };
+    if args.claims && host.is_some() {
+        return fail("--claims shows a token's claims to a person; a host running `authplug token` as its plugin gets the token");
+    }
     let Fetched {
         mut token,
         expires_at,
@@ -81,6 +88,9 @@ pub fn run(args: TokenArgs) -> ExitCode {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => fail(format!("cannot hand the token to the host: {error}")),
         };
+    }
+    if args.claims {
+        return print_claims(token.expose_secret(), args.source.profile.as_deref());
     }
     if args.header {
         token
@@ -152,6 +162,30 @@ impl TokenSource {
             .expires_at
             .and_then(|seconds| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)));
         Ok(Fetched { token, expires_at })
+    }
+}
+
+/// The token's claims, pretty JSON on stdout (never the token), and a
+/// word on stderr that nothing was verified.
+fn print_claims(token: &str, profile: Option<&str>) -> ExitCode {
+    let profile = profile.map_or_else(
+        || "the default profile".to_owned(),
+        |p| format!("profile `{p}`"),
+    );
+    let Some(claims) = authplug_protocol::expiry::jwt_claims(token.as_bytes()) else {
+        return fail(format!(
+            "the token of {profile} is not a JWT (it is opaque to clients), so it has no claims to show"
+        ));
+    };
+    match serde_json::to_string_pretty(&claims) {
+        Ok(json) => {
+            say_on_stderr!(
+                "authplug: the claims of the token of {profile}, as the token states them (its signature is not checked here)"
+            );
+            say!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => fail(format!("cannot show the claims: {error}")),
     }
 }
 
