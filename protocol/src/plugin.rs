@@ -82,10 +82,11 @@ pub struct Request {
 impl Request {
     /// Whether a token the plugin holds may be handed out again as it is:
     /// only when the host said why it runs the plugin and that reason is
-    /// neither `rejected` nor `expiring` (the host wants a new one). A host that gives no reason may be asking because a
-    /// server refused the last token (rule 1): get a fresh one, and fall
-    /// back to the one held only if that is impossible (the provider cannot
-    /// be reached), saying so on stderr.
+    /// neither `rejected` nor `expiring` (the host wants a new one). A host
+    /// that gives no reason may be asking because a server refused the last
+    /// token (rule 1): get a fresh one, and fall back to the one held only
+    /// if that is impossible (the provider cannot be reached), saying so on
+    /// stderr.
     pub fn may_reuse_token(&self) -> bool {
         self.reason_given && !matches!(self.reason, Reason::Rejected | Reason::Expiring)
     }

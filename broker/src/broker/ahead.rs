@@ -117,8 +117,9 @@ impl Ahead {
 
 impl Broker {
     /// The planned time has come: refresh in the background if the token
-    /// was asked for since it was obtained. If not, the first caller that
-    /// asks for it starts the run (while it gets the token at once).
+    /// is in use (a caller got it) and still served. If it is unused, the
+    /// first caller that asks for it starts the run (while it gets the
+    /// token at once).
     fn on_ahead_timer(&self, plan: u64) {
         let mut shared = self.inner.lock();
         if shared.ahead.plan != plan {

@@ -98,9 +98,6 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
             return Ok(token.answer(request.state));
         }
     }
-    // A host that says nothing (epithet) may run us because a server refused
-    // the token we hold (PROTOCOL.md rule 1): a fresh one, then, unless the
-    // provider cannot give one.
     // Asked ahead of expiry (`expiring`) by a host whose token this
     // provider cannot renew without a login: the one held, still valid, is
     // the best there is until it expires (the host then asks for a login).
@@ -110,6 +107,9 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
             return Ok(held.answer(request.state));
         }
     }
+    // A host that says nothing (epithet) may run us because a server refused
+    // the token we hold (PROTOCOL.md rule 1): a fresh one, then, unless the
+    // provider cannot give one.
     let fallback = if request.reason_given { None } else { cached };
     if let Some(token) = &fallback {
         if refresh_is_pointless(config, &state) {

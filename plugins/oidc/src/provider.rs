@@ -306,23 +306,45 @@ fn check_endpoints(config: &Config, metadata: &Metadata) -> Result<(), InsecureE
     Ok(())
 }
 
-/// An endpoint the provider (or a flag: `name` then starts with `--`)
-/// names that is not as safe as the issuer.
+/// An endpoint the provider names (or a flag gives) that is not as safe as
+/// the issuer.
 #[derive(Debug, thiserror::Error)]
-#[error("{} {url}, which is not https{}; refusing it (codes, secrets, tokens and keys would travel in the clear)", if name.starts_with("--") { format!("{name} is") } else { format!("the provider gives its {name} as") }, if *issuer_is_loopback_http { " (plain http is allowed only on loopback addresses, as the issuer is)" } else { "" })]
+#[error("{} {url}, which is not https{}; refusing it (codes, secrets, tokens and keys would travel in the clear)", if *by_flag { format!("{name} is") } else { format!("the provider gives its {name} as") }, if *issuer_is_loopback_http { " (plain http is allowed only on loopback addresses, as the issuer is)" } else { "" })]
 pub struct InsecureEndpoint {
     name: String,
     url: url::Url,
+    /// Given by the flag `name`, not by the provider.
+    by_flag: bool,
     issuer_is_loopback_http: bool,
 }
 
+/// An endpoint the provider names, checked to be as safe as the issuer.
 pub fn check_endpoint(config: &Config, name: &str, url: &url::Url) -> Result<(), InsecureEndpoint> {
+    check(config, name, url, false)
+}
+
+/// An endpoint a flag gives, held to the same rule as the provider's.
+pub fn check_flag_endpoint(
+    config: &Config,
+    flag: &str,
+    url: &url::Url,
+) -> Result<(), InsecureEndpoint> {
+    check(config, flag, url, true)
+}
+
+fn check(
+    config: &Config,
+    name: &str,
+    url: &url::Url,
+    by_flag: bool,
+) -> Result<(), InsecureEndpoint> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if config.issuer_is_loopback_http() && is_loopback(url) => Ok(()),
         _ => Err(InsecureEndpoint {
             name: name.to_owned(),
             url: url.clone(),
+            by_flag,
             issuer_is_loopback_http: config.issuer_is_loopback_http(),
         }),
     }

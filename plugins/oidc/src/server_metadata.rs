@@ -12,7 +12,7 @@
 use openidconnect::{DeviceAuthorizationUrl, RevocationUrl};
 
 use crate::config::Config;
-use crate::provider::{check_endpoint, InsecureEndpoint, Metadata};
+use crate::provider::{check_endpoint, check_flag_endpoint, InsecureEndpoint, Metadata};
 use crate::{say, Error};
 
 /// Most of an RFC 8414 document read: such documents are a few KiB.
@@ -126,7 +126,7 @@ pub struct Flagged {
 impl Flagged {
     pub fn from_config(config: &Config) -> Result<Flagged, InsecureEndpoint> {
         let checked = |name: &str, url: &Option<url::Url>| match url {
-            Some(url) => check_endpoint(config, name, url).map(|()| Some(url.clone())),
+            Some(url) => check_flag_endpoint(config, name, url).map(|()| Some(url.clone())),
             None => Ok(None),
         };
         Ok(Flagged {

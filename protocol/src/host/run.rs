@@ -22,7 +22,7 @@ use crate::{
     ENV_REASON, INFO_FD, KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION,
 };
 
-/// Runs `command` once with `state` on its stdin (rules 1 to 9).
+/// Runs `command` once with `state` on its stdin (rules 1 to 10).
 ///
 /// Dropping the returned future cancels the run: the plugin's process group
 /// gets TERM, then KILL after `kill_grace`, and is reaped in the background.
