@@ -14,6 +14,8 @@
 //!   info channel (rule 10), and a JWT's `exp`.
 //! - [`plugin`] is the SDK for plugins written in Rust: one [`plugin::Plugin`]
 //!   impl and one call to [`plugin::main`].
+//! - [`terminal`] reads what the user types on the terminal, for a plugin
+//!   that asks there (never on stdin, which carries the state).
 //!
 //! The host side needs tokio and is behind the default feature `host`; a
 //! plugin that only uses the SDK depends on this crate with
@@ -38,6 +40,7 @@ pub mod plugin;
 mod secret;
 #[cfg(feature = "host")]
 mod spawn;
+pub mod terminal;
 
 pub use dumps::forbid_core_dumps;
 pub use expiry::{jwt_expiry, ENV_INFO_FD, INFO_FD, INFO_LIMIT};

@@ -4,7 +4,9 @@
 // callback, then requests the callback itself.
 // Env: DEV_IDP_USER (default alice), DEV_IDP_PASSWORD (default dev),
 // DEV_IDP_DENY=1 (deny consent -> access_denied), DEV_IDP_STRAY=1 (first hit
-// the callback with a wrong state), DEV_IDP_DRIVER_LOG=FILE (log steps).
+// the callback with a wrong state), DEV_IDP_DRIVER_LOG=FILE (log steps),
+// DEV_IDP_CALLBACK_FILE=FILE (a browser on another machine: write the
+// callback address to FILE instead of requesting it, for paste-back).
 // Also: `login-http.mjs --device URL` approves a device code given
 // verification_uri_complete (DEV_IDP_DENY=1 denies).
 import fs from 'node:fs';
@@ -94,6 +96,13 @@ try {
       const stray = new URL(cb); stray.searchParams.set('state', 'wrong-state');
       log('stray callback with a wrong state');
       await fetch(stray).then((r) => r.text()).catch((e) => log(`stray: ${e}`));
+    }
+    if (process.env.DEV_IDP_CALLBACK_FILE) {
+      // Whole or not at all: the reader polls for the file.
+      fs.writeFileSync(`${process.env.DEV_IDP_CALLBACK_FILE}.part`, cb);
+      fs.renameSync(`${process.env.DEV_IDP_CALLBACK_FILE}.part`, process.env.DEV_IDP_CALLBACK_FILE);
+      log('callback written, not requested');
+      process.exit(0);
     }
     log('callback');
     const r = await fetch(cb);

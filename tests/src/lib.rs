@@ -13,6 +13,7 @@ pub mod git_server;
 pub mod idp;
 pub mod openssh;
 pub mod resource_server;
+pub mod terminal;
 
 /// The repository root (the parent of this crate's directory).
 pub fn workspace() -> PathBuf {
@@ -122,4 +123,17 @@ pub async fn until_stdin_closes_or_signalled() -> Result<(), String> {
         _ = tokio::signal::ctrl_c() => {}
     }
     Ok(())
+}
+
+/// Stops the agent a test's first command started (autostart), however
+/// the test ends.
+pub struct StopAgent(pub PathBuf);
+
+impl Drop for StopAgent {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new(authplug_binary())
+            .args(["stop", "--socket"])
+            .arg(&self.0)
+            .output();
+    }
 }

@@ -105,18 +105,6 @@ async fn git_clones_and_pushes_with_one_login_and_heals_a_revoked_token() {
     assert_eq!(server.served_by_bearer(), server.served());
 }
 
-/// Stops the agent a test's first command started, however the test ends.
-struct StopAgent(std::path::PathBuf);
-
-impl Drop for StopAgent {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new(authplug_tests::authplug_binary())
-            .args(["stop", "--socket"])
-            .arg(&self.0)
-            .output();
-    }
-}
-
 /// A newcomer's first contact: a config file with the profile, no agent
 /// running, and `git clone`. The helper starts the agent (the `authplug`
 /// program installed beside it, not itself), the login happens, the clone
@@ -140,7 +128,7 @@ async fn the_first_clone_starts_the_agent_on_a_machine_with_none_running() {
         ),
     )
     .unwrap();
-    let _stop = StopAgent(socket.clone());
+    let _stop = authplug_tests::StopAgent(socket.clone());
     assert!(!socket.exists(), "no agent yet");
 
     let verifier = ResourceServer::new(&idp.issuer, AUDIENCE)

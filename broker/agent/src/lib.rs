@@ -33,6 +33,7 @@ pub mod client;
 pub mod config;
 pub mod consumers;
 pub mod git_credential;
+pub mod paste_relay;
 pub mod paths;
 pub mod reload;
 pub mod secret_file;

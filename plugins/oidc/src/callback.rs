@@ -79,8 +79,7 @@ impl CallbackListener {
 
     /// Serves until a response with the right `state` arrives. The caller
     /// bounds the wait with its own timeout.
-    pub async fn wait(self, expected: Expected) -> Result<Code, CallbackError> {
-        let expected = Arc::new(expected);
+    pub async fn wait(self, expected: Arc<Expected>) -> Result<Code, CallbackError> {
         let (tx, mut rx) = mpsc::channel::<Result<Code, CallbackError>>(1);
         let mut connections = Connections::default();
         loop {
@@ -212,76 +211,88 @@ fn answer(request: &hyper::Request<Incoming>, expected: &Expected) -> Answer {
             None,
         );
     }
-    let params: HashMap<String, String> =
-        url::form_urlencoded::parse(request.uri().query().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
-    if params.get("state").map(String::as_str) != Some(expected.state.as_str()) {
-        return (
+    let params = query_params(request.uri().query().unwrap_or(""));
+    match judge(&params, expected) {
+        Verdict::NotThisLogin => (
             StatusCode::BAD_REQUEST,
             page(
                 "Not this login",
                 "This response does not belong to the login in progress (its state is missing or wrong), so it was ignored. Finish the login in the window authplug opened.",
             ),
             None,
-        );
-    }
-    if let Some(error) = params.get("error") {
-        let failure = CallbackError::Provider {
-            error: printable(error),
-            description: params.get("error_description").map(|d| printable(d)),
-        };
-        let body = failure.to_string();
-        return (
-            StatusCode::OK,
-            page("Login failed", &body),
-            Some(Err(failure)),
-        );
-    }
-    match params.get("iss") {
-        Some(iss) if iss != &expected.issuer => {
-            let failure = CallbackError::IssuerMismatch {
-                found: printable(iss),
-                expected: expected.issuer.clone(),
-            };
-            let body = failure.to_string();
-            return (
-                StatusCode::BAD_REQUEST,
-                page("Login failed", &body),
-                Some(Err(failure)),
-            );
-        }
-        None if expected.iss_required => {
-            let failure = CallbackError::IssuerMissing;
-            let body = failure.to_string();
-            return (
-                StatusCode::BAD_REQUEST,
-                page("Login failed", &body),
-                Some(Err(failure)),
-            );
-        }
-        _ => {}
-    }
-    match params.get("code") {
-        Some(code) if !code.is_empty() => (
+        ),
+        Verdict::Code(code) => (
             StatusCode::OK,
             page(
                 "Logged in",
                 "You are logged in. You can close this window and return to the terminal.",
             ),
-            Some(Ok(Code(openidconnect::AuthorizationCode::new(
-                code.clone(),
-            )))),
+            Some(Ok(code)),
         ),
-        _ => {
-            let failure = CallbackError::NoCode;
+        Verdict::Failed(failure) => {
+            // A refusal is the provider's answer, delivered as it should be.
+            let status = match failure {
+                CallbackError::Provider { .. } => StatusCode::OK,
+                _ => StatusCode::BAD_REQUEST,
+            };
             let body = failure.to_string();
-            (
-                StatusCode::BAD_REQUEST,
-                page("Login failed", &body),
-                Some(Err(failure)),
-            )
+            (status, page("Login failed", &body), Some(Err(failure)))
         }
+    }
+}
+
+/// A query string's parameters (the last of a repeated name wins).
+pub fn query_params(query: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+/// What a login response says.
+pub enum Verdict {
+    /// Its `state` is missing or wrong: not the login in progress (anything
+    /// on this machine can call the listener), so it is ignored.
+    NotThisLogin,
+    Code(Code),
+    /// The login in progress ends with this error.
+    Failed(CallbackError),
+}
+
+/// Judges a login response's parameters by the same rules wherever they
+/// come from, the listener or an address pasted on the terminal: the
+/// `state` first, then the provider's error, then RFC 9207's `iss`, then
+/// the code.
+pub fn judge(params: &HashMap<String, String>, expected: &Expected) -> Verdict {
+    if params.get("state").map(String::as_str) != Some(expected.state.as_str()) {
+        return Verdict::NotThisLogin;
+    }
+    if let Some(error) = params.get("error") {
+        return Verdict::Failed(CallbackError::Provider {
+            error: printable(error),
+            description: params.get("error_description").map(|d| printable(d)),
+        });
+    }
+    if let Some(failure) = issuer_problem(params.get("iss"), expected) {
+        return Verdict::Failed(failure);
+    }
+    match params.get("code") {
+        Some(code) if !code.is_empty() => {
+            Verdict::Code(Code(openidconnect::AuthorizationCode::new(code.clone())))
+        }
+        _ => Verdict::Failed(CallbackError::NoCode),
+    }
+}
+
+/// RFC 9207: a response that names an issuer must name ours, and one from a
+/// provider that said it always names itself must.
+pub fn issuer_problem(iss: Option<&String>, expected: &Expected) -> Option<CallbackError> {
+    match iss {
+        Some(iss) if iss != &expected.issuer => Some(CallbackError::IssuerMismatch {
+            found: printable(iss),
+            expected: expected.issuer.clone(),
+        }),
+        None if expected.iss_required => Some(CallbackError::IssuerMissing),
+        _ => None,
     }
 }
 

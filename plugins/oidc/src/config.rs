@@ -26,10 +26,16 @@ pub enum TokenKind {
 /// How to log in when no token or refresh token will do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Flow {
-    /// A browser when one can be opened here, else the device flow.
+    /// A browser when one can be opened here, else the device flow, else
+    /// `paste`.
     Auto,
     /// Authorization code with PKCE through the browser.
     Browser,
+    /// The browser flow without opening a browser here: prints the login
+    /// address, to open in a browser on any machine, and takes the address
+    /// that browser is sent to at the end, pasted on the terminal (for a
+    /// session over SSH when the provider has no device flow).
+    Paste,
     /// The device flow (RFC 8628): a URL and a code to enter elsewhere.
     Device,
     /// Client credentials: a machine's own token (needs a secret).

@@ -23,6 +23,7 @@ pub mod config;
 mod device;
 mod login;
 mod logout;
+mod paste;
 mod provider;
 mod server_metadata;
 mod state;
@@ -331,7 +332,9 @@ impl Session<'_> {
         match config.flow {
             Flow::Device => device::device_login(session).await?,
             Flow::Browser => login::browser_login(session, !config.no_browser).await?,
-            // The user asked for the login URL, to open it themselves.
+            // The user asked for the login URL, to open it themselves,
+            // maybe on another machine.
+            Flow::Paste => login::browser_login(session, false).await?,
             Flow::Auto if config.no_browser => login::browser_login(session, false).await?,
             Flow::Auto if browser::can_open(config.browser_command.as_deref()) => {
                 login::browser_login(session, true).await?
@@ -340,6 +343,8 @@ impl Session<'_> {
                 say("no browser can be opened here, so using the device flow");
                 device::device_login(session).await?
             }
+            // No browser here and no device flow: a browser elsewhere, its
+            // final address pasted back.
             Flow::Auto => login::browser_login(session, false).await?,
             Flow::ClientCredentials => unreachable!("handled above"),
         }

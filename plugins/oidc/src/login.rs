@@ -1,5 +1,8 @@
 //! Browser login: authorization code with PKCE S256, a random `state` and
-//! `nonce`, and a loopback redirect.
+//! `nonce`, and a loopback redirect; where no browser is opened here, the
+//! address the browser ends on may be pasted instead (paste.rs).
+
+use std::sync::Arc;
 
 use openidconnect::core::CoreAuthenticationFlow;
 use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
@@ -9,7 +12,7 @@ use crate::config::Config;
 use crate::token_error::Grant;
 use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
-use crate::{browser, say, Error, Session};
+use crate::{browser, paste, say, say_raw, Error, Session};
 
 pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Result<(), Error> {
     let config: &Config = session.config;
@@ -41,22 +44,40 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
     }
     let (url, csrf, nonce) = authorize.url();
 
+    let expected = Arc::new(Expected {
+        path: config.redirect_path.clone(),
+        state: csrf.secret().clone(),
+        issuer: config.issuer.clone(),
+        iss_required: session.provider.requires_callback_iss(),
+    });
+    // Kept until the login ends: dropping it stops reading the terminal.
+    let mut pasting = None;
     if open_browser {
         if let Err(why) = browser::open(url.as_str(), config.browser_command.as_deref()) {
             say(&why.to_string());
         }
         say(&format!("if your browser did not open, visit {url}"));
     } else {
-        say(&format!("to log in, visit {url}"));
+        say("to log in, open this address in a browser, on this machine or any other:");
+        say_raw(&format!("  {url}"));
+        say(&format!(
+            "after the login the browser is sent to {redirect_uri}?…; where it cannot load that \
+             (it runs on another machine), copy the address from its address bar, paste it here \
+             and press Enter (or run `curl '<the address>'` on this machine)"
+        ));
+        pasting = paste::ask(Arc::clone(&expected));
     }
 
-    let expected = Expected {
-        path: config.redirect_path.clone(),
-        state: csrf.secret().clone(),
-        issuer: config.issuer.clone(),
-        iss_required: session.provider.requires_callback_iss(),
+    let wait = async {
+        match pasting.as_mut() {
+            Some((_reader, pasted)) => tokio::select! {
+                code = listener.wait(Arc::clone(&expected)) => code,
+                code = pasted.next() => code,
+            },
+            None => listener.wait(Arc::clone(&expected)).await,
+        }
     };
-    let code = match tokio::time::timeout(config.login_timeout(), listener.wait(expected)).await {
+    let code = match tokio::time::timeout(config.login_timeout(), wait).await {
         Ok(outcome) => outcome?,
         Err(_) => {
             return Err(format!(
@@ -66,6 +87,7 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
             .into())
         }
     };
+    drop(pasting);
 
     let mut exchange = client
         .exchange_code(code.0)

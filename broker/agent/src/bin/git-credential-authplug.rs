@@ -22,6 +22,7 @@ use std::process::ExitCode;
 use authplug_agent::client::{Client, ClientError};
 use authplug_agent::config::ConfigFile;
 use authplug_agent::git_credential::{self, Description, Operation};
+use authplug_agent::paste_relay::PasteRelay;
 use authplug_agent::paths;
 use authplug_agent::wire::Op;
 use clap::Parser;
@@ -129,8 +130,11 @@ fn get(
     username: &str,
     interactive: bool,
 ) -> Result<(), String> {
-    let mut response = Client::connect_maybe_starting(socket, true, args.config.as_deref())
-        .and_then(|mut client| {
+    // A login's address may have to be pasted back here (paste_relay.rs):
+    // git's stdin is its pipe, but the terminal is the user's.
+    let mut relay = PasteRelay::default();
+    let answer = Client::connect_maybe_starting(socket, true, args.config.as_deref()).and_then(
+        |mut client| {
             let op = Op::Token {
                 profile: Some(profile.clone()),
                 interactive,
@@ -140,9 +144,15 @@ fn get(
             // The plugin's own lines (a login URL), as they come.
             client.request(op, |line| {
                 let _ = writeln!(std::io::stderr(), "{line}");
+                if interactive {
+                    relay.start_once();
+                }
             })
-        })
-        .map_err(|error| give_up(format!("no token for profile `{profile}`: {error}")))?;
+        },
+    );
+    drop(relay);
+    let mut response =
+        answer.map_err(|error| give_up(format!("no token for profile `{profile}`: {error}")))?;
     let token = (response.token.take())
         .ok_or_else(|| give_up("the agent answered without a token".to_owned()))?;
     let token = token.expose_secret();

@@ -14,12 +14,14 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authplug_agent::client::{Client, ClientError};
+use authplug_agent::paste_relay::PasteRelay;
 use authplug_agent::wire::{Op, WireToken};
 use authplug_protocol::plugin::{self, Request, Response};
 use authplug_protocol::State;
 use zeroize::Zeroize;
 
 use super::fail;
+
 use super::socket::SocketArg;
 
 /// Print a profile's token (starting the agent if none runs)
@@ -151,9 +153,19 @@ impl TokenSource {
             force: self.force,
             consumer,
         };
-        let mut response = client
-            .request(op, |line| say_on_stderr!("{line}"))
-            .map_err(|error| error.to_string())?;
+        // A login's progress: its address may have to be pasted back here
+        // (cli/paste_relay.rs). Never for a host running us as its plugin.
+        let mut relay = PasteRelay::default();
+        let interactive_here = host.is_none() && !self.non_interactive;
+        let answer = client.request(op, |line| {
+            say_on_stderr!("{line}");
+            if interactive_here {
+                relay.start_once();
+            }
+        });
+        // Stops reading the terminal before anything else may use it.
+        drop(relay);
+        let mut response = answer.map_err(|error| error.to_string())?;
         let token = response
             .token
             .take()
