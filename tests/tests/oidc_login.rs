@@ -124,7 +124,8 @@ async fn not_interactive_never_opens_a_browser() {
 }
 
 /// `--no-browser` with `--flow auto` (and a provider that has the device
-/// flow): the browser flow, its URL printed and nothing opened. The test
+/// flow): the browser flow (paste-back), its URL printed and nothing
+/// opened; the browser reaching the loopback redirect ends it as usual. The test
 /// plays the user, opening the printed URL with the HTTP login driver.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_browser_with_auto_prints_the_login_url_and_opens_nothing() {
@@ -137,10 +138,12 @@ async fn no_browser_with_auto_prints_the_login_url_and_opens_nothing() {
     let started = Arc::clone(&users);
     let output = Run::new(&args)
         .on_stderr(move |line| {
-            let Some(url) = line.split("to log in, visit ").nth(1) else {
+            // The address on a line of its own, indented.
+            let Some(url) = line.strip_prefix("  http") else {
                 return;
             };
-            let child = open_printed_url(&login_http_command(&[]), url);
+            let url = format!("http{url}");
+            let child = open_printed_url(&login_http_command(&[]), &url);
             started.lock().unwrap().push(child);
         })
         .go()
