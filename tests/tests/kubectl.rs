@@ -231,3 +231,147 @@ async fn kubectl_logs_in_once_then_is_served_by_the_agent_heals_a_401_and_refres
     assert_ne!(agent_token(&socket).await, held);
     assert_eq!(driver.logins(), 1, "one login in all: {}", driver.log());
 }
+
+/// `authplug setup` on a fresh machine: a fresh HOME, no config file, no
+/// agent. It logs in (in the agent it starts), shows the claims and never
+/// the token, writes the profile, and prints a kubeconfig stanza that the
+/// real kubectl then uses as printed, from the same login. A setup that
+/// would replace the profile, or whose login fails, leaves the config file
+/// exactly as it was.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setup_goes_from_no_config_to_a_working_kubectl_with_the_printed_stanza() {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let dir = tempfile::tempdir().unwrap();
+    let api = kube_api(&idp, dir.path()).await;
+    let driver = LoggedDriver::http(&[]);
+    let home = dir.path().join("home");
+    let runtime = dir.path().join("run");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(
+        &runtime,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .unwrap();
+    let _stop = authplug_tests::StopAgent(runtime.join("authplug/agent.sock"));
+    // authplug-oidc is found beside authplug.
+    let _ = oidc_support::plugin_binary();
+    let authplug = authplug_tests::authplug_binary();
+    let bin_dir = authplug.parent().unwrap().to_path_buf();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let setup = |issuer: &str, extra: &[&str]| {
+        let mut command = std::process::Command::new(&authplug);
+        command
+            .args(["setup", "--issuer", issuer, "--client-id", "demo"])
+            .args(extra)
+            .args([
+                "--",
+                "--flow",
+                "browser",
+                "--browser-command",
+                &driver.command,
+                "--token",
+                "access",
+                "--resource",
+                AUDIENCE,
+                "--login-timeout",
+                "20",
+                "--http-timeout",
+                "5",
+            ])
+            .env("HOME", &home)
+            .env("XDG_RUNTIME_DIR", &runtime)
+            .env("PATH", &path)
+            .env_remove("XDG_CONFIG_HOME")
+            .env_remove("AUTHPLUG_CONFIG")
+            .env_remove("AUTHPLUG_SOCKET")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("authplug setup runs")
+    };
+
+    let first = setup(&idp.issuer, &["--profile", "work"]);
+    let printed = String::from_utf8_lossy(&first.stdout).into_owned();
+    let said = String::from_utf8_lossy(&first.stderr).into_owned();
+    assert!(first.status.success(), "{printed}{said}");
+    assert!(printed.contains("\"sub\": \"alice\""), "{printed}");
+    let config_path = home.join(".config/authplug/config.toml");
+    let config = std::fs::read_to_string(&config_path).expect("the config file");
+    assert!(config.contains("[profiles.work]"), "{config}");
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+    let socket = runtime.join("authplug/agent.sock");
+    let token = agent_token(&socket).await;
+    assert!(!printed.contains(&token) && !said.contains(&token));
+    assert_eq!(driver.logins(), 1, "the agent kept the setup's login");
+
+    // kubectl with the stanza as printed.
+    let users: String = printed
+        .lines()
+        .skip_while(|line| *line != "users:")
+        .take_while(|line| !line.is_empty())
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(
+        users.contains("args: [kubectl, --profile, work]"),
+        "{printed}"
+    );
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster: {{server: \"{}\", certificate-authority: \"{}\"}}\n\
+             contexts:\n- name: test\n  context: {{cluster: test, user: work}}\ncurrent-context: test\n{users}",
+            api.url,
+            api.ca_file.display()
+        ),
+    )
+    .unwrap();
+    let kubectl = tokio::process::Command::new("kubectl")
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .arg("--cache-dir")
+        .arg(dir.path().join("kube-cache"))
+        .args(["get", "--raw", "/api"])
+        .env("HOME", &home)
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env("PATH", &path)
+        .env_remove("KUBECONFIG")
+        .env_remove("AUTHPLUG_SOCKET")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("kubectl runs");
+    let out = format!(
+        "{}{}",
+        String::from_utf8_lossy(&kubectl.stdout),
+        String::from_utf8_lossy(&kubectl.stderr)
+    );
+    assert!(
+        kubectl.status.success() && out.contains("APIVersions"),
+        "{out}"
+    );
+    assert_eq!(driver.logins(), 1, "one login in all: {}", driver.log());
+
+    // The same profile again: refused before any login, the file as it was.
+    let again = setup(&idp.issuer, &["--profile", "work"]);
+    assert!(!again.status.success());
+    let again_said = String::from_utf8_lossy(&again.stderr);
+    assert!(
+        again_said.contains("already has a profile `work`"),
+        "{again_said}"
+    );
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), config);
+
+    // A login that fails (nothing listens at that issuer): the file is put
+    // back exactly as it was.
+    let failed = setup("http://127.0.0.1:9", &["--profile", "other"]);
+    assert!(!failed.status.success());
+    let failed_said = String::from_utf8_lossy(&failed.stderr);
+    assert!(failed_said.contains("is as it was"), "{failed_said}");
+    assert_eq!(std::fs::read_to_string(&config_path).unwrap(), config);
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+}

@@ -213,7 +213,12 @@ impl ConfigFile {
         };
         let text = std::str::from_utf8(&bytes)
             .map_err(|error| parse_error(format!("it is not UTF-8 text ({error})")))?;
-        toml::from_str(text).map_err(|error| parse_error(error.to_string()))
+        ConfigFile::parse(text).map_err(parse_error)
+    }
+
+    /// A config file's text, as [`ConfigFile::load`] reads it.
+    pub fn parse(text: &str) -> Result<ConfigFile, String> {
+        toml::from_str(text).map_err(|error| error.to_string())
     }
 }
 

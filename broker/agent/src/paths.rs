@@ -51,7 +51,21 @@ pub fn authplug_program() -> io::Result<PathBuf> {
     if exe.file_name() == Some(std::ffi::OsStr::new(AUTHPLUG_PROGRAM)) {
         return Ok(exe);
     }
-    let beside = exe.with_file_name(AUTHPLUG_PROGRAM);
+    companion_program(AUTHPLUG_PROGRAM).ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::NotFound,
+            format!(
+                "no `{AUTHPLUG_PROGRAM}` program beside {} or on PATH to start the agent with: install authplug (scripts/install), or start the agent yourself (`authplug agent`)",
+                exe.display()
+            ),
+        )
+    })
+}
+
+/// A program installed with this one (`authplug`, `authplug-oidc`): the
+/// one beside this executable, else the first on `PATH`.
+pub fn companion_program(name: &str) -> Option<PathBuf> {
+    let beside = std::env::current_exe().ok()?.with_file_name(name);
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::iter::once(beside)
         // Absolute entries only: the agent starts in `/`, where a relative
@@ -59,18 +73,9 @@ pub fn authplug_program() -> io::Result<PathBuf> {
         .chain(
             std::env::split_paths(&path)
                 .filter(|dir| dir.is_absolute())
-                .map(|dir| dir.join(AUTHPLUG_PROGRAM)),
+                .map(|dir| dir.join(name)),
         )
         .find(|candidate| is_executable(candidate))
-        .ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!(
-                    "no `{AUTHPLUG_PROGRAM}` program beside {} or on PATH to start the agent with: install authplug (scripts/install), or start the agent yourself (`authplug agent`)",
-                    exe.display()
-                ),
-            )
-        })
 }
 
 fn is_executable(path: &Path) -> bool {

@@ -32,6 +32,7 @@ pub mod kubectl;
 pub mod logout;
 pub mod reject;
 pub mod run;
+pub mod setup;
 pub mod socket;
 pub mod status;
 pub mod stop;

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use authplug_agent::secret_file::{self, SecretFileError};
-use authplug_protocol::host::{PluginCommand, RunOptions};
+use authplug_protocol::host::{PluginCommand, RunError, RunOptions, RunOutput};
 use authplug_protocol::{Reason, State, STATE_LIMIT};
 use zeroize::Zeroizing;
 
@@ -76,8 +76,6 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     let command = PluginCommand::from_argv(args.plugin).map_err(fail)?;
     let timeout = seconds(args.timeout).map_err(fail)?;
     let runtime = super::runtime().map_err(fail)?;
-    // From here on Ctrl-C stops the plugin before authplug exits.
-    let mut interruptions = Interruptions::catch(&runtime).map_err(fail)?;
     let state = match &args.state_in {
         Some(path) => read_state(path).map_err(fail)?,
         None => State::default(),
@@ -86,16 +84,10 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     options.reason = args.reason;
     options.interactive = !args.non_interactive;
     options.timeout = timeout;
-    options.foreground_terminal = interrupt::lend_terminal();
-    // The lines reach the terminal live, so the error need not repeat them.
-    options.stderr_tail_lines = 0;
-    options.stderr_sink = Some(Arc::new(|line: &str| {
-        say_on_stderr!("{line}");
-    }));
-
-    let output = match interruptions.run(&runtime, &command, &state, &options) {
-        RunOutcome::Interrupted(interrupted) => return Err(interrupted.exit()),
-        RunOutcome::Ran(Err(mut error)) => {
+    let output = match at_terminal(&runtime, &command, &state, options) {
+        Ok(output) => output,
+        Err(Failed::Interrupted(code)) => return Err(code),
+        Err(Failed::Run(mut error)) => {
             // Rule 4's exception: a failed run whose new state must not be
             // lost (a rotated refresh token).
             if let (Some(path), Some(state)) = (&args.state_out, error.take_new_state()) {
@@ -109,7 +101,6 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
             }
             return Err(interrupt::failure_code(&error));
         }
-        RunOutcome::Ran(Ok(output)) => output,
     };
 
     if let Some(path) = &args.state_out {
@@ -132,6 +123,38 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
         .write_all(&line)
         .and_then(|()| stdout.flush())
         .map_err(|e| fail(format!("cannot write the token to stdout: {e}")))
+}
+
+/// Why [`at_terminal`] has no output.
+pub(super) enum Failed {
+    /// Ctrl-C or a signal stopped the run (reported already); exit so.
+    Interrupted(ExitCode),
+    /// The run failed (not reported yet).
+    Run(RunError),
+}
+
+/// Runs a plugin once as for a user at a terminal: the terminal lent to it
+/// when this process has it (rule 7), its stderr shown live, and a Ctrl-C
+/// or signal stopping it before this process exits.
+pub(super) fn at_terminal(
+    runtime: &tokio::runtime::Runtime,
+    command: &PluginCommand,
+    state: &State,
+    mut options: RunOptions,
+) -> Result<RunOutput, Failed> {
+    let mut interruptions =
+        Interruptions::catch(runtime).map_err(|e| Failed::Interrupted(fail(e)))?;
+    options.foreground_terminal = interrupt::lend_terminal();
+    // The lines reach the terminal live, so the error need not repeat them.
+    options.stderr_tail_lines = 0;
+    options.stderr_sink = Some(Arc::new(|line: &str| {
+        say_on_stderr!("{line}");
+    }));
+    match interruptions.run(runtime, command, state, &options) {
+        RunOutcome::Interrupted(interrupted) => Err(Failed::Interrupted(interrupted.exit())),
+        RunOutcome::Ran(Err(error)) => Err(Failed::Run(error)),
+        RunOutcome::Ran(Ok(output)) => Ok(output),
+    }
 }
 
 fn save_state(path: &Path, state: &State) -> Result<(), ExitCode> {
@@ -180,7 +203,7 @@ fn read_state(path: &Path) -> Result<State, String> {
 /// Writes a sibling temporary file created with mode 0600, syncs it and
 /// renames it over `path`, so a reader sees the old state or the new one,
 /// never a mix, and nobody else ever can read it.
-fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub(super) fn write_private_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let dir = match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => dir,
         _ => Path::new("."),
