@@ -135,12 +135,17 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
             };
             return Err(format!("{why} ({})", printable(&r.to_string())).into());
         }
-        Some(Err(e)) => return Err(session.refusal(Grant::DevicePoll, e, &http).into()),
+        Some(Err(e)) => {
+            return Err(session
+                .login_refusal(Grant::DevicePoll, e, &http)
+                .await
+                .into())
+        }
     };
     // RFC 8628 §3.5 and RFC 6749 §5.1 require no ID token here: a provider
     // whose device flow is plain OAuth gives none (see `id_token_by_refresh`).
     session
-        .absorb(&response, ExpectNonce::Refresh(None), None, false)
+        .absorb_login(&response, ExpectNonce::Refresh(None), false)
         .await?;
     // A new login, which sent no nonce.
     session.state.login_nonce = None;

@@ -474,6 +474,42 @@ impl Session<'_> {
         Ok(())
     }
 
+    /// [`Session::absorb`] for a login's answer (browser, device, client
+    /// credentials). A refresh token in an answer that fails a check is
+    /// not used; it is revoked rather than left live with nobody holding
+    /// it. (A refresh answer's rotated token is kept instead: it replaces
+    /// the one the state held, see `refresh`.)
+    pub async fn absorb_login(
+        &mut self,
+        response: &CoreTokenResponse,
+        nonce: ExpectNonce<'_>,
+        id_token_required: bool,
+    ) -> Result<(), Error> {
+        let absorbed = self.absorb(response, nonce, None, id_token_required).await;
+        if absorbed.is_err() {
+            if let Some(refresh_token) = response.refresh_token() {
+                self.revoke_unused(refresh_token).await;
+            }
+        }
+        absorbed
+    }
+
+    /// A login's failed token request ([`Session::refusal`]). An answer
+    /// that carried a refresh token all the same (a 200 whose ID token
+    /// could not even be parsed) started a grant at the provider: that
+    /// token is revoked, not left live.
+    pub async fn login_refusal<T: openidconnect::ErrorResponse + 'static>(
+        &self,
+        grant: Grant,
+        error: openidconnect::RequestTokenError<openidconnect::HttpClientError<reqwest::Error>, T>,
+        http: &TokenHttp<'_>,
+    ) -> TokenError {
+        if let Some(refresh_token) = http.take_refresh_token() {
+            self.revoke_unused(&refresh_token).await;
+        }
+        self.refusal(grant, error, http)
+    }
+
     /// What a failed request to the token or device endpoint means
     /// ([`token_error::classify`], with the answer `http` saw).
     pub fn refusal<T: openidconnect::ErrorResponse + 'static>(
@@ -511,6 +547,14 @@ impl Session<'_> {
         let response = match request.request_async(&http).await {
             Ok(response) => response,
             Err(e) => {
+                // An answer with a rotated refresh token that could not be
+                // read otherwise: the old one is spent, so the new one is
+                // kept (and handed back, rule 4) whatever else failed.
+                if let Some(rotated) = http.take_refresh_token() {
+                    self.state.refresh_token =
+                        Some(authplug_protocol::Secret::new(rotated.secret().clone()));
+                    self.obtained = true;
+                }
                 let error = self.refusal(Grant::Refresh, e, &http);
                 return Err(if error.is_refused_refresh() {
                     RefreshFailure::Refused(error)
@@ -572,9 +616,16 @@ impl Session<'_> {
             request = request.add_extra_param(name, value);
         }
         let http = TokenHttp::new(&self.http);
-        let response = (request.request_async(&http).await)
-            .map_err(|e| self.refusal(Grant::ClientCredentials, e, &http))?;
-        self.absorb(&response, ExpectNonce::Refresh(None), None, false)
+        let response = match request.request_async(&http).await {
+            Ok(response) => response,
+            Err(e) => {
+                return Err(self
+                    .login_refusal(Grant::ClientCredentials, e, &http)
+                    .await
+                    .into())
+            }
+        };
+        self.absorb_login(&response, ExpectNonce::Refresh(None), false)
             .await
     }
 

@@ -97,10 +97,12 @@ pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Res
         exchange = exchange.add_extra_param(name, value);
     }
     let http = TokenHttp::new(&session.http);
-    let response = (exchange.request_async(&http).await)
-        .map_err(|e| session.refusal(Grant::Code, e, &http))?;
+    let response = match exchange.request_async(&http).await {
+        Ok(response) => response,
+        Err(e) => return Err(session.login_refusal(Grant::Code, e, &http).await.into()),
+    };
     session
-        .absorb(&response, ExpectNonce::Login(&nonce), None, true)
+        .absorb_login(&response, ExpectNonce::Login(&nonce), true)
         .await?;
     // OIDC Core §12.2: a refreshed ID token that has a nonce must carry
     // this one.

@@ -1,7 +1,8 @@
 //! A `logout` run (PROTOCOL.md rule 1): revoke the refresh token at the
 //! provider (RFC 7009) when it offers a revocation endpoint, say what was
 //! done, hand back nothing. Never a login, never a browser: whatever fails
-//! here, the host forgets the login anyway.
+//! here, the host forgets the login anyway. Also where a refresh token
+//! from a login answer that failed a check is revoked (`revoke_unused`).
 
 use authplug_protocol::plugin::{Request, Response};
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -75,6 +76,29 @@ pub fn logout(config: &Config, request: &Request, now: u64) -> Result<Response, 
 }
 
 impl Session<'_> {
+    /// A refresh token from a login answer that failed a check: not used,
+    /// and not left live at the provider with nobody holding it. Best
+    /// effort; says what became of it.
+    pub async fn revoke_unused(&self, refresh_token: &RefreshToken) {
+        let Some(endpoint) = self.provider.revocation_endpoint().cloned() else {
+            say("the provider's answer failed a check, so its refresh token was not used; the provider lists no revocation endpoint, so that token stays valid there until it expires");
+            return;
+        };
+        if let Err(unsafe_endpoint) =
+            check_endpoint(self.config, "revocation_endpoint", endpoint.url())
+        {
+            say(&format!("the provider's answer failed a check, so its refresh token was not used, nor sent to the revocation endpoint: {unsafe_endpoint}"));
+            return;
+        }
+        let token = CoreRevocableToken::RefreshToken(refresh_token.clone());
+        match self.revoke(endpoint, token).await {
+            Ok(()) => say("the provider's answer failed a check, so its refresh token was revoked, not used"),
+            Err(error) => say(&format!(
+                "the provider's answer failed a check, so its refresh token was not used; revoking it failed too ({error}), so it stays valid there until it expires"
+            )),
+        }
+    }
+
     /// The RFC 7009 §2.1 request, through the same HTTP client as every
     /// token request (no redirects; https unless the issuer is loopback
     /// http). oauth2's `revoke_token` would do, but it refuses any http

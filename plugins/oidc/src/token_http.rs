@@ -12,12 +12,16 @@
 //!   JSON body labelled with another content type. Nothing that a security
 //!   check depends on is touched: the tokens and the ID token pass through
 //!   byte for byte.
+//! - It keeps the refresh token of a successful answer that oauth2 then
+//!   fails to read (an ID token it cannot even parse): that answer started
+//!   (or rotated) a grant at the provider all the same, and a refresh token
+//!   is never dropped unseen ([`TokenHttp::take_refresh_token`]).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Mutex;
 
-use openidconnect::{AsyncHttpClient, HttpClientError, HttpRequest, HttpResponse};
+use openidconnect::{AsyncHttpClient, HttpClientError, HttpRequest, HttpResponse, RefreshToken};
 
 /// The last answer the provider gave, without anything secret: an error
 /// body is an error message, never a token response.
@@ -35,6 +39,7 @@ pub struct Answer {
 pub struct TokenHttp<'a> {
     client: &'a reqwest::Client,
     last: Mutex<Option<Answer>>,
+    refresh_token: Mutex<Option<RefreshToken>>,
 }
 
 impl<'a> TokenHttp<'a> {
@@ -42,7 +47,17 @@ impl<'a> TokenHttp<'a> {
         TokenHttp {
             client,
             last: Mutex::new(None),
+            refresh_token: Mutex::new(None),
         }
+    }
+
+    /// The refresh token of the last successful answer, once: for a
+    /// request that failed although the provider answered with one.
+    pub fn take_refresh_token(&self) -> Option<RefreshToken> {
+        self.refresh_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
     }
 
     /// The last answer, if any request got one.
@@ -66,6 +81,13 @@ impl<'a> TokenHttp<'a> {
         let Some(serde_json::Value::Object(mut object)) = json else {
             return HttpResponse::from_parts(parts, body);
         };
+        if status.is_success() {
+            let refresh_token = object
+                .get("refresh_token")
+                .and_then(serde_json::Value::as_str)
+                .map(|token| RefreshToken::new(token.to_owned()));
+            *self.refresh_token.lock().unwrap_or_else(|e| e.into_inner()) = refresh_token;
+        }
         // JSON is JSON, whatever the label says (RFC 6749 §5.1 asks for
         // application/json; some providers send text/plain or text/html).
         parts.headers.insert(

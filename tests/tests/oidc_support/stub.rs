@@ -136,6 +136,14 @@ impl Alg {
     }
 }
 
+/// What became of the refresh tokens the stub gave out.
+#[derive(Default)]
+struct RefreshLedger {
+    issued: Vec<String>,
+    spent: Vec<String>,
+    revoked: Vec<String>,
+}
+
 /// How the stub answers a refresh grant (set with [`Stub::set_refresh`];
 /// logins follow [`Case`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -155,6 +163,9 @@ pub enum Refresh {
     RotatedKey,
     /// The ID token carries a nonce, but not the login's.
     WrongNonce,
+    /// The ID token has no `sub`: the answer cannot even be parsed, but
+    /// its refresh token is the rotated one.
+    MissingSub,
 }
 
 pub struct Stub {
@@ -183,6 +194,12 @@ pub struct Stub {
     last_token_form: Mutex<HashMap<String, String>>,
     /// When each device-code poll arrived.
     device_polls: Mutex<Vec<std::time::Instant>>,
+    /// Whether discovery lists `/revoke` ([`Stub::offer_revocation`]).
+    revocation: AtomicBool,
+    /// Refresh tokens as the grant holder sees them: issued in a token
+    /// answer a client can read, spent by a refresh grant (the stub
+    /// rotates), revoked at `/revoke`.
+    refresh_tokens: Mutex<RefreshLedger>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -212,6 +229,7 @@ impl Stub {
             .route("/authorize", get(authorize))
             .route("/token", post(token))
             .route("/device", post(device))
+            .route("/revoke", post(revoke))
             .with_state(Arc::clone(&shared));
         let mut tasks = vec![tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -260,10 +278,34 @@ impl Stub {
             last_authorize: Mutex::new(HashMap::new()),
             last_token_form: Mutex::new(HashMap::new()),
             device_polls: Mutex::new(Vec::new()),
+            revocation: AtomicBool::new(false),
+            refresh_tokens: Mutex::new(RefreshLedger::default()),
             tasks,
         });
         *shared.lock().unwrap() = Arc::downgrade(&stub);
         stub
+    }
+
+    /// From now on discovery lists a revocation endpoint (RFC 7009).
+    pub fn offer_revocation(&self) {
+        self.revocation.store(true, Ordering::SeqCst);
+    }
+
+    /// The refresh tokens issued so far that are still live: neither spent
+    /// by a refresh grant nor revoked.
+    pub fn live_refresh_tokens(&self) -> Vec<String> {
+        let ledger = self.refresh_tokens.lock().unwrap();
+        ledger
+            .issued
+            .iter()
+            .filter(|t| !ledger.spent.contains(*t) && !ledger.revoked.contains(*t))
+            .cloned()
+            .collect()
+    }
+
+    /// How many refresh tokens the stub has given out.
+    pub fn issued_refresh_tokens(&self) -> usize {
+        self.refresh_tokens.lock().unwrap().issued.len()
     }
 
     /// How the next refresh grants are answered.
@@ -349,6 +391,9 @@ impl Stub {
                 header["kid"] = json!("new");
             }
             Some(Refresh::WrongNonce) => claims["nonce"] = json!("not-the-logins-nonce"),
+            Some(Refresh::MissingSub) => {
+                claims.as_object_mut().unwrap().remove("sub");
+            }
         }
         let case = if refresh.is_some() {
             Case::Honest
@@ -579,7 +624,23 @@ async fn discovery(shared: Shared) -> Response {
         }
         _ => {}
     }
+    if stub.revocation.load(Ordering::SeqCst) && document.get("revocation_endpoint").is_none() {
+        document["revocation_endpoint"] = json!(format!("{}/revoke", stub.issuer));
+    }
     json_body(StatusCode::OK, document)
+}
+
+/// RFC 7009 §2.1: 200 whatever the token (§2.2).
+async fn revoke(shared: Shared, Form(form): Form<HashMap<String, String>>) -> Response {
+    let stub = stub(&shared);
+    if let Some(token) = form.get("token") {
+        stub.refresh_tokens
+            .lock()
+            .unwrap()
+            .revoked
+            .push(token.clone());
+    }
+    StatusCode::OK.into_response()
 }
 
 async fn jwks(shared: Shared) -> Response {
@@ -712,6 +773,13 @@ async fn token(
         Some("authorization_code" | "client_credentials") => {}
         Some("refresh_token") => {
             stub.refresh_hits.fetch_add(1, Ordering::SeqCst);
+            if let Some(spent) = form.get("refresh_token") {
+                stub.refresh_tokens
+                    .lock()
+                    .unwrap()
+                    .spent
+                    .push(spent.clone());
+            }
             refresh = Some(*stub.refresh.lock().unwrap());
         }
         Some("urn:ietf:params:oauth:grant-type:device_code") => {
@@ -768,6 +836,15 @@ async fn token(
         ));
         if let Some(fields) = body.as_object_mut() {
             fields.remove("expires_in");
+        }
+    }
+    if !matches!(stub.case, Case::TokenServerError | Case::TokenNotJson) {
+        if let Some(issued) = body["refresh_token"].as_str() {
+            stub.refresh_tokens
+                .lock()
+                .unwrap()
+                .issued
+                .push(issued.to_owned());
         }
     }
     match stub.case {
