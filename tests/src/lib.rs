@@ -11,6 +11,7 @@ pub mod forward_proxy;
 pub mod git_client;
 pub mod git_server;
 pub mod idp;
+pub mod mcp;
 pub mod openssh;
 pub mod resource_server;
 pub mod terminal;

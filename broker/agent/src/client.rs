@@ -46,6 +46,10 @@ pub enum ClientError {
         /// The socket it should have opened.
         socket: PathBuf,
     },
+    #[error("the agent did not answer within the time this command has")]
+    /// [`Client::request_until`]'s deadline passed first; the agent may
+    /// still be working on the request.
+    OutOfTime,
     #[error("talking to the agent on {path} failed: {source}")]
     /// Reading from or writing to the socket failed.
     Io {
@@ -136,6 +140,8 @@ pub struct Client {
     path: PathBuf,
     reader: BufReader<UnixStream>,
     writer: UnixStream,
+    /// When [`Client::request_until`] gives up.
+    deadline: Option<Instant>,
 }
 
 impl Client {
@@ -170,6 +176,7 @@ impl Client {
             path: socket.to_owned(),
             reader: BufReader::new(stream),
             writer,
+            deadline: None,
         })
     }
 
@@ -247,6 +254,21 @@ impl Client {
         }
     }
 
+    /// [`Client::request`] that gives up at `deadline` with
+    /// [`ClientError::OutOfTime`] (for a command its caller kills after a
+    /// while). The agent sees the client go.
+    pub fn request_until(
+        &mut self,
+        op: Op,
+        on_stderr: impl FnMut(&str),
+        deadline: Instant,
+    ) -> Result<Response, ClientError> {
+        self.deadline = Some(deadline);
+        let answer = self.request(op, on_stderr);
+        self.deadline = None;
+        answer
+    }
+
     /// Sends one request; progress lines go to `on_stderr`; returns the
     /// final answer, or its error as [`ClientError::Agent`].
     pub fn request(
@@ -286,6 +308,16 @@ impl Client {
     ) -> Result<Answer, ClientError> {
         loop {
             line.clear();
+            if let Some(deadline) = self.deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(ClientError::OutOfTime);
+                }
+                self.reader
+                    .get_ref()
+                    .set_read_timeout(Some(left.min(ANSWER_TIMEOUT)))
+                    .map_err(|source| self.io(source))?;
+            }
             let read = (&mut self.reader)
                 .take(MAX_LINE as u64)
                 .read_until(b'\n', line)
@@ -317,10 +349,14 @@ impl Client {
     }
 
     fn io(&self, source: io::Error) -> ClientError {
-        if matches!(
+        let timed_out = matches!(
             source.kind(),
             io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-        ) {
+        );
+        if timed_out && self.deadline.is_some_and(|d| Instant::now() >= d) {
+            return ClientError::OutOfTime;
+        }
+        if timed_out {
             return ClientError::NoAnswer {
                 path: self.path.clone(),
             };

@@ -13,6 +13,9 @@
 //!
 //! [git.hosts]               # git-credential-authplug without --profile: host -> profile
 //! "git.example.com" = "work"
+//!
+//! [mcp.servers]             # authplug mcp-headers without --profile: URL prefix -> profile
+//! "https://mcp.example.com/" = "work"
 //! ```
 
 use std::collections::BTreeMap;
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use crate::mcp_servers::McpConfig;
 use crate::secret_file::{self, SecretFileError};
 use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 use authplug_protocol::Secret;
@@ -41,6 +45,9 @@ pub struct ConfigFile {
     #[serde(default)]
     /// For `git-credential-authplug`.
     pub git: GitConfig,
+    #[serde(default)]
+    /// For `authplug mcp-headers`.
+    pub mcp: McpConfig,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -427,12 +427,14 @@ async fn connection(
                 interactive,
                 force,
                 consumer,
+                keep_running,
             } => {
                 let ask = Ask {
                     profile: profile.as_deref(),
                     interactive,
                     force,
                     consumer: consumer.as_deref(),
+                    keep_running,
                 };
                 let outcome =
                     token(&profiles, &served.consumers, ask, &mut reader, &mut writer).await?;
@@ -543,6 +545,7 @@ struct Ask<'a> {
     interactive: bool,
     force: bool,
     consumer: Option<&'a str>,
+    keep_running: bool,
 }
 
 #[derive(PartialEq, Eq)]
@@ -566,6 +569,7 @@ async fn token(
         interactive,
         force,
         consumer,
+        keep_running,
     } = ask;
     let (name, broker) = match profiles.get(profile) {
         Ok(found) => found,
@@ -594,6 +598,7 @@ async fn token(
     let request = TokenRequest::new()
         .interactive(interactive)
         .force(force)
+        .keep_running(keep_running)
         .on_stderr({
             let dropped = dropped.clone();
             move |line| {

@@ -73,6 +73,11 @@ pub enum Op {
         /// its next ask first rejects the token it was given (added in
         /// version 1; see [`consumers`](crate::consumers)).
         consumer: Option<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        /// The run goes on if this client stops waiting, its token cached
+        /// for the next ask: a caller with a short time limit (an MCP
+        /// client's headers hook) does not lose a login it started.
+        keep_running: bool,
     },
     /// Report a token a server refused (compare-and-clear).
     Reject {
@@ -110,12 +115,14 @@ impl std::fmt::Debug for Op {
                 interactive,
                 force,
                 consumer,
+                keep_running,
             } => f
                 .debug_struct("Token")
                 .field("profile", profile)
                 .field("interactive", interactive)
                 .field("force", force)
                 .field("consumer", consumer)
+                .field("keep_running", keep_running)
                 .finish(),
             Op::Reject { profile, .. } => f
                 .debug_struct("Reject")
@@ -131,6 +138,10 @@ impl std::fmt::Debug for Op {
             Op::Stop => f.write_str("Stop"),
         }
     }
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 fn yes() -> bool {
@@ -357,6 +368,7 @@ mod tests {
                 interactive: true,
                 force: false,
                 consumer: None,
+                keep_running: false,
             }
         ));
         let mut reject: Request =

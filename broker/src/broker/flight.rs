@@ -29,6 +29,10 @@ pub(super) struct Flight {
     /// Started by the broker to refresh ahead, for nobody in particular:
     /// it runs to its end even when no caller waits for it.
     pub(super) background: bool,
+    /// A caller asked that the run go on without it
+    /// ([`TokenRequest::keep_running`](crate::TokenRequest)): it is not
+    /// cancelled when the last caller goes.
+    pub(super) outlives_callers: bool,
     pub(super) result: FlightResult,
     pub(super) waiters: usize,
     /// Tells the run's task that every caller went away; `None` once sent.
@@ -67,7 +71,7 @@ impl Drop for Waiter {
             flight.listeners.retain(|(id, _)| *id != listener);
         }
         flight.waiters -= 1;
-        if flight.waiters == 0 && !flight.background {
+        if flight.waiters == 0 && !flight.background && !flight.outlives_callers {
             if let Some(cancel) = flight.cancel.take() {
                 let _ = cancel.send(());
             }

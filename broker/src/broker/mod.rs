@@ -221,6 +221,7 @@ impl Broker {
                 unreachable!("a flight was just started");
             };
             flight.waiters += 1;
+            flight.outlives_callers |= request.keep_running;
             let listener = request.on_stderr.clone().map(|sink| {
                 for line in &flight.lines {
                     sink(line);
@@ -361,6 +362,7 @@ impl Broker {
         shared.flight = Some(Flight {
             id,
             background,
+            outlives_callers: false,
             result: receiver,
             waiters: 0,
             cancel: Some(cancel),

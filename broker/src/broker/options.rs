@@ -86,6 +86,11 @@ pub struct TokenRequest {
     /// starting with the lines the run printed before the caller joined.
     /// Called with the broker's lock held: it must not block.
     pub on_stderr: Option<StderrSink>,
+    /// See the run this caller waits for to its end even if the caller
+    /// stops waiting, its token then cached for the next caller: for a
+    /// caller with a short time limit (an MCP client's headers hook) whose
+    /// login must not be lost when it is cut off.
+    pub keep_running: bool,
 }
 
 impl Default for TokenRequest {
@@ -94,6 +99,7 @@ impl Default for TokenRequest {
             interactive: true,
             force: false,
             on_stderr: None,
+            keep_running: false,
         }
     }
 }
@@ -116,6 +122,13 @@ impl TokenRequest {
         self
     }
 
+    /// Whether the run this caller waits for goes on when it stops waiting
+    /// ([`TokenRequest::keep_running`]).
+    pub fn keep_running(mut self, keep_running: bool) -> Self {
+        self.keep_running = keep_running;
+        self
+    }
+
     /// Sees each stderr line of the run this caller waits for (the lines
     /// printed before it joined first).
     pub fn on_stderr(mut self, sink: impl Fn(&str) + Send + Sync + 'static) -> Self {
@@ -129,6 +142,7 @@ impl fmt::Debug for TokenRequest {
         f.debug_struct("TokenRequest")
             .field("interactive", &self.interactive)
             .field("force", &self.force)
+            .field("keep_running", &self.keep_running)
             .field("on_stderr", &self.on_stderr.as_ref().map(|_| "Fn(&str)"))
             .finish()
     }

@@ -140,6 +140,7 @@ fn get(
                 interactive,
                 force: false,
                 consumer: None,
+                keep_running: false,
             };
             // The plugin's own lines (a login URL), as they come.
             client.request(op, |line| {

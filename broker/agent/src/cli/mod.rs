@@ -30,6 +30,8 @@ mod expiry;
 mod interrupt;
 pub mod kubectl;
 pub mod logout;
+pub mod mcp_headers;
+pub mod proxy;
 pub mod reject;
 pub mod run;
 pub mod setup;

@@ -152,6 +152,7 @@ impl TokenSource {
             interactive: !self.non_interactive && host.map_or(true, |r| r.interactive),
             force: self.force,
             consumer,
+            keep_running: false,
         };
         // A login's progress: its address may have to be pasted back here
         // (cli/paste_relay.rs). Never for a host running us as its plugin.

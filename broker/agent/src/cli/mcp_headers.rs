@@ -1,0 +1,156 @@
+//! `authplug mcp-headers`: the HTTP headers an MCP client's headers hook
+//! asks for (Claude Code's `headersHelper`): one JSON object on stdout,
+//! `{"Authorization": "Bearer TOKEN"}`, with the agent's token for the
+//! profile.
+//!
+//! The hook runs it before connecting and gives it a few seconds (Claude
+//! Code: 10, with the server's name and URL in
+//! `CLAUDE_CODE_MCP_SERVER_NAME` and `CLAUDE_CODE_MCP_SERVER_URL`). It
+//! gives no 401 back, so the token must be fresh when printed: the agent
+//! hands out a token only while it is valid beyond its skew, and refreshes
+//! a token in use before it expires (refresh ahead).
+//!
+//! A login needed now starts as for `authplug token` (a browser opens),
+//! but the hook would kill this command before most logins end: at
+//! `--wait` it gives up with a message saying what to do, and the login
+//! goes on in the agent (`keep_running`), whose token the next call gets.
+//! A second call meanwhile joins that same login.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use authplug_agent::client::{Client, ClientError};
+use authplug_agent::config::ConfigFile;
+use authplug_agent::paths;
+use authplug_agent::wire::Op;
+use zeroize::Zeroizing;
+
+use super::fail;
+use super::socket::SocketArg;
+
+/// The server's URL, as Claude Code passes it to its headers hook.
+const SERVER_URL_VAR: &str = "CLAUDE_CODE_MCP_SERVER_URL";
+
+/// Print an MCP server's HTTP headers as JSON, for an MCP client's headers hook
+///
+/// In `.mcp.json` (Claude Code):
+/// `"headersHelper": "authplug mcp-headers --profile work"`.
+/// Without `--profile`, the config file's `[mcp.servers]` picks the profile
+/// by the server's URL, else the default profile is used.
+#[derive(Debug, clap::Args)]
+pub struct McpHeadersArgs {
+    #[command(flatten)]
+    pub socket: SocketArg,
+    /// The profile [default: by the server's URL in [mcp.servers], else the
+    /// agent's default profile]
+    #[arg(long, short = 'p')]
+    pub profile: Option<String>,
+    /// The MCP server's URL, to pick the profile by
+    #[arg(long, env = SERVER_URL_VAR, value_name = "URL")]
+    pub server_url: Option<String>,
+    /// Give up after this many seconds, before the MCP client stops
+    /// waiting (Claude Code gives its hook 10); a login under way goes on
+    /// in the agent
+    #[arg(long, value_name = "SECS", default_value_t = 8.0)]
+    pub wait: f64,
+    /// Fail if no agent is running instead of starting one
+    #[arg(long)]
+    pub no_autostart: bool,
+    /// The config file ([mcp.servers]; and for an agent started by this
+    /// command)
+    #[arg(long, env = "AUTHPLUG_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+pub fn run(args: McpHeadersArgs) -> ExitCode {
+    match headers(&args) {
+        Ok(json) => {
+            let mut stdout = std::io::stdout().lock();
+            match stdout.write_all(&json).and_then(|()| stdout.flush()) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(error) => fail(format!("cannot write the headers to stdout: {error}")),
+            }
+        }
+        Err(message) => fail(message),
+    }
+}
+
+fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
+    let started = Instant::now();
+    let wait = Duration::try_from_secs_f64(args.wait)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            format!(
+                "--wait must be a positive number of seconds, not {}",
+                args.wait
+            )
+        })?;
+    let profile = match &args.profile {
+        Some(profile) => Some(profile.clone()),
+        None => profile_by_url(args)?,
+    };
+    let named = profile.as_deref().map_or_else(
+        || "the default profile".to_owned(),
+        |p| format!("profile `{p}`"),
+    );
+    let run_by_hand = match &profile {
+        Some(p) => format!("authplug token --profile {}", shell_words::quote(p)),
+        None => "authplug token".to_owned(),
+    };
+    let socket = args.socket.path()?;
+    let mut client =
+        Client::connect_maybe_starting(&socket, !args.no_autostart, args.config.as_deref())
+            .map_err(|error| error.to_string())?;
+    let op = Op::Token {
+        profile,
+        interactive: true,
+        force: false,
+        consumer: None,
+        keep_running: true,
+    };
+    // The plugin's lines (a login's address) go to stderr, which the MCP
+    // client may show or log.
+    let answer = client.request_until(
+        op,
+        |line| {
+            let _ = writeln!(std::io::stderr(), "{line}");
+        },
+        started + wait,
+    );
+    let mut response = answer.map_err(|error| match error {
+        ClientError::OutOfTime => format!(
+            "no token for {named} within {} s, the time an MCP client gives this command: a login is under way \
+             (finish it in the browser that opened, or at the address above); it goes on without this command, \
+             so reconnect the server once it is done (Claude Code: /mcp). Or log in first in a terminal: {run_by_hand}",
+            args.wait
+        ),
+        other => format!("no token for {named}: {other}"),
+    })?;
+    let token = response
+        .token
+        .take()
+        .ok_or_else(|| "the agent answered without a token".to_owned())?;
+    let mut json = Zeroizing::new(Vec::with_capacity(token.expose_secret().len() + 32));
+    json.extend_from_slice(b"{\"Authorization\":");
+    let bearer = Zeroizing::new(format!("Bearer {}", token.expose_secret()));
+    serde_json::to_writer(&mut *json, bearer.as_str())
+        .map_err(|error| format!("cannot write the headers: {error}"))?;
+    json.extend_from_slice(b"}\n");
+    Ok(json)
+}
+
+/// The profile `[mcp.servers]` gives the server's URL, if any.
+fn profile_by_url(args: &McpHeadersArgs) -> Result<Option<String>, String> {
+    let Some(url) = &args.server_url else {
+        return Ok(None);
+    };
+    let path = match &args.config {
+        Some(path) => path.clone(),
+        None => paths::default_config().map_err(|e| e.to_string())?,
+    };
+    let config = ConfigFile::load(&path, args.config.is_some()).map_err(|e| e.to_string())?;
+    Ok(config.mcp.profile_for(url).map(str::to_owned))
+}

@@ -1,0 +1,150 @@
+"""A real MCP server for authplug's tests: the MCP Python SDK's FastMCP over
+streamable HTTP, accepting only bearer JWTs of one issuer, as an
+OIDC-protected MCP server in "remote" mode does: the signature against the
+issuer's JWKS (found through its discovery document), `iss`, `aud`, `exp`
+and a required scope. A request without a good token gets 401 with
+`WWW-Authenticate: Bearer` and the Protected Resource Metadata (RFC 9728)
+that FastMCP publishes.
+
+    server.py ISSUER AUDIENCE [SCOPE]
+
+Binds 127.0.0.1 on a free port and prints one line when ready:
+`URL http://127.0.0.1:PORT/mcp`. Exits when its stdin closes.
+
+Tools: `whoami` (the token's subject), `count` (reports progress
+`n` times, `delay` seconds apart, then answers: a response that streams),
+`blob` (a text of `size` bytes).
+
+Test hook: `POST /test/revoke` with a token as its body: from then on that
+token is refused (401), as by a server told of a revocation.
+"""
+
+import asyncio
+import json
+import socket
+import sys
+import threading
+import urllib.request
+
+import jwt
+import uvicorn
+from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken, TokenVerifier
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+
+issuer, audience = sys.argv[1], sys.argv[2]
+required_scope = sys.argv[3] if len(sys.argv) > 3 else None
+
+with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration") as answer:
+    jwks_uri = json.load(answer)["jwks_uri"]
+keys = jwt.PyJWKClient(jwks_uri)
+revoked = set()
+# token -> subject, for whoami
+subjects = {}
+
+
+class Verifier(TokenVerifier):
+    async def verify_token(self, token):
+        if token in revoked:
+            return None
+        try:
+            key = keys.get_signing_key_from_jwt(token).key
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256", "ES256", "EdDSA", "PS256"],
+                audience=audience,
+                issuer=issuer,
+                options={"require": ["exp", "sub"]},
+            )
+        except Exception:
+            return None
+        scopes = claims.get("scope", "").split()
+        subjects[token] = claims["sub"]
+        return AccessToken(
+            token=token,
+            client_id=claims.get("client_id", claims.get("azp", "")),
+            scopes=scopes,
+            expires_at=int(claims["exp"]),
+            resource=audience,
+        )
+
+
+sock = socket.socket()
+sock.bind(("127.0.0.1", 0))
+port = sock.getsockname()[1]
+url = f"http://127.0.0.1:{port}/mcp"
+
+server = FastMCP(
+    "authplug-test",
+    token_verifier=Verifier(),
+    auth=AuthSettings(
+        issuer_url=issuer,
+        resource_server_url=url,
+        required_scopes=[required_scope] if required_scope else None,
+    ),
+    host="127.0.0.1",
+    port=port,
+    transport_security=TransportSecuritySettings(
+        enable_dns_rebinding_protection=True,
+        allowed_hosts=[f"127.0.0.1:{port}"],
+        allowed_origins=[],
+    ),
+)
+
+
+@server.tool()
+async def whoami(ctx: Context) -> str:
+    """The subject of the token the call came with."""
+    token = get_access_token()
+    return subjects.get(token.token, "") if token else ""
+
+
+@server.tool()
+async def count(n: int, delay: float, ctx: Context) -> str:
+    """Reports progress n times, delay seconds apart, then answers."""
+    for i in range(n):
+        await ctx.report_progress(i + 1, n)
+        await asyncio.sleep(delay)
+    return f"counted {n}"
+
+
+@server.tool()
+async def blob(size: int) -> str:
+    """A text of size bytes."""
+    return "x" * size
+
+
+async def revoke(request: Request):
+    revoked.add((await request.body()).decode())
+    return PlainTextResponse("revoked\n")
+
+
+app = server.streamable_http_app()
+app.router.routes.append(Route("/test/revoke", revoke, methods=["POST"]))
+
+
+def exit_when_stdin_closes():
+    sys.stdin.read()
+    import os
+
+    os._exit(0)
+
+
+threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+config = uvicorn.Config(app, log_level="warning")
+uv = uvicorn.Server(config)
+
+
+async def main():
+    sock.listen(128)
+    print(f"URL {url}", flush=True)
+    await uv.serve(sockets=[sock])
+
+
+asyncio.run(main())
