@@ -4,7 +4,8 @@ stdout for each.
 
     client.py URL [--header 'Name: value']... STEP...
 
-Steps: `list` (the tool names), `whoami`, `count:N:DELAY` (the result and
+Steps: `list` (the tool names), `whoami`, `time-list:N` (the median
+seconds a `tools/list` call takes, over N calls), `count:N:DELAY` (the result and
 when each progress report arrived, in seconds since the call), `blob:SIZE`
 (the length of the text), `pause` (prints {"paused": true}, then waits for
 a line on stdin). All steps share one MCP session. Exit status 1 on any
@@ -33,6 +34,14 @@ async def main(url, headers, steps):
                 if name == "list":
                     tools = await session.list_tools()
                     out({"tools": sorted(t.name for t in tools.tools)})
+                elif name == "time-list":
+                    times = []
+                    for _ in range(int(args[0])):
+                        started = time.perf_counter()
+                        await session.list_tools()
+                        times.append(time.perf_counter() - started)
+                    times.sort()
+                    out({"median": times[len(times) // 2]})
                 elif name == "whoami":
                     result = await session.call_tool("whoami", {})
                     out({"whoami": result.content[0].text, "error": result.isError})

@@ -7,6 +7,7 @@ and a required scope. A request without a good token gets 401 with
 that FastMCP publishes.
 
     server.py ISSUER AUDIENCE [SCOPE]
+    server.py static:TOKEN AUDIENCE     (benchmarks: accepts exactly TOKEN)
 
 Binds 127.0.0.1 on a free port and prints one line when ready:
 `URL http://127.0.0.1:PORT/mcp`. Exits when its stdin closes.
@@ -40,9 +41,11 @@ from starlette.routing import Route
 issuer, audience = sys.argv[1], sys.argv[2]
 required_scope = sys.argv[3] if len(sys.argv) > 3 else None
 
-with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration") as answer:
-    jwks_uri = json.load(answer)["jwks_uri"]
-keys = jwt.PyJWKClient(jwks_uri)
+static_token = issuer.removeprefix("static:") if issuer.startswith("static:") else None
+if static_token is None:
+    with urllib.request.urlopen(f"{issuer}/.well-known/openid-configuration") as answer:
+        jwks_uri = json.load(answer)["jwks_uri"]
+    keys = jwt.PyJWKClient(jwks_uri)
 revoked = set()
 # token -> subject, for whoami
 subjects = {}
@@ -52,6 +55,11 @@ class Verifier(TokenVerifier):
     async def verify_token(self, token):
         if token in revoked:
             return None
+        if static_token is not None:
+            if token != static_token:
+                return None
+            subjects[token] = "bench"
+            return AccessToken(token=token, client_id="bench", scopes=[], expires_at=None, resource=audience)
         try:
             key = keys.get_signing_key_from_jwt(token).key
             claims = jwt.decode(
@@ -75,7 +83,10 @@ class Verifier(TokenVerifier):
         )
 
 
-sock = socket.socket()
+# IPPROTO_TCP named: asyncio sets TCP_NODELAY on the connections of a
+# socket whose proto says TCP, and a socket made with proto 0 gets Nagle's
+# algorithm, which stalls each reused connection's response ~40 ms.
+sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
 sock.bind(("127.0.0.1", 0))
 port = sock.getsockname()[1]
 url = f"http://127.0.0.1:{port}/mcp"
@@ -84,7 +95,7 @@ server = FastMCP(
     "authplug-test",
     token_verifier=Verifier(),
     auth=AuthSettings(
-        issuer_url=issuer,
+        issuer_url=issuer if static_token is None else "https://static.invalid",
         resource_server_url=url,
         required_scopes=[required_scope] if required_scope else None,
     ),

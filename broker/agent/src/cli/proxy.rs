@@ -76,8 +76,9 @@ pub fn run(args: ProxyArgs) -> ExitCode {
 fn serve(args: ProxyArgs) -> Result<(), String> {
     check_upstream(&args.upstream)?;
     let command = plugin_command(&args)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: a loopback hop is latency-bound, and one thread wakes
+    // no other (a worker pool measured slower, BENCHMARKS.md).
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
