@@ -51,7 +51,8 @@ pub enum Line<'a> {
 
 /// Reads the controlling terminal until dropped or until the callback says
 /// [`Next::Done`]. Dropping it stops the reading thread and waits for it
-/// (at most about a tenth of a second), so nothing is read after that.
+/// (about a tenth of a second, or until the callback under way returns),
+/// so nothing is read after that.
 #[derive(Debug)]
 pub struct TerminalLines {
     stop: Arc<AtomicBool>,

@@ -316,7 +316,7 @@ async fn setup_goes_from_no_config_to_a_working_kubectl_with_the_printed_stanza(
         .map(|line| format!("{line}\n"))
         .collect();
     assert!(
-        users.contains("args: [kubectl, --profile, work]"),
+        users.contains(r#"args: [kubectl, --profile, "work"]"#),
         "{printed}"
     );
     let kubeconfig = dir.path().join("kubeconfig");

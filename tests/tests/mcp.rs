@@ -189,6 +189,11 @@ async fn another_local_user_cannot_use_the_proxy() {
     assert_eq!(curl(&[&format!("{port_url}/")]), "403");
     assert_eq!(curl(&[&format!("{port_url}/not-the-secret")]), "403");
     assert_eq!(curl(&["-H", "Host: rebound.example", &tcp.url]), "421");
+    // Dot segments would climb out of the upstream's base path.
+    for climb in ["/../x", "/%2e%2E/x", "/./x"] {
+        let url = format!("{}{climb}", tcp.url);
+        assert_eq!(curl(&["--path-as-is", &url]), "400", "{climb}");
+    }
     let nobody = curl_as_nobody(&[&format!("{port_url}/")]);
     assert_eq!(String::from_utf8_lossy(&nobody.stdout), "403");
     let read = std::process::Command::new("setpriv")

@@ -185,7 +185,7 @@ async fn a_refused_login_answer_says_its_refresh_token_stays_valid_without_a_rev
     assert_eq!(stub.live_refresh_tokens().len(), 1);
     let said = error.to_string();
     assert!(
-        said.contains("its refresh token was not used; the provider lists no revocation endpoint, so that token stays valid there until it expires"),
+        said.contains("could not be used, nor its refresh token; the provider lists no revocation endpoint, so that token stays valid there until it expires"),
         "{said}"
     );
     let revocable = Stub::start(Case::WrongNonce).await;

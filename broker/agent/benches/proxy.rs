@@ -39,7 +39,9 @@ const BIG_ROUNDS: usize = 8;
 
 type Body = http_body_util::combinators::BoxBody<Bytes, Infallible>;
 
-async fn upstream(request: hyper::Request<hyper::body::Incoming>) -> Result<hyper::Response<Body>, Infallible> {
+async fn upstream(
+    request: hyper::Request<hyper::body::Incoming>,
+) -> Result<hyper::Response<Body>, Infallible> {
     let authorized = request
         .headers()
         .get(hyper::header::AUTHORIZATION)
@@ -69,7 +71,9 @@ async fn serve_upstream() -> String {
     let address = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let _ = stream.set_nodelay(true);
             tokio::spawn(
                 hyper::server::conn::http1::Builder::new()
@@ -116,11 +120,13 @@ async fn big_round(client: &reqwest::Client, url: &str, bearer: bool) -> f64 {
 }
 
 /// The proxy process for `upstream`, once it has written its URL.
+// The child goes back to the caller, which kills and waits for it.
+#[allow(clippy::zombie_processes)]
 fn start_proxy(upstream: &str, dir: &std::path::Path, name: &str) -> (std::process::Child, String) {
     let url_file = dir.join(name);
     let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../plugins/examples/shell/env-token.sh");
-    let proxy = Command::new(AUTHPLUG)
+    let mut proxy = Command::new(AUTHPLUG)
         .args(["proxy", "--upstream", upstream, "--plugin"])
         .arg(plugin)
         .arg("--url-file")
@@ -136,7 +142,11 @@ fn start_proxy(upstream: &str, dir: &std::path::Path, name: &str) -> (std::proce
         if let Ok(url) = std::fs::read_to_string(&url_file) {
             return (proxy, url.trim().to_owned());
         }
-        assert!(Instant::now() < deadline, "the proxy wrote no URL");
+        if Instant::now() > deadline {
+            let _ = proxy.kill();
+            let _ = proxy.wait();
+            panic!("the proxy wrote no URL");
+        }
         std::thread::sleep(Duration::from_millis(10));
     }
 }
@@ -146,7 +156,10 @@ fn mcp_server_and_client(dir: &std::path::Path) {
     let scripts = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/mcp");
     let python = scripts.join(".venv/bin/python");
     if !python.exists() {
-        println!("MCP server: skipped ({} is missing: run scripts/setup)", python.display());
+        println!(
+            "MCP server: skipped ({} is missing: run scripts/setup)",
+            python.display()
+        );
         return;
     }
     let mut server = Command::new(&python)

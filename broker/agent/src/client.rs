@@ -266,6 +266,8 @@ impl Client {
         self.deadline = Some(deadline);
         let answer = self.request(op, on_stderr);
         self.deadline = None;
+        // Back to the usual wait, for a request after this one.
+        let _ = self.reader.get_ref().set_read_timeout(Some(ANSWER_TIMEOUT));
         answer
     }
 

@@ -39,6 +39,18 @@ impl McpConfig {
     }
 }
 
+impl McpConfig {
+    /// A key that is not an http(s) URL (and so matches nothing), if any.
+    pub fn unusable_key(&self) -> Option<&str> {
+        self.servers
+            .keys()
+            .find(|key| {
+                url::Url::parse(key).map_or(true, |url| !matches!(url.scheme(), "http" | "https"))
+            })
+            .map(String::as_str)
+    }
+}
+
 /// Whether `prefix` names `server` or a server under it.
 fn covers(prefix: &url::Url, server: &url::Url) -> bool {
     if prefix.scheme() != server.scheme()

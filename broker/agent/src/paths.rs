@@ -127,7 +127,7 @@ pub fn socket_dir(dir: &Path) -> io::Result<()> {
         return Err(io::Error::new(
             io::ErrorKind::PermissionDenied,
             format!(
-                "{} belongs to uid {}, not to you (uid {uid}): choose another socket path with --socket",
+                "{} belongs to uid {}, not to you (uid {uid}): choose another path for the socket",
                 dir.display(),
                 metadata.uid()
             ),

@@ -76,25 +76,26 @@ pub fn logout(config: &Config, request: &Request, now: u64) -> Result<Response, 
 }
 
 impl Session<'_> {
-    /// A refresh token from a login answer that failed a check: not used,
+    /// A refresh token from a login answer that could not be used (it
+    /// failed a check, or could not be checked): not used,
     /// and not left live at the provider with nobody holding it. Best
     /// effort; says what became of it.
     pub async fn revoke_unused(&self, refresh_token: &RefreshToken) {
         let Some(endpoint) = self.provider.revocation_endpoint().cloned() else {
-            say("the provider's answer failed a check, so its refresh token was not used; the provider lists no revocation endpoint, so that token stays valid there until it expires");
+            say("the provider's login answer could not be used, nor its refresh token; the provider lists no revocation endpoint, so that token stays valid there until it expires");
             return;
         };
         if let Err(unsafe_endpoint) =
             check_endpoint(self.config, "revocation_endpoint", endpoint.url())
         {
-            say(&format!("the provider's answer failed a check, so its refresh token was not used, nor sent to the revocation endpoint: {unsafe_endpoint}"));
+            say(&format!("the provider's login answer could not be used, nor its refresh token, which was not sent to the revocation endpoint either: {unsafe_endpoint}"));
             return;
         }
         let token = CoreRevocableToken::RefreshToken(refresh_token.clone());
         match self.revoke(endpoint, token).await {
-            Ok(()) => say("the provider's answer failed a check, so its refresh token was revoked, not used"),
+            Ok(()) => say("the provider's login answer could not be used, so its refresh token was revoked, not used"),
             Err(error) => say(&format!(
-                "the provider's answer failed a check, so its refresh token was not used; revoking it failed too ({error}), so it stays valid there until it expires"
+                "the provider's login answer could not be used, nor its refresh token; revoking that failed too ({error}), so it stays valid there until it expires"
             )),
         }
     }

@@ -60,9 +60,14 @@ impl Pasted {
 /// query alone, or a bare code. `None`: not this login's, said why, ask
 /// again.
 fn read_pasted(text: &str, expected: &Expected) -> Option<Result<Code, CallbackError>> {
+    // A query alone names its parameters; a bare code may end in `=`
+    // (padded base64).
+    let looks_like_query = ["code=", "state=", "error=", "iss="]
+        .iter()
+        .any(|name| text.starts_with(name) || text.contains(&format!("&{name}")));
     let query = match text.split_once('?') {
         Some((_, query)) => Some(query),
-        None if text.contains('=') => Some(text),
+        None if looks_like_query => Some(text),
         None => None,
     };
     let Some(query) = query else {

@@ -122,9 +122,9 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
     );
     let mut response = answer.map_err(|error| match error {
         ClientError::OutOfTime => format!(
-            "no token for {named} within {} s, the time an MCP client gives this command: a login is under way \
-             (finish it in the browser that opened, or at the address above); it goes on without this command, \
-             so reconnect the server once it is done (Claude Code: /mcp). Or log in first in a terminal: {run_by_hand}",
+            "no token for {named} within {} s, the time an MCP client gives this command. If a login is under way \
+             (a browser opened, or its address is above), finish it: it goes on without this command, \
+             then reconnect the server (Claude Code: /mcp). Or log in first in a terminal: {run_by_hand}",
             args.wait
         ),
         other => format!("no token for {named}: {other}"),
@@ -152,5 +152,22 @@ fn profile_by_url(args: &McpHeadersArgs) -> Result<Option<String>, String> {
         None => paths::default_config().map_err(|e| e.to_string())?,
     };
     let config = ConfigFile::load(&path, args.config.is_some()).map_err(|e| e.to_string())?;
-    Ok(config.mcp.profile_for(url).map(str::to_owned))
+    let servers = &config.mcp;
+    if let Some(bad) = servers.unusable_key() {
+        return Err(format!(
+            "[mcp.servers] in {}: {bad:?} is not an http(s) URL",
+            path.display()
+        ));
+    }
+    match servers.profile_for(url) {
+        Some(profile) => Ok(Some(profile.to_owned())),
+        // Nothing mapped: one login for every server, the default profile.
+        None if servers.servers.is_empty() => Ok(None),
+        // Mapped, but not this server: its token goes to the servers
+        // listed only, never to an unknown one that could replay it.
+        None => Err(format!(
+            "the MCP server {url} is under no entry of [mcp.servers] in {}: add it there, or give --profile",
+            path.display()
+        )),
+    }
 }

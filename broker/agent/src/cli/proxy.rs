@@ -100,8 +100,21 @@ fn serve(args: ProxyArgs) -> Result<(), String> {
         let token_request = TokenRequest::new()
             .interactive(!args.non_interactive)
             // A client that hangs up does not throw away a login under way.
-            .keep_running(true)
-            .on_stderr(|line| say_on_stderr!("{line}"));
+            .keep_running(true);
+        // The plugin's lines (a login's address) once each, whoever waits.
+        let mut lines = broker.stderr_lines();
+        tokio::spawn(async move {
+            use tokio::sync::broadcast::error::RecvError;
+            loop {
+                match lines.recv().await {
+                    Ok(line) => say_on_stderr!("{line}"),
+                    Err(RecvError::Lagged(missed)) => {
+                        say_on_stderr!("authplug proxy: ({missed} lines of the plugin not shown)")
+                    }
+                    Err(RecvError::Closed) => break,
+                }
+            }
+        });
         say_on_stderr!(
             "authplug proxy: serving {} on {}; stop with Ctrl-C",
             args.upstream,
@@ -114,11 +127,7 @@ fn serve(args: ProxyArgs) -> Result<(), String> {
             upstream: args.upstream.clone(),
             broker,
             token_request,
-            client: reqwest::Client::builder()
-                // The upstream's redirects go back to the client as they are.
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .map_err(|e| format!("cannot make the HTTP client: {e}"))?,
+            client: upstream_client(&args.upstream)?,
         };
         proxy
             .serve(listener, stopped())
@@ -150,15 +159,33 @@ fn plugin_command(args: &ProxyArgs) -> Result<PluginCommand, String> {
     PluginCommand::from_argv(argv).map_err(|e| e.to_string())
 }
 
-/// https, or http to this machine: the token must not cross a network in
-/// the clear.
-fn check_upstream(upstream: &url::Url) -> Result<(), String> {
-    let loopback = match upstream.host() {
+/// The client for the upstream: redirects go back to the client as they
+/// are; an http upstream (on this machine) is reached directly, never
+/// through an `HTTP_PROXY` that would see the token in the clear (https
+/// goes through a configured proxy inside its TLS tunnel).
+fn upstream_client(upstream: &url::Url) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+    if upstream.scheme() == "http" {
+        builder = builder.no_proxy();
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot make the HTTP client: {e}"))
+}
+
+fn is_loopback(upstream: &url::Url) -> bool {
+    match upstream.host() {
         Some(url::Host::Domain(name)) => name == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
-    };
+    }
+}
+
+/// https, or http to this machine: the token must not cross a network in
+/// the clear.
+fn check_upstream(upstream: &url::Url) -> Result<(), String> {
+    let loopback = is_loopback(upstream);
     match upstream.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),

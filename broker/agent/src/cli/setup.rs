@@ -10,16 +10,18 @@
 //! `authplug token` needs no second login); if the login fails, the file
 //! is put back exactly as it was (or removed, if there was none).
 
-use std::io;
+use std::io::{self, Write as _};
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use authplug_agent::config::{ConfigFile, Profiles};
 use authplug_agent::paths;
 use authplug_protocol::host::{PluginCommand, RunOptions};
-use authplug_protocol::State;
+use authplug_protocol::{Reason, State};
 
 use super::fail;
 use super::run::{at_terminal, write_private_atomically, Failed};
@@ -98,6 +100,8 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
         Some(path) => path.clone(),
         None => paths::default_config().map_err(fail)?,
     };
+    // A symlinked config (dotfiles managers) is edited where it points.
+    let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     let original = read_original(&config_path).map_err(fail)?;
     let program = oidc_program().map_err(fail)?;
     let mut argv = vec![
@@ -117,10 +121,16 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
     )
     .map_err(|e| fail(format!("{}: {e}", config_path.display())))?;
 
+    let replaced = args.force
+        && original
+            .as_deref()
+            .is_some_and(|text| has_profile(text, &args.profile));
     let token = if args.print {
         log_in_here(&argv)?
     } else {
-        write_config(&config_path, &edited).map_err(fail)?;
+        write_config(&config_path, &edited, original.as_ref()).map_err(fail)?;
+        // Ctrl-C or SIGTERM during the login: the file is put back first.
+        let _restorer = restore_on_signal(config_path.clone(), original.clone());
         let source = TokenSource {
             socket: args.socket.clone(),
             profile: Some(args.profile.clone()),
@@ -133,10 +143,15 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
         match source.fetch(None) {
             Ok(fetched) => fetched.token.expose_secret().clone(),
             Err(message) => {
-                let restored = restore_config(&config_path, original.as_deref());
+                let restored = restore_config(&config_path, original.as_ref());
                 return Err(fail(format!(
                     "the login failed: {message}\n{}",
                     match restored {
+                        Ok(()) if replaced => format!(
+                            "{} is as it was, but the agent forgot the replaced profile's login meanwhile: `authplug token --profile {}` logs in again",
+                            config_path.display(),
+                            args.profile
+                        ),
                         Ok(()) => format!("{} is as it was", config_path.display()),
                         Err(error) => format!(
                             "and {} could not be put back as it was ({error}): remove the profile `{}` by hand",
@@ -154,7 +169,7 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
     if args.print {
         say!("\n# The profile, for {}:", config_path.display());
         say!("{}", profile_toml(&args.profile, &command_line));
-        say!("# (this login is not kept: the first `authplug token` logs in again)");
+        say!("# (this login was not kept, and was ended at the provider: the first `authplug token` logs in again)");
     } else {
         say!(
             "\nWrote the profile `{}` to {}; the agent holds its login.",
@@ -166,12 +181,18 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
     Ok(())
 }
 
-/// The config file's text, `None` if there is none yet.
-fn read_original(path: &Path) -> Result<Option<String>, String> {
+/// The config file's text and mode, `None` if there is none yet.
+fn read_original(path: &Path) -> Result<Option<Original>, String> {
+    use std::os::unix::fs::PermissionsExt;
     match std::fs::read(path) {
-        Ok(bytes) => String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| format!("{} is not UTF-8 text: fix it first", path.display())),
+        Ok(bytes) => {
+            let mode = std::fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o600);
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("{} is not UTF-8 text: fix it first", path.display()))?;
+            Ok(Some(Original { text, mode }))
+        }
         Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(error) => Err(format!("cannot read {}: {error}", path.display())),
     }
@@ -210,9 +231,23 @@ fn with_profile(
             "it already has a profile `{name}`: choose another --profile, or --force to replace it (its login is forgotten)"
         ));
     }
+    // Without `default_profile` the default is the only profile, else the
+    // one named `default`: adding one must not change which it is.
+    let implicit_default = if profiles.len() == 1 {
+        profiles.iter().next().map(|(key, _)| key.to_owned())
+    } else {
+        profiles
+            .contains_key("default")
+            .then(|| "default".to_owned())
+    };
     let mut profile = toml_edit::Table::new();
     profile.insert("command", toml_edit::value(command_line));
     profiles.insert(name, toml_edit::Item::Table(profile));
+    if let Some(default) = implicit_default.filter(|d| d != name) {
+        if !document.contains_key("default_profile") {
+            document.insert("default_profile", toml_edit::value(default));
+        }
+    }
     let text = document.to_string();
     let file = ConfigFile::parse(&text).map_err(|e| format!("the profile would not work: {e}"))?;
     Profiles::build(&file, &[]).map_err(|e| format!("the profile would not work: {e}"))?;
@@ -223,8 +258,34 @@ fn profile_toml(name: &str, command_line: &str) -> String {
     with_profile(None, name, command_line, false).unwrap_or_default()
 }
 
-/// Written whole or not at all, private (it may come to hold secrets).
-fn write_config(path: &Path, text: &str) -> Result<(), String> {
+/// The config file as it was: its text and mode.
+#[derive(Clone)]
+struct Original {
+    text: String,
+    mode: u32,
+}
+
+impl std::ops::Deref for Original {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.text
+    }
+}
+
+fn has_profile(text: &str, name: &str) -> bool {
+    text.parse::<toml_edit::DocumentMut>()
+        .ok()
+        .and_then(|doc| {
+            doc.get("profiles")?
+                .as_table()
+                .map(|t| t.contains_key(name))
+        })
+        .unwrap_or(false)
+}
+
+/// Written whole or not at all; a new file private (it may come to hold
+/// secrets), an edited one keeping its mode.
+fn write_config(path: &Path, text: &str, original: Option<&Original>) -> Result<(), String> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -232,15 +293,78 @@ fn write_config(path: &Path, text: &str) -> Result<(), String> {
             .create(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    write_private_atomically(path, text.as_bytes())
+    write_with_mode(path, text, original.map(|o| o.mode))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
 
-fn restore_config(path: &Path, original: Option<&str>) -> io::Result<()> {
+fn write_with_mode(path: &Path, text: &str, mode: Option<u32>) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    write_private_atomically(path, text.as_bytes())?;
+    match mode {
+        Some(mode) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)),
+        None => Ok(()),
+    }
+}
+
+fn restore_config(path: &Path, original: Option<&Original>) -> io::Result<()> {
     match original {
-        Some(text) => write_private_atomically(path, text.as_bytes()),
+        Some(original) => write_with_mode(path, &original.text, Some(original.mode)),
         None => std::fs::remove_file(path),
     }
+}
+
+/// While it lives, SIGINT or SIGTERM puts the config file back, then ends
+/// this process as the signal would (the login in the agent is cancelled
+/// as its client goes). Afterwards they only end it.
+struct Restorer {
+    armed: Arc<AtomicBool>,
+}
+
+impl Drop for Restorer {
+    fn drop(&mut self) {
+        self.armed.store(false, Ordering::SeqCst);
+    }
+}
+
+fn restore_on_signal(path: PathBuf, original: Option<Original>) -> Restorer {
+    let armed = Arc::new(AtomicBool::new(true));
+    let restorer = Restorer {
+        armed: Arc::clone(&armed),
+    };
+    let _ = std::thread::Builder::new().spawn(move || {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return;
+        };
+        runtime.block_on(async move {
+            use tokio::signal::unix::{signal, SignalKind};
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
+                return;
+            };
+            let code = tokio::select! {
+                _ = int.recv() => 130,
+                _ = term.recv() => 143,
+            };
+            if armed.load(Ordering::SeqCst) {
+                let restored = restore_config(&path, original.as_ref());
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "authplug: interrupted; {}",
+                    match restored {
+                        Ok(()) => format!("{} is as it was", path.display()),
+                        Err(error) => format!("{} could not be put back ({error})", path.display()),
+                    }
+                );
+            }
+            std::process::exit(code);
+        });
+    });
+    restorer
 }
 
 /// `--print`: the login here, not kept.
@@ -249,11 +373,19 @@ fn log_in_here(argv: &[String]) -> Result<String, ExitCode> {
     let runtime = super::runtime().map_err(fail)?;
     let mut options = RunOptions::default();
     options.timeout = LOGIN_TIMEOUT;
-    match at_terminal(&runtime, &command, &State::default(), options) {
-        Ok(output) => Ok(String::from_utf8_lossy(output.token.as_bytes()).into_owned()),
-        Err(Failed::Interrupted(code)) => Err(code),
-        Err(Failed::Run(error)) => Err(fail(format!("the login failed: {error}"))),
+    let output = match at_terminal(&runtime, &command, &State::default(), options.clone()) {
+        Ok(output) => output,
+        Err(Failed::Interrupted(code)) => return Err(code),
+        Err(Failed::Run(error)) => return Err(fail(format!("the login failed: {error}"))),
+    };
+    // Nothing keeps this login: its refresh token is revoked now rather
+    // than left valid with nobody holding it.
+    options.reason = Some(Reason::Logout);
+    options.interactive = false;
+    if let Err(Failed::Run(error)) = at_terminal(&runtime, &command, &output.state, options) {
+        say_on_stderr!("authplug: warning: ending the shown login failed: {error}");
     }
+    Ok(String::from_utf8_lossy(output.token.as_bytes()).into_owned())
 }
 
 /// The token's claims (its signature was checked by authplug-oidc when it
@@ -272,15 +404,17 @@ fn show_claims(token: &str) {
 
 fn print_snippets(profile: &str) {
     let quoted = shell_words::quote(profile);
+    // A YAML string that is a name whatever the name (`yes`, `a:b`).
+    let yaml = serde_json::to_string(profile).unwrap_or_default();
     say!(
         "\n# kubectl: in your kubeconfig\n\
          users:\n\
-         - name: {profile}\n  \
+         - name: {yaml}\n  \
            user:\n    \
              exec:\n      \
                apiVersion: client.authentication.k8s.io/v1\n      \
                command: authplug\n      \
-               args: [kubectl, --profile, {profile}]\n      \
+               args: [kubectl, --profile, {yaml}]\n      \
                interactiveMode: IfAvailable\n"
     );
     say!(
@@ -293,4 +427,35 @@ fn print_snippets(profile: &str) {
          authplug token --profile {quoted} --header | curl -H @- https://api.example.com/\n\
          authplug exec --profile {quoted} -- ./script   # the token in $AUTHPLUG_TOKEN"
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_profile;
+
+    #[test]
+    fn an_added_profile_keeps_comments_order_and_the_default() {
+        let original = "# mine\n[profiles.only]\ncommand = \"true\" # kept\n";
+        let edited =
+            with_profile(Some(original), "work", "authplug-oidc --issuer x", false).expect("added");
+        assert!(
+            edited.starts_with("default_profile = \"only\"\n# mine\n"),
+            "{edited}"
+        );
+        assert!(edited.contains("command = \"true\" # kept"), "{edited}");
+        assert!(
+            edited.contains("[profiles.work]\ncommand = \"authplug-oidc --issuer x\""),
+            "{edited}"
+        );
+        let refused = with_profile(Some(&edited), "work", "other", false).expect_err("exists");
+        assert!(
+            refused.contains("already has a profile `work`"),
+            "{refused}"
+        );
+        let replaced = with_profile(Some(&edited), "work", "other", true).expect("forced");
+        assert!(replaced.contains("command = \"other\""), "{replaced}");
+        // An empty config: the one profile is the default, nothing written.
+        let first = with_profile(None, "work", "cmd", false).expect("added");
+        assert!(!first.contains("default_profile"), "{first}");
+    }
 }

@@ -39,11 +39,22 @@ impl Proxy {
                 )
             }
         };
-        let url = self.upstream_url(&rest, request.uri().query());
+        let Some(url) = self.upstream_url(&rest, request.uri().query()) else {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "authplug proxy: a path with `.` or `..` segments is not forwarded",
+            );
+        };
         let (parts, body) = request.into_parts();
         let mut builder = self.client.request(parts.method, url);
+        let connection_named = named_by_connection(&parts.headers);
         for (name, value) in &parts.headers {
-            if passes(name) && name != HOST && name != AUTHORIZATION && name != CONTENT_LENGTH {
+            if passes(name)
+                && !connection_named.contains(name)
+                && name != HOST
+                && name != AUTHORIZATION
+                && name != CONTENT_LENGTH
+            {
                 builder = builder.header(name, value);
             }
         }
@@ -88,16 +99,25 @@ impl Proxy {
     }
 
     /// The upstream's URL with `rest` of the path appended (nothing, or
-    /// `/`: the upstream URL itself) and the request's query.
-    fn upstream_url(&self, rest: &str, query: Option<&str>) -> url::Url {
+    /// `/`: the upstream URL itself) and the request's query after the
+    /// upstream's own. `None` for a path with dot segments, which URL
+    /// parsing would resolve out of the upstream's base path.
+    fn upstream_url(&self, rest: &str, query: Option<&str>) -> Option<url::Url> {
         let mut url = self.upstream.clone();
         let rest = rest.trim_start_matches('/');
+        if rest.split('/').any(is_dot_segment) {
+            return None;
+        }
         if !rest.is_empty() {
             let base = url.path().trim_end_matches('/').to_owned();
             url.set_path(&format!("{base}/{rest}"));
         }
-        url.set_query(query);
-        url
+        let query = match (self.upstream.query(), query) {
+            (Some(own), Some(asked)) => Some(format!("{own}&{asked}")),
+            (own, asked) => own.or(asked).map(str::to_owned),
+        };
+        url.set_query(query.as_deref());
+        Some(url)
     }
 }
 
@@ -143,6 +163,25 @@ fn streamed(response: reqwest::Response) -> Response<Body> {
     })
 }
 
+/// `.` or `..`, spelled plainly or percent-encoded (URL parsing takes
+/// `%2e` for a dot in a path).
+fn is_dot_segment(segment: &str) -> bool {
+    let lower = segment.to_ascii_lowercase().replace("%2e", ".");
+    lower == "." || lower == ".."
+}
+
+/// The headers a request's `Connection` names: hop-by-hop too (RFC 9110
+/// §7.6.1).
+fn named_by_connection(headers: &hyper::HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(hyper::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect()
+}
+
 /// Not a hop-by-hop header (RFC 9110 §7.6.1): those are each connection's.
 fn passes(name: &HeaderName) -> bool {
     !matches!(
@@ -166,9 +205,16 @@ fn plain(status: StatusCode, message: &str) -> Response<Body> {
             .boxed(),
     );
     *response.status_mut() = status;
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         hyper::header::CONTENT_TYPE,
         hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    // A refused or failed request ends its connection: a local user
+    // without the secret cannot hold connections open with cheap requests.
+    headers.insert(
+        hyper::header::CONNECTION,
+        hyper::header::HeaderValue::from_static("close"),
     );
     response
 }

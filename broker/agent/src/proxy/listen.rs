@@ -54,16 +54,25 @@ impl Listener {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             crate::paths::socket_dir(dir)?;
         }
-        match std::os::unix::net::UnixStream::connect(path) {
-            Ok(_) => {
+        // Only a stale socket is replaced: never a file of another kind.
+        if let Ok(metadata) = std::fs::symlink_metadata(path) {
+            use std::os::unix::fs::FileTypeExt;
+            if !metadata.file_type().is_socket() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AlreadyExists,
+                    format!(
+                        "{} exists and is not a socket: choose another path",
+                        path.display()
+                    ),
+                ));
+            }
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
                 return Err(io::Error::new(
                     io::ErrorKind::AddrInUse,
                     format!("something already listens on {}", path.display()),
-                ))
+                ));
             }
-            Err(_) => {
-                let _ = std::fs::remove_file(path);
-            }
+            std::fs::remove_file(path)?;
         }
         let listener = UnixListener::bind(path)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
