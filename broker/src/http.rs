@@ -26,8 +26,10 @@ pub enum HttpError {
 }
 
 impl Broker {
-    /// Sends `request` with `Authorization: Bearer <token>`. On 401 the token
-    /// is rejected and, if the request can be sent again (its body is not a
+    /// Sends `request` with `Authorization: Bearer <token>`. On 401 (or a
+    /// 403 whose challenge asks for more scopes, RFC 6750 §3.1) the token
+    /// is rejected, with the server's `WWW-Authenticate` challenge for the
+    /// plugin, and, if the request can be sent again (its body is not a
     /// stream: [`reqwest::Request::try_clone`]), it is retried with a new
     /// token, up to [`BrokerOptions::unauthorized_retries`](crate::BrokerOptions)
     /// times. The last response is returned as it is, 401 included.
@@ -65,12 +67,34 @@ impl Broker {
                     attempt.headers_mut().insert(AUTHORIZATION, header);
                     let response = (client.execute(attempt).await)
                         .map_err(|e| Failure::Other(Attempt::Failed(e.into())))?;
-                    match response.status() {
-                        StatusCode::UNAUTHORIZED if repeatable => {
+                    // RFC 6750 §3: a 401 may say why, and a 403 that says
+                    // `insufficient_scope` wants a token with more scopes:
+                    // both reach the plugin (`AUTHPLUG_CHALLENGE`).
+                    let challenge = bearer_challenge(&response);
+                    let status = response.status();
+                    let wants_scope = challenge.as_deref().is_some_and(|c| {
+                        !authplug_protocol::challenge::insufficient_scopes(c).is_empty()
+                    });
+                    match (status, challenge) {
+                        (StatusCode::UNAUTHORIZED, Some(challenge))
+                        | (StatusCode::FORBIDDEN, Some(challenge))
+                            if status == StatusCode::UNAUTHORIZED || wants_scope =>
+                        {
+                            tracing::debug!(
+                                status = status.as_u16(),
+                                "refused with a challenge: retrying with a new token"
+                            );
+                            Err(Failure::Challenged {
+                                error: Attempt::Refused(response),
+                                challenge,
+                                again: repeatable,
+                            })
+                        }
+                        (StatusCode::UNAUTHORIZED, None) if repeatable => {
                             tracing::debug!("401: retrying with a new token");
                             Err(Failure::Unauthorized(Attempt::Refused(response)))
                         }
-                        StatusCode::UNAUTHORIZED => {
+                        (StatusCode::UNAUTHORIZED, None) => {
                             Err(Failure::UnauthorizedOnce(Attempt::Refused(response)))
                         }
                         _ => Ok(response),
@@ -92,9 +116,22 @@ impl Broker {
 
 /// One attempt of [`Broker::send_with`] that did not end in a usable answer.
 enum Attempt {
-    /// HTTP 401.
+    /// HTTP 401, or a 403 asking for more scopes.
     Refused(Response),
     Failed(HttpError),
+}
+
+/// The response's `WWW-Authenticate` values, joined, if they are usable
+/// as `AUTHPLUG_CHALLENGE` (short visible ASCII).
+fn bearer_challenge(response: &Response) -> Option<String> {
+    let values: Vec<&str> = response
+        .headers()
+        .get_all(reqwest::header::WWW_AUTHENTICATE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .collect();
+    let joined = values.join(", ");
+    authplug_protocol::challenge::usable(&joined).then_some(joined)
 }
 
 fn bearer(token: &[u8]) -> Result<HeaderValue, HttpError> {

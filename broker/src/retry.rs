@@ -18,6 +18,19 @@ pub enum Failure<E> {
     /// (a request whose body was a stream, say): the token is rejected, so
     /// the next call gets a new one, and this one ends here.
     UnauthorizedOnce(E),
+    /// The server refused the token and said why in its `WWW-Authenticate`
+    /// challenge (say, a 403 `insufficient_scope` naming the scopes it
+    /// wants): the token is rejected with that challenge, which the next
+    /// run gets (`AUTHPLUG_CHALLENGE`), and, if `again`, the operation is
+    /// run once more with the new token (as for [`Failure::Unauthorized`]).
+    Challenged {
+        /// What the operation saw.
+        error: E,
+        /// The header's value.
+        challenge: String,
+        /// Whether the operation can be run again.
+        again: bool,
+    },
     /// Anything else: returned at once.
     Other(E),
 }
@@ -84,6 +97,17 @@ impl Broker {
                 Err(Failure::UnauthorizedOnce(error)) => {
                     self.reject(&token);
                     return Err(WithTokenError::Unauthorized(error));
+                }
+                Err(Failure::Challenged {
+                    error,
+                    challenge,
+                    again,
+                }) => {
+                    self.reject_challenged(&token, Some(&challenge));
+                    if !again || retries_left == 0 {
+                        return Err(WithTokenError::Unauthorized(error));
+                    }
+                    retries_left -= 1;
                 }
             }
         }

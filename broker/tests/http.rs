@@ -177,3 +177,72 @@ async fn with_no_retries_the_401_is_returned() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
 }
+
+/// A server that wants the scope `admin` (RFC 6750 §3.1): a token without
+/// it (any but `tok-2` and later) gets 403 `insufficient_scope` naming the
+/// scopes, with other challenges around it.
+async fn scoped(headers: HeaderMap) -> (StatusCode, HeaderMap, String) {
+    let mut answer = HeaderMap::new();
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some("Bearer tok-1") => {
+            answer.insert(
+                "www-authenticate",
+                r#"Bearer realm="api", error="insufficient_scope", scope="api admin""#
+                    .parse()
+                    .expect("a header"),
+            );
+            (StatusCode::FORBIDDEN, answer, "more scope".into())
+        }
+        Some(_) => (StatusCode::OK, answer, "hello".into()),
+        None => (StatusCode::UNAUTHORIZED, answer, "no token".into()),
+    }
+}
+
+/// A 403 that asks for more scopes is healed like a 401, and the plugin's
+/// `rejected` run gets the server's challenge (`AUTHPLUG_CHALLENGE`); a
+/// 403 that does not is the caller's answer, and nobody re-runs.
+#[tokio::test]
+async fn a_403_asking_for_scopes_reaches_the_plugin_and_is_healed() {
+    let app = Router::new().route("/scoped", get(scoped)).route(
+        "/forbidden",
+        get(|| async { (StatusCode::FORBIDDEN, "no") }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    let dir = tempfile::tempdir().expect("temp dir");
+    let script = dir.path().join("plugin.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nprintf '%s|%s\\n' \"$AUTHPLUG_REASON\" \"${{AUTHPLUG_CHALLENGE-none}}\" >> '{0}/runs'\nstate=$(cat)\nnext=$(( ${{state:-0}} + 1 ))\nprintf '%s' $next >&3\necho tok-$next\n",
+            dir.path().display()
+        ),
+    )
+    .expect("write plugin");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let broker = Broker::new(PluginCommand::new(script), BrokerOptions::default());
+    let client = reqwest::Client::new();
+
+    let response = broker
+        .send(client.get(format!("{url}/scoped")))
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        runs(dir.path()),
+        [
+            "initial|none",
+            r#"rejected|Bearer realm="api", error="insufficient_scope", scope="api admin""#
+        ]
+    );
+    let forbidden = broker
+        .send(client.get(format!("{url}/forbidden")))
+        .await
+        .expect("send");
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    assert_eq!(runs(dir.path()).len(), 2, "a plain 403 re-runs nothing");
+}

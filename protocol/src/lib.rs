@@ -10,6 +10,8 @@
 //! - [`host::run`] runs a plugin once, with limits, a timeout, process-group
 //!   cleanup and concurrent I/O, and returns a typed [`host::RunError`]
 //!   ([`host::run_until`] also stops it on demand, and waits until it has).
+//! - [`challenge`] carries the challenge of a server that refused a
+//!   token (the scopes it asks for) from host to plugin.
 //! - [`expiry`] reads when a token expires: what a plugin reports on the
 //!   info channel (rule 10), and a JWT's `exp`.
 //! - [`plugin`] is the SDK for plugins written in Rust: one [`plugin::Plugin`]
@@ -32,6 +34,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+pub mod challenge;
 mod dumps;
 pub mod expiry;
 #[cfg(feature = "host")]
@@ -42,6 +45,7 @@ mod secret;
 mod spawn;
 pub mod terminal;
 
+pub use challenge::ENV_CHALLENGE;
 pub use dumps::forbid_core_dumps;
 pub use expiry::{jwt_expiry, ENV_INFO_FD, INFO_FD, INFO_LIMIT};
 pub use secret::{Secret, State, Token};

@@ -47,8 +47,8 @@ use std::time::SystemTime;
 
 use crate::secret::SecretBuf;
 use crate::{
-    Reason, State, Token, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL,
-    ENV_REASON, INFO_FD, STATE_FD, STATE_LIMIT,
+    Reason, State, Token, ENV_CHALLENGE, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT,
+    ENV_PROTOCOL, ENV_REASON, INFO_FD, STATE_FD, STATE_LIMIT,
 };
 
 /// Any error a plugin reports; [`main`] prints it and its causes on stderr.
@@ -77,6 +77,10 @@ pub struct Request {
     /// new state (`AUTHPLUG_KEEP_STATE_EXIT`, rule 4), if the host offers
     /// it. See [`fail_keeping_state`].
     pub keep_state_exit: Option<i32>,
+    /// With `rejected`: the challenge of the server that refused the token
+    /// (`AUTHPLUG_CHALLENGE`, rule 1), when the host has it; read it with
+    /// [`crate::challenge`] (the scopes a server asks for, say).
+    pub challenge: Option<String>,
 }
 
 impl Request {
@@ -117,12 +121,15 @@ impl Request {
             Some(value) => value.parse().unwrap_or(Reason::Refresh),
             None => Reason::for_state(&state),
         };
+        let challenge = var(ENV_CHALLENGE)
+            .filter(|value| reason == Reason::Rejected && crate::challenge::usable(value));
         Request {
             reason,
             reason_given: given.is_some(),
             interactive: var(ENV_INTERACTIVE).as_deref() != Some("0"),
             protocol_version: var(ENV_PROTOCOL).and_then(|v| v.trim().parse().ok()),
             keep_state_exit: offered_keep_state_exit(),
+            challenge,
             state,
         }
     }

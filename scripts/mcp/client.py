@@ -4,7 +4,7 @@ stdout for each.
 
     client.py URL [--header 'Name: value']... STEP...
 
-Steps: `list` (the tool names), `whoami`, `time-list:N` (the median
+Steps: `list` (the tool names), `whoami`, `admin`, `time-list:N` (the median
 seconds a `tools/list` call takes, over N calls), `count:N:DELAY` (the result and
 when each progress report arrived, in seconds since the call), `blob:SIZE`
 (the length of the text), `pause` (prints {"paused": true}, then waits for
@@ -42,6 +42,9 @@ async def main(url, headers, steps):
                         times.append(time.perf_counter() - started)
                     times.sort()
                     out({"median": times[len(times) // 2]})
+                elif name == "admin":
+                    result = await session.call_tool("admin", {})
+                    out({"admin": result.content[0].text, "error": result.isError})
                 elif name == "whoami":
                     result = await session.call_tool("whoami", {})
                     out({"whoami": result.content[0].text, "error": result.isError})

@@ -14,7 +14,11 @@ Binds 127.0.0.1 on a free port and prints one line when ready:
 
 Tools: `whoami` (the token's subject), `count` (reports progress
 `n` times, `delay` seconds apart, then answers: a response that streams),
-`blob` (a text of `size` bytes).
+`blob` (a text of `size` bytes), `admin`, which needs the scope `admin`
+as well: a call without it gets HTTP 403 with `WWW-Authenticate: Bearer
+error="insufficient_scope", scope="…"` naming every scope the server wants
+(RFC 6750 §3.1; the MCP authorization spec's step-up), which FastMCP's
+per-server scope check does not say.
 
 Test hook: `POST /test/revoke` with a token as its body: from then on that
 token is refused (401), as by a server told of a revocation.
@@ -131,6 +135,59 @@ async def blob(size: int) -> str:
     return "x" * size
 
 
+@server.tool()
+async def admin() -> str:
+    """Needs the scope admin."""
+    return "admin ok"
+
+
+class ToolScopes:
+    """Per-tool scopes: a `tools/call` of `admin` whose token lacks the
+    scope `admin` is refused with 403 insufficient_scope."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        try:
+            call = json.loads(body)
+            wants_admin = call.get("method") == "tools/call" and call["params"]["name"] == "admin"
+        except Exception:
+            wants_admin = False
+        if wants_admin:
+            authorization = dict(scope["headers"]).get(b"authorization", b"").decode()
+            token = authorization[7:] if authorization.lower().startswith("bearer ") else ""
+            access = await Verifier().verify_token(token)
+            if access is not None and "admin" not in access.scopes:
+                wanted = " ".join(filter(None, [required_scope, "admin"]))
+                challenge = f'Bearer error="insufficient_scope", scope="{wanted}", error_description="admin needs the scope admin"'
+                await send({
+                    "type": "http.response.start",
+                    "status": 403,
+                    "headers": [(b"www-authenticate", challenge.encode()), (b"content-type", b"application/json")],
+                })
+                await send({"type": "http.response.body", "body": b'{"error": "insufficient_scope"}'})
+                return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+
 async def revoke(request: Request):
     revoked.add((await request.body()).decode())
     return PlainTextResponse("revoked\n")
@@ -148,7 +205,7 @@ def exit_when_stdin_closes():
 
 
 threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
-config = uvicorn.Config(app, log_level="warning")
+config = uvicorn.Config(ToolScopes(app), log_level="warning")
 uv = uvicorn.Server(config)
 
 

@@ -20,7 +20,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use authplug_tests::mcp::{McpClient, McpServer};
-use oidc_support::{access_token_argv, agent_runs, agent_token, start_agent, DevIdp, LoggedDriver};
+use oidc_support::{
+    access_token_argv, agent_runs, agent_token, jwt_claims, start_agent, DevIdp, LoggedDriver,
+};
 
 /// The MCP server's audience.
 const AUDIENCE: &str = "https://mcp.example";
@@ -95,7 +97,7 @@ async fn an_mcp_client_through_the_proxy_streams_and_survives_a_revoked_token() 
     let tools = client.next();
     assert_eq!(
         tools["tools"],
-        serde_json::json!(["blob", "count", "whoami"]),
+        serde_json::json!(["admin", "blob", "count", "whoami"]),
         "{tools}"
     );
     assert_eq!(client.next()["whoami"], "alice");
@@ -133,6 +135,47 @@ async fn an_mcp_client_through_the_proxy_streams_and_survives_a_revoked_token() 
         .expect("the proxy stops within its grace")
         .unwrap();
     assert!(status.success(), "{status}");
+}
+
+/// Step-up (RFC 6750 §3.1, the MCP authorization spec): a tool needs a
+/// scope the first login did not ask for. The server answers 403
+/// `insufficient_scope` naming the scopes it wants; the proxy rejects the
+/// token with that challenge; `authplug token` passes it on to the agent;
+/// authplug-oidc logs in once more asking for the union, and the call is
+/// sent again and succeeds. Later calls need no login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_that_needs_another_scope_gets_one_login_asking_for_it() {
+    let idp = DevIdp::start(r#"{"resourceScope":"api admin"}"#).expect("the dev IdP starts");
+    let dir = tempfile::tempdir().unwrap();
+    let driver = LoggedDriver::http(&[]);
+    let (_agent, socket) = start_agent(dir.path(), "mcp", &mcp_argv(&idp, &driver)).await;
+    let server = McpServer::start(&idp.issuer, AUDIENCE, "api");
+    let proxy = start_proxy(&socket, &server.url, dir.path(), &[]).await;
+
+    let client = McpClient::start(&proxy.url, &[], &["whoami", "admin"]);
+    assert_eq!(client.next()["whoami"], "alice");
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+    let first = jwt_claims(&agent_token(&socket).await);
+    assert_eq!(first["scope"], "api", "{first}");
+    let admin = client.next();
+    assert_eq!(admin["admin"], "admin ok", "{admin}");
+    assert!(client.finish());
+    assert_eq!(driver.logins(), 2, "one new login: {}", driver.log());
+    assert_eq!(agent_runs(&socket).await, (2, "rejected".to_owned()));
+    let scopes = jwt_claims(&agent_token(&socket).await)["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut scopes: Vec<&str> = scopes.split(' ').collect();
+    scopes.sort_unstable();
+    assert_eq!(scopes, ["admin", "api"]);
+
+    // From now on: no login, no run.
+    let again = McpClient::start(&proxy.url, &[], &["admin"]);
+    assert_eq!(again.next()["admin"], "admin ok");
+    assert!(again.finish());
+    assert_eq!(driver.logins(), 2, "{}", driver.log());
+    assert_eq!(agent_runs(&socket).await.0, 2);
 }
 
 /// `curl` as the user nobody (the tests run as root, as CI does).

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use authplug_protocol::State;
 use oidc_support::{
-    dev_args, jwt_claims, login_http_command, open_printed_url, token_text, DevIdp,
+    dev_args, jwt_claims, login_http_command, open_printed_url, state_json, token_text, DevIdp,
     ForbiddenBrowser, LoggedDriver, Run,
 };
 
@@ -225,4 +225,75 @@ async fn the_browser_runs_in_its_own_session_with_stdio_on_dev_null_and_no_fd_3(
         assert_eq!(fds[fd], "/dev/null", "fd {fd}: {record}");
     }
     assert_eq!(fds.len(), 3, "descriptors besides stdio: {record}");
+}
+
+/// Step-up (RFC 6750 §3.1): a `rejected` run whose challenge asks for a
+/// scope no login asked for. Not interactive: it fails saying so, and the
+/// state it hands back keeps the scope; the next interactive run, with no
+/// challenge, logs in asking for it (a refresh could not add it), and the
+/// token has it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_challenge_asking_for_a_scope_leads_to_a_login_asking_for_it() {
+    let idp = DevIdp::start(r#"{"resourceScope":"api admin"}"#).expect("the dev IdP starts");
+    let driver = LoggedDriver::http(&[]);
+    let mut args = dev_args(&idp.issuer, &driver.command);
+    args.extend(
+        [
+            "--token",
+            "access",
+            "--resource",
+            "https://api.example",
+            "--scopes",
+            "openid,api",
+        ]
+        .map(String::from),
+    );
+    let first = Run::new(&args).go().await.expect("the first login");
+    assert_eq!(jwt_claims(&token_text(&first))["scope"], "api");
+
+    let challenge = r#"Bearer error="insufficient_scope", scope="api admin""#;
+    let (message, kept) = Run::new(&args)
+        .state(&first.state)
+        .reason(authplug_protocol::Reason::Rejected)
+        .interactive(false)
+        .env("AUTHPLUG_CHALLENGE", challenge)
+        .go_failed_keeping_state()
+        .await;
+    assert!(
+        message.contains("the server asks for the scope admin, which this login was not granted"),
+        "{message}"
+    );
+    assert!(message.contains("a login is needed"), "{message}");
+    assert_eq!(
+        state_json(&kept)["added_scopes"],
+        serde_json::json!(["admin"])
+    );
+    assert_eq!(driver.logins(), 1);
+
+    let stepped = Run::new(&args)
+        .state(&kept)
+        .reason(authplug_protocol::Reason::Refresh)
+        .go()
+        .await
+        .expect("a login asking for admin");
+    assert_eq!(driver.logins(), 2, "{}", driver.log());
+    let scope = jwt_claims(&token_text(&stepped))["scope"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let mut scopes: Vec<&str> = scope.split(' ').collect();
+    scopes.sort_unstable();
+    assert_eq!(scopes, ["admin", "api"]);
+    // And the grant now has it: the next refresh needs no login.
+    let refreshed = Run::new(&args)
+        .state(&stepped.state)
+        .reason(authplug_protocol::Reason::Rejected)
+        .interactive(false)
+        .go()
+        .await
+        .expect("a refresh");
+    assert!(jwt_claims(&token_text(&refreshed))["scope"]
+        .as_str()
+        .is_some_and(|s| s.contains("admin")));
+    assert_eq!(driver.logins(), 2);
 }

@@ -417,7 +417,7 @@ async fn connection(
         let profiles = match &request.op {
             Op::Token { profile, .. }
             | Op::Reject { profile, .. }
-            | Op::RejectCurrent { profile }
+            | Op::RejectCurrent { profile, .. }
             | Op::Logout { profile } => served.profiles.for_profile(profile.as_deref()),
             _ => served.profiles.current(),
         };
@@ -442,24 +442,30 @@ async fn connection(
                     return Ok(());
                 }
             }
-            Op::Reject { profile, mut token } => {
+            Op::Reject {
+                profile,
+                mut token,
+                challenge,
+            } => {
                 // Moved out, not copied: what is left to wipe is empty.
                 let token = authplug_broker::Token::from(std::mem::take(token.expose_secret_mut()));
                 let response = match profiles.get(profile.as_deref()) {
                     Ok((_, broker)) => {
                         let mut response = Response::ok();
-                        response.cleared = Some(broker.reject(&token));
+                        response.cleared =
+                            Some(broker.reject_challenged(&token, challenge.as_deref()));
                         response
                     }
                     Err(error) => Response::error(error.to_string()),
                 };
                 send(&mut writer, &response).await?;
             }
-            Op::RejectCurrent { profile } => {
+            Op::RejectCurrent { profile, challenge } => {
                 let response = match profiles.get(profile.as_deref()) {
                     Ok((_, broker)) => {
                         let mut response = Response::ok();
-                        response.cleared = Some(broker.reject_current());
+                        response.cleared =
+                            Some(broker.reject_current_challenged(challenge.as_deref()));
                         response
                     }
                     Err(error) => Response::error(error.to_string()),

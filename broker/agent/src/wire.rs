@@ -86,6 +86,10 @@ pub enum Op {
         profile: Option<String>,
         /// The refused token.
         token: WireToken,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// The refusing server's `WWW-Authenticate` challenge, for the
+        /// plugin's next run (`AUTHPLUG_CHALLENGE`).
+        challenge: Option<String>,
     },
     /// Report that a server refused whatever token is cached, for a client
     /// that does not have it at hand (added in version 1).
@@ -93,6 +97,9 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// The profile; the default one if absent.
         profile: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        /// As for `Reject`.
+        challenge: Option<String>,
     },
     /// Forget a profile's login, after its plugin's `logout` run (added in
     /// version 1).
@@ -124,14 +131,18 @@ impl std::fmt::Debug for Op {
                 .field("consumer", consumer)
                 .field("keep_running", keep_running)
                 .finish(),
-            Op::Reject { profile, .. } => f
+            Op::Reject {
+                profile, challenge, ..
+            } => f
                 .debug_struct("Reject")
                 .field("profile", profile)
                 .field("token", &"REDACTED")
+                .field("challenge", challenge)
                 .finish(),
-            Op::RejectCurrent { profile } => f
+            Op::RejectCurrent { profile, challenge } => f
                 .debug_struct("RejectCurrent")
                 .field("profile", profile)
+                .field("challenge", challenge)
                 .finish(),
             Op::Logout { profile } => f.debug_struct("Logout").field("profile", profile).finish(),
             Op::Status => f.write_str("Status"),
@@ -384,6 +395,7 @@ mod tests {
             op: Op::Reject {
                 profile: None,
                 token: WireToken::new("tok\"1".into()),
+                challenge: None,
             },
         })
         .expect("serialize");

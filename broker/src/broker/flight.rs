@@ -118,6 +118,8 @@ pub(super) struct Launch {
     pub(super) mode: RunMode,
     /// A background run, to refresh ahead ([`Flight::background`]).
     pub(super) background: bool,
+    /// With reason `rejected`: the refusing server's challenge.
+    pub(super) challenge: Option<String>,
 }
 
 pub(super) async fn run_flight(
@@ -133,6 +135,7 @@ pub(super) async fn run_flight(
         reason,
         mode,
         background,
+        challenge,
     } = launch;
     let interactive = matches!(mode, RunMode::Interactive);
     let guard = FlightGuard {
@@ -142,6 +145,7 @@ pub(super) async fn run_flight(
     let mut options = inner.options.run.clone();
     options.reason = Some(reason.clone());
     options.interactive = interactive;
+    options.challenge = challenge;
     let sink_owner = Arc::downgrade(&inner);
     options.stderr_sink = Some(Arc::new(move |line: &str| {
         if let Some(inner) = sink_owner.upgrade() {
@@ -208,6 +212,7 @@ pub(super) async fn run_flight(
                 (true, elapsed, issued.ok_or(BrokerError::Aborted))
             } else {
                 shared.rejected = None;
+                shared.challenge = None;
                 let mut cached =
                     Cached::new(output.token, output.expires_at, inner.options.skew, now);
                 // A caller's run hands the token to that caller: it is in use.

@@ -56,6 +56,7 @@ impl Broker {
             let had_token = shared.cached.take().is_some();
             shared.ahead.cancel();
             shared.rejected = None;
+            shared.challenge = None;
             shared.cooldown = Default::default();
             shared.last_error = None;
             (std::mem::take(&mut shared.state), had_token)

@@ -82,6 +82,9 @@ struct Shared {
     /// The last rejected token, until a run returns a different one; while
     /// set, runs get reason `rejected`.
     rejected: Option<Token>,
+    /// The refusing server's challenge, if it gave one: passed to the
+    /// `rejected` runs (`AUTHPLUG_CHALLENGE`, rule 1).
+    challenge: Option<String>,
     flight: Option<Flight>,
     next_flight_id: u64,
     cooldown: Cooldown,
@@ -265,12 +268,27 @@ impl Broker {
     /// `rejected`. Returns whether this call cleared it. The next
     /// [`Broker::token`] runs the plugin.
     pub fn reject(&self, token: &Token) -> bool {
+        self.reject_challenged(token, None)
+    }
+
+    /// [`Broker::reject`], with the refusing server's `WWW-Authenticate`
+    /// challenge (an `insufficient_scope` error names the scopes it
+    /// wants): the next run gets it as `AUTHPLUG_CHALLENGE`. A challenge for
+    /// a token already rejected replaces the one held.
+    pub fn reject_challenged(&self, token: &Token, challenge: Option<&str>) -> bool {
         let mut shared = self.inner.lock();
         let matches = shared
             .cached
             .as_ref()
             .is_some_and(|cached| cached.token == *token);
-        matches && self.reject_cached(&mut shared)
+        if matches {
+            shared.challenge = challenge.map(str::to_owned);
+            return self.reject_cached(&mut shared);
+        }
+        if challenge.is_some() && shared.rejected.as_ref() == Some(token) {
+            shared.challenge = challenge.map(str::to_owned);
+        }
+        false
     }
 
     /// Reports that a server refused whatever token is cached, for a caller
@@ -278,7 +296,16 @@ impl Broker {
     /// [`Broker::reject`] with the cached token; returns whether there was
     /// one.
     pub fn reject_current(&self) -> bool {
+        self.reject_current_challenged(None)
+    }
+
+    /// [`Broker::reject_current`] with the server's challenge (see
+    /// [`Broker::reject_challenged`]).
+    pub fn reject_current_challenged(&self, challenge: Option<&str>) -> bool {
         let mut shared = self.inner.lock();
+        if shared.cached.is_some() {
+            shared.challenge = challenge.map(str::to_owned);
+        }
         self.reject_cached(&mut shared)
     }
 
@@ -350,8 +377,12 @@ impl Broker {
         };
         let (sender, receiver) = watch::channel(None);
         let (cancel, cancelled) = oneshot::channel();
+        let challenge = (reason == Reason::Rejected)
+            .then(|| shared.challenge.clone())
+            .flatten();
         let launch = Launch {
             id,
+            challenge,
             state: shared.state.clone(),
             generation: shared.generation,
             reason,

@@ -251,6 +251,21 @@ impl Session<'_> {
             return self.finish();
         }
         let mut why_login = "no valid token or refresh token in the state".to_owned();
+        if let Some(scopes) = self.scopes_missing_from_grant(request) {
+            // A refresh cannot widen a grant (RFC 6749 §6): a new login it is.
+            let why = format!(
+                "the server asks for the scope{} {}, which this login was not granted",
+                if scopes.len() == 1 { "" } else { "s" },
+                scopes.join(" ")
+            );
+            if !request.interactive {
+                return Err(login_needed(&why));
+            }
+            say(&format!("{why}; a new login asks for it"));
+            self.login().await?;
+            self.id_token_by_refresh().await?;
+            return self.finish();
+        }
         if self.state.refresh_token.is_some() {
             if refresh_is_pointless(self.config, &self.state) {
                 // It would spend the refresh token and bring no ID token, as
@@ -288,6 +303,35 @@ impl Session<'_> {
         self.login().await?;
         self.id_token_by_refresh().await?;
         self.finish()
+    }
+
+    /// The scopes this profile's logins ask for that the login behind the
+    /// refresh token did not, after adding those a refusing server's
+    /// challenge asks for (`AUTHPLUG_CHALLENGE`, RFC 6750 §3.1) to the
+    /// state for every later login (kept even if this run fails). `None`
+    /// when there are none: a refresh will do.
+    fn scopes_missing_from_grant(&mut self, request: &Request) -> Option<Vec<String>> {
+        if let Some(challenge) = request.challenge.as_deref() {
+            let asked = self.login_scopes();
+            for scope in authplug_protocol::challenge::insufficient_scopes(challenge) {
+                let scope = printable(&scope);
+                if scope != "openid" && !asked.contains(&scope) {
+                    self.state.added_scopes.push(scope);
+                    self.obtained = true;
+                }
+            }
+        }
+        let grant = if self.state.grant_scopes.is_empty() {
+            self.config.login_scopes()
+        } else {
+            self.state.grant_scopes.clone()
+        };
+        let missing: Vec<String> = self
+            .login_scopes()
+            .into_iter()
+            .filter(|scope| scope != "offline_access" && !grant.contains(scope))
+            .collect();
+        (!missing.is_empty()).then_some(missing)
     }
 
     /// A login may bring no ID token: a device login need not (RFC 8628
@@ -328,7 +372,8 @@ impl Session<'_> {
         // next user may be another).
         self.state.id_token = None;
         self.state.subject = None;
-        let session = self;
+        let asked = self.login_scopes();
+        let session = &mut *self;
         match config.flow {
             Flow::Device => device::device_login(session).await?,
             Flow::Browser => login::browser_login(session, !config.no_browser).await?,
@@ -348,6 +393,8 @@ impl Session<'_> {
             Flow::Auto => login::browser_login(session, false).await?,
             Flow::ClientCredentials => unreachable!("handled above"),
         }
+        // What this grant was asked for: a refresh cannot widen it.
+        self.state.grant_scopes = asked;
         Ok(())
     }
 }
@@ -398,7 +445,14 @@ impl Session<'_> {
     /// a refresh token).
     pub fn login_scopes(&self) -> Vec<String> {
         let mut scopes: Vec<String> = Vec::new();
-        for scope in &self.config.login_scopes() {
+        let added = self.state.added_scopes.iter().cloned();
+        for scope in &self
+            .config
+            .login_scopes()
+            .into_iter()
+            .chain(added)
+            .collect::<Vec<_>>()
+        {
             let scope = scope.trim();
             if !scope.is_empty() && scope != "openid" && !scopes.iter().any(|s| s == scope) {
                 scopes.push(scope.to_owned());

@@ -86,6 +86,16 @@ pub struct PluginState {
     /// client-credentials login, which send none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_nonce: Option<String>,
+    /// Scopes a server asked for (RFC 6750 §3.1 `insufficient_scope`, in
+    /// the challenge the host passed on) beyond `--scopes`: every later
+    /// login asks for them too.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_scopes: Vec<String>,
+    /// The scopes the login behind the refresh token asked for; a refresh
+    /// cannot widen them (RFC 6749 §6). Empty: `--scopes` (a state from
+    /// before this was kept).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grant_scopes: Vec<String>,
 }
 
 /// What became of the state we were given.

@@ -53,6 +53,10 @@ pub struct RunOptions {
     /// in `AUTHPLUG_INFO_FD`, on which it may say when its token expires
     /// ([`RunOutput::expires_at`](super::RunOutput::expires_at)).
     pub offer_info: bool,
+    /// With reason `rejected`: the refusing server's `WWW-Authenticate`
+    /// challenge, passed on as `AUTHPLUG_CHALLENGE` (rule 1) if it is
+    /// [`usable`](crate::challenge::usable); otherwise ignored.
+    pub challenge: Option<String>,
 }
 
 impl Default for RunOptions {
@@ -69,6 +73,7 @@ impl Default for RunOptions {
             foreground_terminal: false,
             keep_state_on_failure: true,
             offer_info: true,
+            challenge: None,
         }
     }
 }
@@ -94,6 +99,7 @@ impl fmt::Debug for RunOptions {
             .field("foreground_terminal", &self.foreground_terminal)
             .field("keep_state_on_failure", &self.keep_state_on_failure)
             .field("offer_info", &self.offer_info)
+            .field("challenge", &self.challenge)
             .finish()
     }
 }

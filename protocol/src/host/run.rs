@@ -18,8 +18,8 @@ use super::options::RunOptions;
 use crate::secret::SecretBuf;
 use crate::spawn::{PluginProcess, Spawn, Terminal};
 use crate::{
-    Reason, State, Token, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT, ENV_PROTOCOL,
-    ENV_REASON, INFO_FD, KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION,
+    Reason, State, Token, ENV_CHALLENGE, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT,
+    ENV_PROTOCOL, ENV_REASON, INFO_FD, KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION,
 };
 
 /// Runs `command` once with `state` on its stdin (rules 1 to 10).
@@ -79,6 +79,10 @@ pub async fn run_until(
     let interactive = if options.interactive { "1" } else { "0" };
     let keep_state_exit = KEEP_STATE_EXIT_CODE.to_string();
     let info_fd = INFO_FD.to_string();
+    // Rule 1: a refusing server's challenge goes with `rejected` only, and
+    // only if it is short visible ASCII.
+    let challenge = (options.challenge.as_deref())
+        .filter(|value| reason == Reason::Rejected && crate::challenge::usable(value));
     let env: Vec<(&OsStr, &OsStr)> = (options.env.iter())
         .map(|(name, value)| (name.as_os_str(), value.as_os_str()))
         .chain([
@@ -97,12 +101,14 @@ pub async fn run_until(
                 .offer_info
                 .then(|| (OsStr::new(ENV_INFO_FD), OsStr::new(&info_fd))),
         )
+        .chain(challenge.map(|value| (OsStr::new(ENV_CHALLENGE), OsStr::new(value))))
         .collect();
     // What is not offered is not passed on either, though the host's own
     // environment may have it (a host run as a plugin, say): rules 4 and 10.
     let not_offered: Vec<&OsStr> = [
         (!options.keep_state_on_failure).then_some(OsStr::new(ENV_KEEP_STATE_EXIT)),
         (!options.offer_info).then_some(OsStr::new(ENV_INFO_FD)),
+        challenge.is_none().then_some(OsStr::new(ENV_CHALLENGE)),
     ]
     .into_iter()
     .flatten()

@@ -70,6 +70,35 @@ async fn the_protocol_variables_arrive() {
     assert_eq!(logout.token.as_bytes(), b"1/logout/0/added|/usr/bin:/bin");
 }
 
+/// A refusing server's challenge goes with `rejected` only, and only when
+/// it is short visible ASCII; otherwise the variable is not there at all.
+#[tokio::test]
+async fn the_challenge_arrives_with_rejected_only() {
+    let script = r#"printf '%s|%s' "$AUTHPLUG_REASON" "${AUTHPLUG_CHALLENGE-unset}""#;
+    let challenge = r#"Bearer error="insufficient_scope", scope="api admin""#;
+    let mut options = quick();
+    options.challenge = Some(challenge.to_owned());
+    options.reason = Some(Reason::Rejected);
+    let rejected = run(&sh(script), &State::from("s"), &options).await.unwrap();
+    assert_eq!(
+        rejected.token.to_str(),
+        Ok(&*format!("rejected|{challenge}"))
+    );
+
+    // Any other reason: not passed on, though the caller set it.
+    options.reason = Some(Reason::Refresh);
+    let refresh = run(&sh(script), &State::from("s"), &options).await.unwrap();
+    assert_eq!(refresh.token.as_bytes(), b"refresh|unset");
+
+    // A hostile value (a newline, too long) is dropped.
+    options.reason = Some(Reason::Rejected);
+    for hostile in ["Bearer\nerror=x".to_owned(), "a".repeat(5000)] {
+        options.challenge = Some(hostile);
+        let dropped = run(&sh(script), &State::from("s"), &options).await.unwrap();
+        assert_eq!(dropped.token.as_bytes(), b"rejected|unset");
+    }
+}
+
 #[tokio::test]
 async fn a_missing_binary_is_a_clear_spawn_error() {
     let command = PluginCommand::new("/nonexistent/authplug-plugin");

@@ -194,6 +194,7 @@ fn erase(
     let op = Op::Reject {
         profile: Some(profile),
         token,
+        challenge: None,
     };
     client
         .request(op, |_| {})

@@ -25,9 +25,22 @@ pub struct RejectArgs {
     /// reading one from stdin (after a 401 from a tool such as kubectl)
     #[arg(long)]
     pub current: bool,
+    /// The server's `WWW-Authenticate` value, for the plugin's next run
+    /// (`AUTHPLUG_CHALLENGE`): a 403 `insufficient_scope` names the scopes
+    /// it wants, and authplug-oidc then logs in asking for them
+    #[arg(long, value_name = "WWW-AUTHENTICATE")]
+    pub challenge: Option<String>,
 }
 
 pub fn run(args: RejectArgs) -> ExitCode {
+    if let Some(challenge) = &args.challenge {
+        if !authplug_protocol::challenge::usable(challenge) {
+            return fail(format!(
+                "--challenge must be a WWW-Authenticate value: visible ASCII and spaces, at most {} bytes",
+                authplug_protocol::challenge::CHALLENGE_LIMIT
+            ));
+        }
+    }
     let socket = match args.socket.path() {
         Ok(socket) => socket,
         Err(message) => return fail(message),
@@ -37,6 +50,7 @@ pub fn run(args: RejectArgs) -> ExitCode {
             &socket,
             Op::RejectCurrent {
                 profile: args.profile,
+                challenge: args.challenge,
             },
         );
     }
@@ -62,6 +76,7 @@ pub fn run(args: RejectArgs) -> ExitCode {
         Op::Reject {
             profile: args.profile,
             token: WireToken::new(token.to_owned()),
+            challenge: args.challenge,
         },
     )
 }

@@ -236,9 +236,11 @@ fn reject_refused(
         return Ok(());
     };
     let token = WireToken::new(std::mem::take(&mut held.token));
+    // A challenge the server gave our host goes on to the agent's plugin.
     let op = Op::Reject {
         profile: profile.clone(),
         token,
+        challenge: request.challenge.clone(),
     };
     client
         .request(op, |_| {})
