@@ -86,6 +86,9 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     revocation: { enabled: true },
     introspection: { enabled: true },
+    // RFC 7591, open (no initial access token): clients that find the
+    // server from a resource's metadata register themselves.
+    registration: { enabled: cfg.registration ?? true },
     resourceIndicators: {
       enabled: true,
       defaultResource: () => undefined,

@@ -6,7 +6,7 @@ and a required scope. A request without a good token gets 401 with
 `WWW-Authenticate: Bearer` and the Protected Resource Metadata (RFC 9728)
 that FastMCP publishes.
 
-    server.py ISSUER AUDIENCE [SCOPE]
+    server.py ISSUER AUDIENCE [SCOPE]      (AUDIENCE `self`: the server's own URL)
     server.py static:TOKEN AUDIENCE     (benchmarks: accepts exactly TOKEN)
 
 Binds 127.0.0.1 on a free port and prints one line when ready:
@@ -94,6 +94,8 @@ sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
 sock.bind(("127.0.0.1", 0))
 port = sock.getsockname()[1]
 url = f"http://127.0.0.1:{port}/mcp"
+if audience == "self":
+    audience = url
 
 server = FastMCP(
     "authplug-test",

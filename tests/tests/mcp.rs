@@ -178,6 +178,62 @@ async fn a_tool_that_needs_another_scope_gets_one_login_asking_for_it() {
     assert_eq!(agent_runs(&socket).await.0, 2);
 }
 
+/// RFC 9728: the profile names only the MCP server's URL. The plugin
+/// finds the server's Protected Resource Metadata (from its 401), takes its
+/// authorization server (the dev IdP, which the metadata names with a
+/// trailing `/` the issuer lacks), registers a client there (RFC 7591, no
+/// client id given), logs in asking for the resource (RFC 8707) and the
+/// scopes the metadata lists, and the MCP client's calls succeed. A later
+/// rejected token is refreshed with the same registered client: no login,
+/// no new registration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn from_only_the_servers_url_to_a_working_token() {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let dir = tempfile::tempdir().unwrap();
+    let driver = LoggedDriver::http(&[]);
+    let server = McpServer::start(&idp.issuer, "self", "api");
+    let argv: Vec<String> = [
+        oidc_support::plugin_binary()
+            .to_str()
+            .expect("a UTF-8 path"),
+        "--resource-url",
+        &server.url,
+        "--flow",
+        "browser",
+        "--browser-command",
+        &driver.command,
+        "--login-timeout",
+        "20",
+        "--http-timeout",
+        "5",
+    ]
+    .map(str::to_owned)
+    .to_vec();
+    let (_agent, socket) = start_agent(dir.path(), "mcp", &argv).await;
+    let proxy = start_proxy(&socket, &server.url, dir.path(), &[]).await;
+
+    let client = McpClient::start(&proxy.url, &[], &["whoami"]);
+    let first = client.next();
+    assert_eq!(first["whoami"], "alice", "{first}");
+    assert!(client.finish());
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+    let claims = jwt_claims(&agent_token(&socket).await);
+    assert_eq!(claims["aud"], server.url.as_str(), "{claims}");
+    assert_eq!(claims["scope"], "api", "{claims}");
+    assert_ne!(claims["client_id"], "demo", "a registered client: {claims}");
+
+    // The server refuses the token: a refresh with the registered client.
+    server.revoke(&agent_token(&socket).await).await;
+    let again = McpClient::start(&proxy.url, &[], &["whoami"]);
+    let second = again.next();
+    assert_eq!(second["whoami"], "alice", "{second}");
+    assert!(again.finish());
+    assert_eq!(agent_runs(&socket).await, (2, "rejected".to_owned()));
+    assert_eq!(driver.logins(), 1, "{}", driver.log());
+    let refreshed = jwt_claims(&agent_token(&socket).await);
+    assert_eq!(refreshed["client_id"], claims["client_id"]);
+}
+
 /// `curl` as the user nobody (the tests run as root, as CI does).
 fn curl_as_nobody(args: &[&str]) -> std::process::Output {
     std::process::Command::new("setpriv")

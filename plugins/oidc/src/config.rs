@@ -23,6 +23,17 @@ pub enum TokenKind {
     Access,
 }
 
+/// How a protected resource is named in the requests (`--resource-param`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ResourceParam {
+    /// RFC 8707's `resource`, as the MCP authorization spec asks.
+    Resource,
+    /// Auth0's (and Okta custom servers', Hydra's) `audience`.
+    Audience,
+    /// Neither: the provider picks the audience itself.
+    None,
+}
+
 /// How to log in when no token or refresh token will do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Flow {
@@ -48,13 +59,51 @@ pub enum Flow {
 #[command(name = "authplug-oidc", version)]
 pub struct Config {
     /// The provider's issuer URL, exactly as its discovery document says it
-    /// (https; http only on loopback addresses).
-    #[arg(long, env = "AUTHPLUG_OIDC_ISSUER")]
+    /// (https; http only on loopback addresses). With --resource-url: one of
+    /// the resource's authorization servers [default: the first it lists]
+    #[arg(
+        long,
+        env = "AUTHPLUG_OIDC_ISSUER",
+        default_value = "",
+        hide_default_value = true
+    )]
     pub issuer: String,
 
-    #[arg(long, env = "AUTHPLUG_OIDC_CLIENT_ID")]
-    /// The client id registered with the provider.
+    #[arg(
+        long,
+        env = "AUTHPLUG_OIDC_CLIENT_ID",
+        default_value = "",
+        hide_default_value = true
+    )]
+    /// The client id registered with the provider (an https URL: a client
+    /// ID metadata document). With --resource-url and none given: one
+    /// registered at the server (RFC 7591), kept in the state
     pub client_id: String,
+
+    /// Log in for this protected resource (an MCP server's URL): its
+    /// metadata (RFC 9728) names the issuer and the resource; the access
+    /// token is printed
+    #[arg(long, env = "AUTHPLUG_OIDC_RESOURCE_URL", value_name = "URL")]
+    pub resource_url: Option<url::Url>,
+
+    /// How the resource of --resource-url is asked for: RFC 8707's
+    /// `resource` (MCP), Auth0's and Okta's `audience`, or not at all (Entra
+    /// refuses `resource` for its v2 endpoints)
+    #[arg(
+        long,
+        env = "AUTHPLUG_OIDC_RESOURCE_PARAM",
+        value_enum,
+        default_value = "resource"
+    )]
+    pub resource_param: ResourceParam,
+
+    /// The resource `--resource-url`'s metadata names, once resolved.
+    #[arg(skip)]
+    pub resolved_resource: Option<String>,
+
+    /// The scopes that metadata lists (`scopes_supported`).
+    #[arg(skip)]
+    pub resolved_scopes: Vec<String>,
 
     /// Prefer the environment variable: argv is visible to other users.
     #[arg(long, env = "AUTHPLUG_OIDC_CLIENT_SECRET", hide_env_values = true)]
@@ -164,6 +213,20 @@ impl Config {
     /// Checks what clap cannot: the issuer's scheme, the listener's address
     /// and the redirect path.
     pub fn validate(&self) -> Result<(), FlagError> {
+        if let Some(resource_url) = &self.resource_url {
+            let loopback_http = resource_url.scheme() == "http" && is_loopback(resource_url);
+            if resource_url.scheme() != "https" && !loopback_http {
+                return Err(FlagError::ResourceUrlScheme {
+                    url: resource_url.to_string(),
+                });
+            }
+            if self.issuer.is_empty() {
+                // Found in the resource's metadata, and checked then.
+                return self.validate_rest();
+            }
+        } else if self.issuer.is_empty() || self.client_id.is_empty() {
+            return Err(FlagError::Missing);
+        }
         let issuer = url::Url::parse(&self.issuer).map_err(|error| FlagError::IssuerNotUrl {
             issuer: self.issuer.clone(),
             error,
@@ -189,6 +252,11 @@ impl Config {
                 })
             }
         }
+        self.validate_rest()
+    }
+
+    /// Everything but the issuer.
+    fn validate_rest(&self) -> Result<(), FlagError> {
         // These feed time arithmetic (chrono panics on overflow) and
         // timers: keep them to what makes sense.
         check_range("--skew", self.skew, 0, MAX_SKEW)?;
@@ -217,6 +285,15 @@ impl Config {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum FlagError {
+    /// Neither `--issuer` and `--client-id`, nor `--resource-url`.
+    #[error("--issuer and --client-id are needed (or --resource-url, to find them from a protected resource such as an MCP server)")]
+    Missing,
+    /// `--resource-url` is neither https nor loopback http.
+    #[error("--resource-url {url} must be https (http only on loopback addresses)")]
+    ResourceUrlScheme {
+        /// As given.
+        url: String,
+    },
     /// `--issuer` does not parse.
     #[error("--issuer {issuer:?} is not a URL: {error}")]
     IssuerNotUrl {

@@ -24,6 +24,7 @@ mod device;
 mod login;
 mod logout;
 mod paste;
+mod protected_resource;
 mod provider;
 mod server_metadata;
 mod state;
@@ -67,11 +68,13 @@ impl Plugin for OidcPlugin {
         // Messages quote the provider (errors, claims, URLs); whatever got
         // through, no control character reaches the user's terminal.
         let printable = |e: &Error| Error::from(without_controls(&error_chain(&**e)));
-        run(&self.config, request).map_err(|error| {
-            match error.downcast::<plugin::FailedWithState>() {
-                Ok(failed) => plugin::fail_keeping_state(printable(&failed.error), failed.state),
-                Err(error) => printable(&error),
-            }
+        let config = match protected_resource::resolve(&self.config, &request) {
+            Ok(config) => config,
+            Err(error) => return Err(printable(&error)),
+        };
+        run(&config, request).map_err(|error| match error.downcast::<plugin::FailedWithState>() {
+            Ok(failed) => plugin::fail_keeping_state(printable(&failed.error), failed.state),
+            Err(error) => printable(&error),
         })
     }
 }
@@ -91,6 +94,13 @@ fn run(config: &Config, request: Request) -> Result<Response, Error> {
             PluginState::new(&config.issuer, &config.client_id)
         }
     };
+    let mut state = state;
+    if let Some(url) = &config.resource_url {
+        // Kept, so that the next run for this URL needs no network.
+        state.protected_resource = Some(url.to_string());
+        state.resource_indicator = config.resolved_resource.clone();
+        state.resource_scopes = config.resolved_scopes.clone();
+    }
     // Every answer says when its token expires (PROTOCOL.md rule 10), so
     // that a host refreshes it in time even when it is opaque.
     let cached = cached_token(config, &state, now);

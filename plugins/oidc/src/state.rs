@@ -96,6 +96,18 @@ pub struct PluginState {
     /// before this was kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant_scopes: Vec<String>,
+    /// `--resource-url`, when the issuer and client id came from it
+    /// (protected_resource.rs): a later run for the same URL uses them
+    /// without fetching anything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_resource: Option<String>,
+    /// The resource its metadata names.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_indicator: Option<String>,
+    /// The scopes its metadata lists, which logins ask for unless
+    /// `--scopes` says otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_scopes: Vec<String>,
 }
 
 /// What became of the state we were given.
