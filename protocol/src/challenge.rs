@@ -25,59 +25,92 @@ pub fn usable(value: &str) -> bool {
             .all(|b| b == b' ' || b == b'\t' || b.is_ascii_graphic())
 }
 
-/// The parameters of the `Bearer` challenge in a `WWW-Authenticate` value
-/// (RFC 9110 §11.6.1 and RFC 6750 §3), by name in lower case. Another
-/// scheme's challenges around it are skipped; a value that does not parse
-/// gives what was read up to there.
-pub fn bearer_params(value: &str) -> Vec<(String, String)> {
+/// The parameters of each `Bearer` challenge in a `WWW-Authenticate`
+/// value (RFC 9110 §11.6.1 and RFC 6750 §3), in order, names in lower
+/// case. Other schemes' challenges (and their token68 values) are skipped;
+/// a value that does not parse gives what was read up to there.
+pub fn bearer_challenges(value: &str) -> Vec<Vec<(String, String)>> {
     let mut reader = Reader {
         rest: value.as_bytes(),
     };
-    let mut params = Vec::new();
+    let mut challenges: Vec<Vec<(String, String)>> = Vec::new();
     let mut in_bearer = false;
     loop {
         reader.skip(|b| b == b' ' || b == b'\t' || b == b',');
         let Some(word) = reader.token() else {
-            return params;
+            return challenges;
         };
         reader.skip(|b| b == b' ' || b == b'\t');
         if reader.peek() == Some(b'=') {
-            // A parameter of the challenge under way.
-            reader.advance();
+            reader.skip(|b| b == b'=');
             reader.skip(|b| b == b' ' || b == b'\t');
+            // A token68 (`Negotiate YII=`): its padding ends it.
+            if matches!(reader.peek(), None | Some(b',')) {
+                continue;
+            }
             let value = if reader.peek() == Some(b'"') {
                 reader.quoted()
             } else {
                 reader.token()
             };
             let Some(value) = value else {
-                return params;
+                return challenges;
             };
             if in_bearer {
-                params.push((word.to_ascii_lowercase(), value));
+                if let Some(params) = challenges.last_mut() {
+                    params.push((word.to_ascii_lowercase(), value));
+                }
             }
         } else {
             // A new challenge's scheme.
             in_bearer = word.eq_ignore_ascii_case("bearer");
+            if in_bearer {
+                challenges.push(Vec::new());
+            }
         }
     }
 }
 
-/// The scopes a `Bearer` challenge asks for when it says
-/// `error="insufficient_scope"` (RFC 6750 §3.1); empty otherwise.
-pub fn insufficient_scopes(value: &str) -> Vec<String> {
-    let params = bearer_params(value);
-    let asks_for_scope = params
-        .iter()
-        .any(|(name, value)| name == "error" && value == "insufficient_scope");
-    if !asks_for_scope {
-        return Vec::new();
-    }
-    params
-        .iter()
-        .find(|(name, _)| name == "scope")
-        .map(|(_, scope)| scope.split_whitespace().map(str::to_owned).collect())
+/// The parameters of the first `Bearer` challenge ([`bearer_challenges`]).
+pub fn bearer_params(value: &str) -> Vec<(String, String)> {
+    bearer_challenges(value)
+        .into_iter()
+        .next()
         .unwrap_or_default()
+}
+
+/// The scopes a `Bearer` challenge that says `error="insufficient_scope"`
+/// asks for (RFC 6750 §3.1), each a valid scope token (RFC 6749 §3.3) of
+/// at most [`SCOPE_LIMIT`] bytes, without repeats; empty otherwise.
+pub fn insufficient_scopes(value: &str) -> Vec<String> {
+    let Some(params) = bearer_challenges(value).into_iter().find(|params| {
+        params
+            .iter()
+            .any(|(name, value)| name == "error" && value == "insufficient_scope")
+    }) else {
+        return Vec::new();
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    let listed = params.iter().find(|(name, _)| name == "scope");
+    for scope in listed.map(|(_, s)| s.split(' ')).into_iter().flatten() {
+        if is_scope_token(scope) && !scopes.iter().any(|s| s == scope) {
+            scopes.push(scope.to_owned());
+        }
+    }
+    scopes
+}
+
+/// The longest scope taken from a challenge.
+pub const SCOPE_LIMIT: usize = 128;
+
+/// RFC 6749 §3.3's scope-token (`%x21 / %x23-5B / %x5D-7E`), here at most
+/// [`SCOPE_LIMIT`] bytes.
+fn is_scope_token(scope: &str) -> bool {
+    !scope.is_empty()
+        && scope.len() <= SCOPE_LIMIT
+        && scope
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
 struct Reader<'a> {
@@ -161,6 +194,15 @@ mod tests {
             insufficient_scopes("bearer error=insufficient_scope, scope=one"),
             ["one"]
         );
+        // A token68 before it, a second Bearer challenge: the one with the
+        // error counts; repeats and what is no scope token are dropped.
+        let mixed = r#"Negotiate YII=, Bearer scope="x", Bearer error="insufficient_scope", scope="a  a b\\c d""#;
+        assert_eq!(insufficient_scopes(mixed), ["a", "d"]);
+        let long = format!(
+            r#"Bearer error="insufficient_scope", scope="{} ok""#,
+            "s".repeat(129)
+        );
+        assert_eq!(insufficient_scopes(&long), ["ok"]);
     }
 
     #[test]

@@ -296,4 +296,22 @@ async fn a_challenge_asking_for_a_scope_leads_to_a_login_asking_for_it() {
         .as_str()
         .is_some_and(|s| s.contains("admin")));
     assert_eq!(driver.logins(), 2);
+
+    // A server naming yet another scope right after: no second login
+    // within the pause (a server must not open a browser at each request).
+    let error = Run::new(&args)
+        .state(&refreshed.state)
+        .reason(authplug_protocol::Reason::Rejected)
+        .env(
+            "AUTHPLUG_CHALLENGE",
+            r#"Bearer error="insufficient_scope", scope="api admin more""#,
+        )
+        .go()
+        .await
+        .expect_err("no second step-up so soon");
+    assert!(
+        error.to_string().contains("yet more scopes (more)"),
+        "{error}"
+    );
+    assert_eq!(driver.logins(), 2, "{}", driver.log());
 }

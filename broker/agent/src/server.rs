@@ -443,6 +443,20 @@ async fn connection(
                 }
             }
             Op::Reject {
+                challenge: Some(challenge),
+                ..
+            }
+            | Op::RejectCurrent {
+                challenge: Some(challenge),
+                ..
+            } if !authplug_protocol::challenge::usable(&challenge) => {
+                let refusal = Response::error(format!(
+                    "the challenge is not a usable WWW-Authenticate value (at most {} bytes of visible ASCII and spaces)",
+                    authplug_protocol::challenge::CHALLENGE_LIMIT
+                ));
+                send(&mut writer, &refusal).await?;
+            }
+            Op::Reject {
                 profile,
                 mut token,
                 challenge,

@@ -303,7 +303,7 @@ impl Broker {
     /// [`Broker::reject_challenged`]).
     pub fn reject_current_challenged(&self, challenge: Option<&str>) -> bool {
         let mut shared = self.inner.lock();
-        if shared.cached.is_some() {
+        if shared.cached.is_some() || (challenge.is_some() && shared.rejected.is_some()) {
             shared.challenge = challenge.map(str::to_owned);
         }
         self.reject_cached(&mut shared)

@@ -243,6 +243,12 @@ async fn run_online(
     }
 }
 
+/// The most scopes servers' challenges may add to a profile.
+const MAX_ADDED_SCOPES: usize = 16;
+
+/// No second login for more scopes within this long of one.
+const STEP_UP_PAUSE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+
 /// A login is needed and this run may not start one.
 fn login_needed(why: &str) -> Error {
     format!(
@@ -261,20 +267,32 @@ impl Session<'_> {
             return self.finish();
         }
         let mut why_login = "no valid token or refresh token in the state".to_owned();
-        if let Some(scopes) = self.scopes_missing_from_grant(request) {
-            // A refresh cannot widen a grant (RFC 6749 §6): a new login it is.
+        let challenged = self.take_challenge(request)?;
+        if let Some(scopes) = self.scopes_missing_from_grant() {
+            // A refresh cannot widen a grant (RFC 6749 §6): a new login it
+            // is, when this run may start one. A quiet run that no server
+            // challenged refreshes the grant it has (the scopes added
+            // earlier wait for an interactive run).
             let why = format!(
-                "the server asks for the scope{} {}, which this login was not granted",
+                "{} the scope{} {}, which this login was not granted",
+                if challenged {
+                    "the server asks for"
+                } else {
+                    "this profile's logins now ask for"
+                },
                 if scopes.len() == 1 { "" } else { "s" },
                 scopes.join(" ")
             );
-            if !request.interactive {
+            if request.interactive {
+                say(&format!("{why}; a new login asks for it"));
+                self.state.step_up_at = Some(self.now);
+                self.login().await?;
+                self.id_token_by_refresh().await?;
+                return self.finish();
+            }
+            if challenged || self.state.refresh_token.is_none() {
                 return Err(login_needed(&why));
             }
-            say(&format!("{why}; a new login asks for it"));
-            self.login().await?;
-            self.id_token_by_refresh().await?;
-            return self.finish();
         }
         if self.state.refresh_token.is_some() {
             if refresh_is_pointless(self.config, &self.state) {
@@ -315,24 +333,58 @@ impl Session<'_> {
         self.finish()
     }
 
-    /// The scopes this profile's logins ask for that the login behind the
-    /// refresh token did not, after adding those a refusing server's
-    /// challenge asks for (`AUTHPLUG_CHALLENGE`, RFC 6750 §3.1) to the
-    /// state for every later login (kept even if this run fails). `None`
-    /// when there are none: a refresh will do.
-    fn scopes_missing_from_grant(&mut self, request: &Request) -> Option<Vec<String>> {
-        if let Some(challenge) = request.challenge.as_deref() {
-            let asked = self.login_scopes();
-            for scope in authplug_protocol::challenge::insufficient_scopes(challenge) {
-                let scope = printable(&scope);
-                if scope != "openid" && !asked.contains(&scope) {
-                    self.state.added_scopes.push(scope);
-                    self.obtained = true;
-                }
-            }
+    /// Takes the scopes a refusing server's challenge asks for
+    /// (`AUTHPLUG_CHALLENGE`, RFC 6750 §3.1) into the state, for every later
+    /// login (kept even if this run fails). Bounded: at most
+    /// [`MAX_ADDED_SCOPES`] in all, and no second step-up within
+    /// [`STEP_UP_PAUSE`] of one (a server naming a new scope at each
+    /// request must not open a browser at each). `true` if it asked for
+    /// any this profile does not ask for yet.
+    fn take_challenge(&mut self, request: &Request) -> Result<bool, Error> {
+        let Some(challenge) = request.challenge.as_deref() else {
+            return Ok(false);
+        };
+        let asked = self.login_scopes();
+        let new: Vec<String> = authplug_protocol::challenge::insufficient_scopes(challenge)
+            .into_iter()
+            .filter(|scope| scope != "openid" && !asked.contains(scope))
+            .collect();
+        if new.is_empty() {
+            return Ok(false);
         }
-        let grant = if self.state.grant_scopes.is_empty() {
-            self.config.login_scopes()
+        let recent = self
+            .state
+            .step_up_at
+            .is_some_and(|at| self.now < at.saturating_add(STEP_UP_PAUSE.as_secs()));
+        if recent {
+            return Err(format!(
+                "the server asks for yet more scopes ({}) less than {} minutes after the last login for more: not logging in again now; if it is right, log in by hand (`authplug token`) once it has passed",
+                new.join(" "),
+                STEP_UP_PAUSE.as_secs() / 60
+            )
+            .into());
+        }
+        if self.state.added_scopes.len() + new.len() > MAX_ADDED_SCOPES {
+            return Err(format!(
+                "the server asks for scopes ({}) beyond the {MAX_ADDED_SCOPES} a server may add to this profile: add them with --scopes if they are wanted",
+                new.join(" ")
+            )
+            .into());
+        }
+        self.state.added_scopes.extend(new);
+        self.obtained = true;
+        Ok(true)
+    }
+
+    /// The scopes this profile's logins ask for that the login behind the
+    /// refresh token did not; `None` when there are none.
+    fn scopes_missing_from_grant(&self) -> Option<Vec<String>> {
+        let grant: Vec<String> = if self.state.grant_scopes.is_empty() {
+            // A state from before grants were recorded: `--scopes`, as a
+            // login asks for them (trimmed).
+            (self.config.login_scopes().iter())
+                .map(|s| s.trim().to_owned())
+                .collect()
         } else {
             self.state.grant_scopes.clone()
         };

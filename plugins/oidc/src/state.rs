@@ -96,6 +96,9 @@ pub struct PluginState {
     /// before this was kept).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub grant_scopes: Vec<String>,
+    /// When a login last asked for more scopes (unix seconds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step_up_at: Option<u64>,
     /// `--resource-url`, when the issuer and client id came from it
     /// (protected_resource.rs): a later run for the same URL uses them
     /// without fetching anything.
