@@ -39,6 +39,9 @@ Examples:
   # log in, write the profile `work`, print the kubectl, git and curl lines
   authplug setup --profile work --issuer https://id.example.com --client-id cli
 
+  # an MCP server: its metadata names the provider (RFC 9728)
+  authplug setup --profile tools --resource-url https://mcp.example.com/mcp
+
   # an access token for an API (RFC 8707), shown rather than written
   authplug setup --print --issuer https://id.example.com --client-id cli -- --token access --resource https://api.example.com";
 
@@ -53,11 +56,17 @@ Examples:
 #[command(after_help = EXAMPLES)]
 pub struct SetupArgs {
     /// The provider's issuer URL (https; http only on loopback)
-    #[arg(long)]
-    pub issuer: String,
-    /// The client id registered with the provider
-    #[arg(long)]
-    pub client_id: String,
+    #[arg(long, required_unless_present = "resource_url")]
+    pub issuer: Option<String>,
+    /// The client id registered with the provider [with --resource-url:
+    /// registered at the server if it allows, RFC 7591]
+    #[arg(long, required_unless_present = "resource_url")]
+    pub client_id: Option<String>,
+    /// A protected resource (an MCP server's URL) to log in for: its
+    /// metadata (RFC 9728) names the provider; the profile prints the
+    /// access token for it
+    #[arg(long, value_name = "URL")]
+    pub resource_url: Option<String>,
     /// The profile to write
     #[arg(long, short = 'p', default_value = "default")]
     pub profile: String,
@@ -104,13 +113,16 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
     let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     let original = read_original(&config_path).map_err(fail)?;
     let program = oidc_program().map_err(fail)?;
-    let mut argv = vec![
-        program.display().to_string(),
-        "--issuer".into(),
-        args.issuer.clone(),
-        "--client-id".into(),
-        args.client_id.clone(),
-    ];
+    let mut argv = vec![program.display().to_string()];
+    for (flag, value) in [
+        ("--resource-url", &args.resource_url),
+        ("--issuer", &args.issuer),
+        ("--client-id", &args.client_id),
+    ] {
+        if let Some(value) = value {
+            argv.extend([flag.to_owned(), value.clone()]);
+        }
+    }
     argv.extend(args.plugin_flags.iter().cloned());
     let command_line = shell_words::join(&argv);
     let edited = with_profile(
