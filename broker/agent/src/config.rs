@@ -63,8 +63,9 @@ pub struct GitConfig {
 
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
-/// One profile: the plugin to run and how. Compared whole to tell an
-/// edited profile from one left as it was (`Profiles::rebuild`).
+/// One profile: the plugin to run and how, and the settings of tools that
+/// use its token. An edit of the former starts the login afresh, one of
+/// the latter does not ([`ProfileConfig::same_login`]).
 pub struct ProfileConfig {
     /// The plugin's command line, split by shell-word rules (no shell runs).
     /// A secret: it may hold a client secret.
@@ -318,6 +319,25 @@ fn seconds(
 }
 
 impl ProfileConfig {
+    /// Whether `other` runs the same plugin the same way, so that a reload
+    /// keeps the login: every field but the tools' own (`git_username`,
+    /// which `git-credential-authplug` reads from the file itself).
+    pub fn same_login(&self, other: &ProfileConfig) -> bool {
+        let ProfileConfig {
+            command,
+            timeout,
+            skew,
+            cooldown,
+            env,
+            git_username: _,
+        } = self;
+        *command == other.command
+            && *timeout == other.timeout
+            && *skew == other.skew
+            && *cooldown == other.cooldown
+            && *env == other.env
+    }
+
     /// A broker for this profile, named `name` in logs and messages.
     pub fn broker(&self, name: &str) -> Result<Broker, ConfigError> {
         let command = PluginCommand::parse(self.command.expose_secret()).map_err(|error| {
@@ -363,7 +383,8 @@ impl Profiles {
         let mut settings = BTreeMap::new();
         let mut add = |name: &str, config: &ProfileConfig| -> Result<(), ConfigError> {
             let kept = previous.and_then(|previous| {
-                (previous.settings.get(name) == Some(config))
+                (previous.settings.get(name))
+                    .is_some_and(|before| before.same_login(config))
                     .then(|| previous.profiles.get(name).cloned())
                     .flatten()
             });

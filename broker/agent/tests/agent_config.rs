@@ -162,9 +162,23 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
     assert_eq!(token_of("one"), "tok-1\n");
     assert_eq!(scratch.runs("one"), ["initial"], "one was not logged out");
 
-    // Edited: `one` starts afresh (its settings changed), once the agent
-    // looks again (a profile it has: at most RECHECK later).
+    // A tool's setting edited (git's username): the login stays, once
+    // the agent has looked again (a profile it has: at most RECHECK later).
     let recheck = authplug_agent::reload::RECHECK + Duration::from_millis(50);
+    std::fs::write(
+        &config,
+        format!(
+            "{}{}",
+            profile("one", &one, "git_username = \"x-token-auth\"\n"),
+            profile("two", &two, "")
+        ),
+    )
+    .unwrap();
+    std::thread::sleep(recheck);
+    assert_eq!(token_of("one"), "tok-1\n");
+    assert_eq!(scratch.runs("one"), ["initial"], "one was not logged out");
+
+    // Edited: `one` starts afresh (the plugin's settings changed).
     std::fs::write(
         &config,
         format!(
