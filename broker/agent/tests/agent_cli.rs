@@ -434,3 +434,21 @@ echo "$(b64 '{"alg":"none"}').$(b64 '{"sub":"alice","exp":4102444800,"groups":["
     let output = token_cli(&agent.socket, &["--claims", "--header"]);
     assert!(!output.status.success() && output.stdout.is_empty());
 }
+
+/// `authplug run --reason` takes the protocol's reasons only: a typo would
+/// reach the plugin as an unknown reason, which it treats like `refresh`.
+#[test]
+fn run_refuses_a_reason_that_is_not_one() {
+    let typo = authplug()
+        .args(["run", "--reason", "refrsh", "--", "true"])
+        .output()
+        .expect("authplug runs");
+    assert_eq!(typo.status.code(), Some(2));
+    let said = String::from_utf8_lossy(&typo.stderr);
+    assert!(
+        said.contains(
+            "`refrsh` is not a reason: one of initial, refresh, rejected, expiring, logout"
+        ),
+        "{said}"
+    );
+}

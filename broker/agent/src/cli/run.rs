@@ -45,7 +45,7 @@ pub struct RunArgs {
     pub timeout: f64,
     /// AUTHPLUG_REASON for the plugin: initial, refresh, rejected, expiring
     /// or logout [default: initial without state, refresh with]
-    #[arg(long, value_name = "R")]
+    #[arg(long, value_name = "R", value_parser = known_reason)]
     pub reason: Option<Reason>,
     /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
     #[arg(long)]
@@ -62,6 +62,17 @@ pub struct RunArgs {
     /// The plugin program and its arguments (run directly, not via a shell)
     #[arg(required = true, last = true, value_name = "PLUGIN [ARGS...]")]
     pub plugin: Vec<OsString>,
+}
+
+/// One of the protocol's reasons: a typo would otherwise reach the plugin
+/// as an unknown reason, which it treats like `refresh` (rule 1).
+fn known_reason(value: &str) -> Result<Reason, String> {
+    match value.parse::<Reason>() {
+        Ok(Reason::Unknown(_)) | Err(_) => Err(format!(
+            "`{value}` is not a reason: one of initial, refresh, rejected, expiring, logout"
+        )),
+        Ok(reason) => Ok(reason),
+    }
 }
 
 pub fn run(args: RunArgs) -> ExitCode {
