@@ -262,6 +262,11 @@ function bendTokenResponse(ctx) {
   if (ok && bend.expiresInString && ctx.body.expires_in !== undefined) {
     ctx.body = { ...ctx.body, expires_in: String(ctx.body.expires_in) };
   }
+  if (ok && bend.accessTokenUnusable) {
+    // An access token no client can send (a space in it), the rest real:
+    // the refresh token in the same answer is rotated all the same.
+    ctx.body = { ...ctx.body, access_token: `${ctx.body.access_token} broken` };
+  }
   if (ok && bend.tokenTypeCase) {
     ctx.body = { ...ctx.body, token_type: bend.tokenTypeCase };
   }

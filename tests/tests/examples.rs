@@ -368,7 +368,12 @@ const CLIENT_ID: &str = "demo";
 /// one: a login (authplug-oidc with the dev IdP's HTTP login driver as the
 /// browser). Returns the IdP, its token endpoint and the refresh token.
 async fn idp_with_refresh_token() -> (DevIdp, String, String) {
-    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    idp_bent_with_refresh_token("{}").await
+}
+
+/// [`idp_with_refresh_token`], the dev IdP started with `config`.
+async fn idp_bent_with_refresh_token(config: &str) -> (DevIdp, String, String) {
+    let idp = DevIdp::start(config).expect("the dev IdP starts");
     let login = PluginCommand::new(workspace_binary("authplug-oidc", "authplug-oidc")).args([
         "--issuer",
         &idp.issuer,
@@ -475,6 +480,50 @@ async fn the_python_example_trades_and_rotates_its_refresh_token() {
         .await
         .expect_err("the grant was revoked");
     assert!(error.to_string().contains("invalid_grant"), "{error}");
+}
+
+/// An answer that rotated the refresh token but whose access token is
+/// unusable: the run fails, and the new refresh token goes back to the
+/// host (rule 4's keep-state exit), for the old one is spent. A host that
+/// keeps no failed state (epithet) is told the login must be redone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_example_keeps_a_rotated_refresh_token_when_the_answer_fails() {
+    let (_idp, url, bootstrap) =
+        idp_bent_with_refresh_token(r#"{"bend":{"accessTokenUnusable":true}}"#).await;
+    let mut env = NO_PROXY.to_vec();
+    env.push(("EXAMPLE_REFRESH_TOKEN", &bootstrap));
+    let mut error = run(&python_example(&url), &State::default(), &options(&env))
+        .await
+        .expect_err("no usable access token");
+    let message = error.to_string();
+    assert!(
+        message.contains("no usable access_token")
+            && message.contains("the new refresh token is kept"),
+        "{message}"
+    );
+    let kept = error
+        .take_new_state()
+        .expect("the rotated refresh token handed back");
+    let rotated = refresh_token_in(&kept);
+    assert_ne!(rotated, bootstrap);
+    assert!(!message.contains(&rotated) && !message.contains(&bootstrap));
+
+    // Under epithet, nothing can be kept: said plainly.
+    let mut env = NO_PROXY.to_vec();
+    env.push(("EXAMPLE_REFRESH_TOKEN", &rotated));
+    let error = run(
+        &python_example(&url),
+        &State::default(),
+        &epithet_options(&env),
+    )
+    .await
+    .expect_err("no usable access token");
+    assert!(
+        error
+            .to_string()
+            .contains("this host cannot keep it: log in again"),
+        "{error}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

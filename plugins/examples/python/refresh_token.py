@@ -39,12 +39,34 @@ def fail(message):
 
 
 def protect_state_fd():
-    """Rule 9: no program we start may inherit fd 3. Returns whether it is open."""
-    try:
-        os.set_inheritable(STATE_FD, False)
-        return True
-    except OSError:
-        return False
+    """Rules 4 and 9: fd 3 is the host's state pipe only if it is a pipe (or
+    socket) open for writing, decided before we open any file; no program
+    we start may inherit it either way."""
+    return host_pipe(STATE_FD)
+
+
+def keep_state_exit():
+    """Rule 4: the exit code with which a failed run asks the host to keep
+    its new state, if the host offers it."""
+    value = os.environ.get("AUTHPLUG_KEEP_STATE_EXIT", "")
+    return int(value) if value.isdigit() else None
+
+
+# Decided in main(), before anything opens a file.
+HAS_STATE_FD = False
+
+
+def fail_keeping(message, refresh_token):
+    """A run that failed after the provider rotated the refresh token: the
+    old one is spent, so the new one goes to the host (rule 4's keep-state
+    exit) rather than being lost."""
+    code = keep_state_exit()
+    if HAS_STATE_FD and code is not None:
+        with os.fdopen(STATE_FD, "wb") as state_out:
+            state_out.write(json.dumps({"refresh_token": refresh_token}).encode())
+        print(f"refresh_token.py: {message} (the new refresh token is kept)", file=sys.stderr)
+        sys.exit(code)
+    fail(f"{message}; the provider rotated the refresh token and this host cannot keep it: log in again")
 
 
 def host_pipe(fd):
@@ -118,12 +140,17 @@ def trade(endpoint, client_id, refresh_token, timeout):
         answer = json.loads(body)
     except ValueError:
         fail("the token endpoint answered with something that is not JSON")
-    access_token = answer.get("access_token") if isinstance(answer, dict) else None
-    if not isinstance(access_token, str) or not access_token or any(c.isspace() for c in access_token):
-        fail("the token endpoint's answer has no usable access_token")
+    if not isinstance(answer, dict):
+        fail("the token endpoint answered with JSON that is not an object")
     rotated = answer.get("refresh_token")
     if rotated is not None and (not isinstance(rotated, str) or not rotated):
         fail("the token endpoint's answer has an invalid refresh_token")
+    access_token = answer.get("access_token")
+    if not isinstance(access_token, str) or not access_token or any(c.isspace() for c in access_token):
+        message = "the token endpoint's answer has no usable access_token"
+        if rotated and rotated != refresh_token:
+            fail_keeping(message, rotated)
+        fail(message)
     lifetime = answer.get("expires_in")
     usable = (
         isinstance(lifetime, (int, float))
@@ -137,7 +164,8 @@ def trade(endpoint, client_id, refresh_token, timeout):
 
 
 def main():
-    has_state_fd = protect_state_fd()
+    global HAS_STATE_FD
+    has_state_fd = HAS_STATE_FD = protect_state_fd()
     has_info_fd = protect_info_fd()
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--token-endpoint", default=os.environ.get("EXAMPLE_TOKEN_ENDPOINT"))
