@@ -452,3 +452,94 @@ fn run_refuses_a_reason_that_is_not_one() {
         "{said}"
     );
 }
+
+/// What the new commands refuse before doing anything, each with what to
+/// do instead, and nothing touched.
+#[test]
+fn bad_input_to_reject_proxy_setup_and_mcp_headers_is_refused_plainly() {
+    let scratch = Scratch::new();
+    let refused = |args: &[&str], expected: &str| {
+        let output = authplug()
+            .args(args)
+            .env("HOME", scratch.path("home"))
+            .env("XDG_RUNTIME_DIR", scratch.path("run"))
+            .env_remove("AUTHPLUG_CONFIG")
+            .env_remove("AUTHPLUG_SOCKET")
+            .stdin(Stdio::null())
+            .output()
+            .expect("authplug runs");
+        assert!(!output.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains(expected), "{args:?}: {said}");
+    };
+    // A challenge with a control character never reaches a plugin.
+    refused(
+        &["reject", "--current", "--challenge", "Bearer\u{1}error=x"],
+        "--challenge must be a WWW-Authenticate value",
+    );
+    // The token never crosses a network in the clear.
+    refused(
+        &["proxy", "--upstream", "http://example.com/mcp"],
+        "the token would cross the network in the clear",
+    );
+    // A file that is not a socket is never replaced.
+    let file = scratch.path("notes.txt");
+    std::fs::write(&file, "mine").unwrap();
+    let file_text = file.display().to_string();
+    refused(
+        &[
+            "proxy",
+            "--upstream",
+            "http://127.0.0.1:9/",
+            "--unix-socket",
+            &file_text,
+        ],
+        "exists and is not a socket",
+    );
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "mine");
+    // A client secret does not go into a config file's command line.
+    refused(
+        &[
+            "setup",
+            "--issuer",
+            "https://id.example",
+            "--client-id",
+            "c",
+            "--",
+            "--client-secret=s",
+        ],
+        "would put the secret in the config file's command line",
+    );
+    // [mcp.servers] lists servers: another one gets no token; a key that
+    // is no URL is named.
+    let config = scratch.path("config.toml");
+    let config_text = config.display().to_string();
+    std::fs::write(
+        &config,
+        "[profiles.work]\ncommand = \"true\"\n\n[mcp.servers]\n\"https://mcp.example/\" = \"work\"\n",
+    )
+    .unwrap();
+    refused(
+        &[
+            "mcp-headers",
+            "--no-autostart",
+            "--config",
+            &config_text,
+            "--server-url",
+            "https://evil.example/mcp",
+        ],
+        "is under no entry of [mcp.servers]",
+    );
+    std::fs::write(&config, "[mcp.servers]\n\"not a url\" = \"work\"\n").unwrap();
+    refused(
+        &[
+            "mcp-headers",
+            "--no-autostart",
+            "--config",
+            &config_text,
+            "--server-url",
+            "https://mcp.example/",
+        ],
+        "\"not a url\" is not an http(s) URL",
+    );
+}

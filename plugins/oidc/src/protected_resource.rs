@@ -209,27 +209,22 @@ async fn metadata_url(http: &reqwest::Client, resource_url: &url::Url) -> url::U
 /// RFC 7591: a public native client with a loopback redirect, registered
 /// at the server's `registration_endpoint`; its id is kept in the state.
 async fn register(config: &Config, issuer: &str) -> Result<String, Error> {
-    let issuer_url = url::Url::parse(issuer).map_err(|e| format!("{issuer}: {e}"))?;
-    let http = client_for(config, &issuer_url)?;
-    let discovery = url::Url::parse(&format!(
-        "{}/.well-known/openid-configuration",
-        issuer.trim_end_matches('/')
-    ))
-    .map_err(|e| format!("{issuer}: {e}"))?;
-    #[derive(Deserialize)]
-    struct Endpoints {
-        registration_endpoint: Option<String>,
-    }
-    let endpoints: Endpoints = fetch_json(&http, discovery, None).await?;
-    let Some(endpoint) = endpoints.registration_endpoint else {
+    // The provider's own discovery, with its issuer and https rules: the
+    // endpoint comes from a document that names this issuer.
+    let mut probe = config.clone();
+    probe.issuer = issuer.to_owned();
+    let http = provider::http_client(&probe)?;
+    let provider = provider::Provider::discover(&probe, &http, crate::unix_now()).await?;
+    let Some(endpoint) = provider.metadata.registration_endpoint() else {
         return Err(format!(
             "the authorization server {issuer} offers no dynamic client registration (RFC 7591): give --client-id (a client registered there, or a client ID metadata document's https URL)"
         )
         .into());
     };
-    let endpoint =
-        url::Url::parse(&endpoint).map_err(|e| format!("registration_endpoint {endpoint}: {e}"))?;
-    check_url(config, "the registration endpoint", &endpoint)?;
+    let endpoint = endpoint.url().clone();
+    // As safe as the issuer, as every endpoint.
+    provider::check_endpoint(&probe, "registration_endpoint", &endpoint)
+        .map_err(|e| e.to_string())?;
     let request = serde_json::json!({
         "client_name": "authplug",
         "application_type": "native",
