@@ -11,6 +11,10 @@
 //! env = { AUTHPLUG_OIDC_CLIENT_SECRET = "..." }  # extra environment for the plugin
 //! git_username = "oauth2"   # the username git-credential-authplug gives git (default oauth2)
 //!
+//! [profiles.registry]       # a login built on `work`'s: its plugin trades work's token
+//! command = "authplug-exchange --endpoint https://registry.example.com/v0/auth --json-field oidc_token"
+//! subject_profile = "work"  # the plugin gets AUTHPLUG_SUBJECT_PROFILE=work; logging out work logs out registry
+//!
 //! [git.hosts]               # git-credential-authplug without --profile: host -> profile
 //! "git.example.com" = "work"
 //!
@@ -82,6 +86,11 @@ pub struct ProfileConfig {
     /// The username `git-credential-authplug` gives git with this
     /// profile's token (default `oauth2`).
     pub git_username: Option<String>,
+    /// The profile whose token this profile's plugin trades for its own
+    /// (`authplug-exchange`): passed to the plugin as
+    /// `AUTHPLUG_SUBJECT_PROFILE`, and a logout of that profile logs this
+    /// one out too. The chain may not loop.
+    pub subject_profile: Option<String>,
 }
 
 impl std::fmt::Debug for ProfileConfig {
@@ -102,6 +111,7 @@ impl std::fmt::Debug for ProfileConfig {
             .field("cooldown", &self.cooldown)
             .field("env_names", &self.env.keys().collect::<Vec<_>>())
             .field("git_username", &self.git_username)
+            .field("subject_profile", &self.subject_profile)
             .finish_non_exhaustive()
     }
 }
@@ -330,12 +340,14 @@ impl ProfileConfig {
             cooldown,
             env,
             git_username: _,
+            subject_profile,
         } = self;
         *command == other.command
             && *timeout == other.timeout
             && *skew == other.skew
             && *cooldown == other.cooldown
             && *env == other.env
+            && *subject_profile == other.subject_profile
     }
 
     /// A broker for this profile, named `name` in logs and messages.
@@ -360,8 +372,65 @@ impl ProfileConfig {
         options.run.env = (self.env.iter())
             .map(|(k, v)| (k.into(), v.expose_secret().into()))
             .collect();
+        if let Some(subject) = &self.subject_profile {
+            options
+                .run
+                .env
+                .push((ENV_SUBJECT_PROFILE.into(), subject.into()));
+        } else if names_a_subject(&command) {
+            return Err(ConfigError::Profile {
+                name: name.to_owned(),
+                message: format!(
+                    "its command names --subject-profile: say `subject_profile = \"NAME\"` in the profile instead (and leave the flag out), so that the agent knows the chain: a logout of NAME then logs this profile out too, and a loop is caught"
+                ),
+            });
+        }
         Ok(Broker::new(command, options))
     }
+}
+
+/// The variable that tells a plugin the profile whose token it trades.
+pub const ENV_SUBJECT_PROFILE: &str = "AUTHPLUG_SUBJECT_PROFILE";
+
+/// Whether a command line passes `--subject-profile` itself.
+fn names_a_subject(command: &PluginCommand) -> bool {
+    (command.arguments().iter()).any(|argument| {
+        let argument = argument.to_string_lossy();
+        argument == "--subject-profile" || argument.starts_with("--subject-profile=")
+    })
+}
+
+/// Every `subject_profile` names another profile, and no chain comes back
+/// to where it started (that login would wait for itself).
+fn check_chains(settings: &BTreeMap<String, ProfileConfig>) -> Result<(), ConfigError> {
+    for (name, config) in settings {
+        let mut chain = vec![name.as_str()];
+        let mut next = config.subject_profile.as_deref();
+        while let Some(subject) = next {
+            let Some(subject_config) = settings.get(subject) else {
+                return Err(ConfigError::Profile {
+                    name: chain[chain.len() - 1].to_owned(),
+                    message: format!("subject_profile `{subject}` is not one of the profiles"),
+                });
+            };
+            chain.push(subject);
+            if subject == name {
+                return Err(ConfigError::Profile {
+                    name: name.clone(),
+                    message: format!(
+                        "subject_profile makes a loop ({}): each login would wait for the next; end the chain at a profile that logs in by itself",
+                        chain.join(" → ")
+                    ),
+                });
+            }
+            if chain.len() > settings.len() + 1 {
+                // A loop further up the chain: reported from its own start.
+                break;
+            }
+            next = subject_config.subject_profile.as_deref();
+        }
+    }
+    Ok(())
 }
 
 impl Profiles {
@@ -412,9 +481,11 @@ impl Profiles {
                 cooldown: None,
                 env: BTreeMap::new(),
                 git_username: None,
+                subject_profile: None,
             };
             add(name, &config)?;
         }
+        check_chains(&settings)?;
         if let Some(default) = &file.default_profile {
             if !profiles.contains_key(default) {
                 return Err(ConfigError::UnknownDefault(default.clone()));
@@ -469,6 +540,33 @@ impl Profiles {
                 known: known(),
                 config: self.config_file.clone(),
             })
+    }
+
+    /// The profiles whose chain of `subject_profile`s reaches `name`,
+    /// farthest first: the ones to log out before it.
+    pub fn built_on(&self, name: &str) -> Vec<String> {
+        let reaches = |start: &str| {
+            let mut profile = start.to_owned();
+            let mut steps = 0;
+            while let Some(subject) =
+                (self.settings.get(&profile)).and_then(|config| config.subject_profile.clone())
+            {
+                steps += 1;
+                if subject == name {
+                    return Some(steps);
+                }
+                profile = subject;
+                if steps > self.settings.len() {
+                    break;
+                }
+            }
+            None
+        };
+        let mut found: Vec<(usize, String)> = (self.settings.keys())
+            .filter_map(|profile| reaches(profile).map(|steps| (steps, profile.clone())))
+            .collect();
+        found.sort_by(|a, b| b.cmp(a));
+        found.into_iter().map(|(_, profile)| profile).collect()
     }
 
     /// Every profile, by name.
@@ -579,5 +677,49 @@ env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
         )
         .expect("parses");
         assert!(Profiles::build(&edges, &[]).is_ok());
+    }
+
+    fn chain(text: &str) -> Result<Profiles, String> {
+        let file: ConfigFile = toml::from_str(text).expect("parses");
+        Profiles::build(&file, &[]).map_err(|error| error.to_string())
+    }
+
+    #[test]
+    fn chains_of_subject_profiles_end_somewhere() {
+        let profiles = chain(
+            "[profiles.work]\ncommand = \"x\"\n\
+             [profiles.registry]\ncommand = \"x\"\nsubject_profile = \"work\"\n\
+             [profiles.tools]\ncommand = \"x\"\nsubject_profile = \"registry\"\n\
+             [profiles.other]\ncommand = \"x\"\n",
+        )
+        .expect("a chain of three");
+        assert_eq!(profiles.built_on("work"), ["tools", "registry"]);
+        assert_eq!(profiles.built_on("registry"), ["tools"]);
+        assert!(profiles.built_on("tools").is_empty());
+        assert!(profiles.built_on("other").is_empty());
+        let (_, registry) = profiles.get(Some("registry")).expect("registry");
+        assert!(format!("{:?}", registry.options()).contains(ENV_SUBJECT_PROFILE));
+
+        let missing =
+            chain("[profiles.a]\ncommand = \"x\"\nsubject_profile = \"b\"\n").unwrap_err();
+        assert!(
+            missing.contains("`b` is not one of the profiles"),
+            "{missing}"
+        );
+        let itself = chain("[profiles.a]\ncommand = \"x\"\nsubject_profile = \"a\"\n").unwrap_err();
+        assert!(itself.contains("loop (a → a)"), "{itself}");
+        let around = chain(
+            "[profiles.a]\ncommand = \"x\"\nsubject_profile = \"b\"\n\
+             [profiles.b]\ncommand = \"x\"\nsubject_profile = \"c\"\n\
+             [profiles.c]\ncommand = \"x\"\nsubject_profile = \"a\"\n",
+        )
+        .unwrap_err();
+        assert!(around.contains("loop (a → b → c → a)"), "{around}");
+        let flagged = chain(
+            "[profiles.work]\ncommand = \"x\"\n\
+             [profiles.r]\ncommand = \"authplug-exchange --subject-profile=work\"\n",
+        )
+        .unwrap_err();
+        assert!(flagged.contains("subject_profile = \"NAME\""), "{flagged}");
     }
 }

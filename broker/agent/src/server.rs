@@ -488,7 +488,19 @@ async fn connection(
             }
             Op::Logout { profile } => {
                 let response = match profiles.get(profile.as_deref()) {
-                    Ok((_, broker)) => logout(broker.clone(), &mut writer).await?,
+                    Ok((name, broker)) => {
+                        // A login built on this one ends with it.
+                        for above in profiles.built_on(name) {
+                            if let Ok((_, broker)) = profiles.get(Some(&above)) {
+                                let note = format!(
+                                    "logging out `{above}` too: its login is built on `{name}`'s"
+                                );
+                                send(&mut writer, &Response::progress(&note)).await?;
+                                logout(broker.clone(), &mut writer).await?;
+                            }
+                        }
+                        logout(broker.clone(), &mut writer).await?
+                    }
                     Err(error) => Response::error(error.to_string()),
                 };
                 send(&mut writer, &response).await?;

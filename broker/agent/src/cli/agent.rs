@@ -45,6 +45,18 @@ pub fn run(args: AgentArgs) -> ExitCode {
         (None, Ok(socket)) => socket,
         (_, Err(message)) => return fail(message),
     };
+    // A plugin that asks for another profile's token (authplug-exchange,
+    // through `authplug token`) must reach this agent, whatever socket the
+    // user's environment names. Set while no other thread runs.
+    match std::path::absolute(&socket) {
+        Ok(absolute) => std::env::set_var(paths::ENV_SOCKET, absolute),
+        Err(error) => {
+            return fail(format!(
+                "cannot resolve the socket path {}: {error}",
+                socket.display()
+            ))
+        }
+    }
     let (config_path, required) = match args.config {
         Some(path) => (path, true),
         None => match paths::default_config() {
