@@ -380,10 +380,7 @@ impl ProfileConfig {
         } else if names_a_subject(&command) {
             return Err(ConfigError::Profile {
                 name: name.to_owned(),
-                message:
-                    "its command names --subject-profile: say `subject_profile = \"NAME\"` in the profile instead (and leave the flag out
-                    .into(), so that the agent knows the chain: a logout of NAME then logs this profile out too, and a loop is caught"
-                ),
+                message: "its command names --subject-profile: say `subject_profile = \"NAME\"` in the profile instead (and leave the flag out), so that the agent knows the chain: a logout of NAME then logs this profile out too, and a loop is caught".into(),
             });
         }
         Ok(Broker::new(command, options))
