@@ -106,5 +106,5 @@ pub fn judge(answer: &Answer, config: &Config, now: SystemTime) -> Result<Issued
         None | Some(Value::Null) => None,
         Some(value) => Some(lifetime::from_field(value, now).map_err(unusable)?),
     };
-    Ok(Issued::new(token, expires_at).map_err(unusable)?)
+    Issued::new(token, expires_at).map_err(unusable)
 }
