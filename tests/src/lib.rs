@@ -14,6 +14,7 @@ pub mod idp;
 pub mod mcp;
 pub mod openssh;
 pub mod resource_server;
+pub mod standins;
 pub mod terminal;
 
 /// The repository root (the parent of this crate's directory).

@@ -541,14 +541,17 @@ pub async fn start_agent(
     name: &str,
     argv: &[String],
 ) -> (tokio::process::Child, PathBuf) {
-    let config = dir.join("config.toml");
     // A TOML basic string is a JSON string for our purposes.
     let command = serde_json::to_string(&shell_words::join(argv)).expect("a string");
-    std::fs::write(
-        &config,
-        format!("[profiles.{name}]\ncommand = {command}\nskew = 0\ntimeout = 30\n"),
-    )
-    .expect("write the agent's config");
+    let config = format!("[profiles.{name}]\ncommand = {command}\nskew = 0\ntimeout = 30\n");
+    start_agent_with_config(dir, &config).await
+}
+
+/// `authplug agent` with this config file's text, on a socket in `dir`,
+/// once it listens; killed when dropped.
+pub async fn start_agent_with_config(dir: &Path, text: &str) -> (tokio::process::Child, PathBuf) {
+    let config = dir.join("config.toml");
+    std::fs::write(&config, text).expect("write the agent's config");
     let socket = dir.join("run/agent.sock");
     let agent = tokio::process::Command::new(authplug_tests::authplug_binary())
         .args(["agent", "--config"])
