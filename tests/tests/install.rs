@@ -55,7 +55,12 @@ fn install_puts_every_program_completion_and_manual_page_in_prefix() {
     );
     assert!(said.contains("is not on your PATH"), "{said}");
 
-    for program in ["authplug", "git-credential-authplug", "authplug-oidc"] {
+    for program in [
+        "authplug",
+        "git-credential-authplug",
+        "authplug-oidc",
+        "authplug-exchange",
+    ] {
         let version = installed(&prefix, program)
             .arg("--version")
             .output()
