@@ -271,10 +271,15 @@ async fn rfc8693_issues_a_token_with_its_expiry_and_its_errors_are_said_plainly(
         authplug_tests::authplug_binary().display(),
         socket.display()
     );
-    let run = |extra: &[&str], secret: &str| {
+    let state = dir.path().join("sts.state");
+    let run_keeping = |extra: &[&str], secret: &str, state_out: Option<&Path>| {
         let mut command = std::process::Command::new(authplug_tests::authplug_binary());
+        command.arg("run");
+        if let Some(path) = state_out {
+            command.arg("--state-out").arg(path);
+        }
         command
-            .args(["run", "--"])
+            .arg("--")
             .arg(exchange_binary())
             .args([
                 "--endpoint",
@@ -289,8 +294,21 @@ async fn rfc8693_issues_a_token_with_its_expiry_and_its_errors_are_said_plainly(
             .env_remove("AUTHPLUG_SOCKET");
         command.output().expect("authplug run runs")
     };
-    let fine = run(&["--audience", "api.example"], "sts-secret");
+    let run = |extra: &[&str], secret: &str| run_keeping(extra, secret, None);
+    let fine = run_keeping(&["--audience", "api.example"], "sts-secret", Some(&state));
     assert!(fine.status.success(), "{}", stderr(&fine));
+    // The state holds the new token, never the subject token.
+    let kept = std::fs::read_to_string(&state).expect("the state");
+    let id_token = authplug(&socket, &["token", "--profile", "work", "--no-autostart"]).await;
+    let id_token = String::from_utf8(id_token.stdout).unwrap();
+    assert!(
+        kept.contains(String::from_utf8_lossy(&fine.stdout).trim_end()),
+        "{kept}"
+    );
+    assert!(
+        !kept.contains(id_token.trim_end()),
+        "the subject token was kept"
+    );
     let target = run(&["--audience", "elsewhere"], "sts-secret");
     assert!(!target.status.success());
     assert!(

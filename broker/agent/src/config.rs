@@ -677,6 +677,33 @@ env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
         assert!(Profiles::build(&edges, &[]).is_ok());
     }
 
+    /// The config file of README.md's "Config file" section, and this
+    /// module's own example, as the agent would read them.
+    #[test]
+    fn the_documented_config_files_are_what_the_agent_reads() {
+        let readme = include_str!("../../../README.md");
+        let section = &readme[readme.find("### Config file").expect("the section")..];
+        let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
+        let block = &section[start..start + section[start..].find("```").expect("its end")];
+        let module = include_str!("config.rs");
+        let example: String = (module.lines())
+            .skip_while(|line| !line.starts_with("//! ```toml"))
+            .skip(1)
+            .take_while(|line| !line.starts_with("//! ```"))
+            .map(|line| {
+                format!(
+                    "{}\n",
+                    line.trim_start_matches("//!").trim_start_matches(' ')
+                )
+            })
+            .collect();
+        for (name, text) in [("README.md", block), ("config.rs", example.as_str())] {
+            let file = ConfigFile::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let profiles = Profiles::build(&file, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(profiles.built_on("work"), ["registry"], "{name}");
+        }
+    }
+
     fn chain(text: &str) -> Result<Profiles, String> {
         let file: ConfigFile = toml::from_str(text).expect("parses");
         Profiles::build(&file, &[]).map_err(|error| error.to_string())

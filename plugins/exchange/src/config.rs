@@ -245,3 +245,75 @@ impl Config {
         Duration::from_secs(self.http_timeout)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn validated(args: &[&str]) -> Result<(), String> {
+        let mut argv = vec!["authplug-exchange"];
+        argv.extend(args);
+        Config::try_parse_from(argv)
+            .map_err(|e| e.to_string())?
+            .validate()
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn flags_that_do_not_go_together_name_the_one_to_fix() {
+        let subject = ["--subject-profile", "work"];
+        let ok = |args: &[&str]| validated(&[args, &subject].concat());
+        assert_eq!(ok(&["--endpoint", "https://sts.example/token"]), Ok(()));
+        assert_eq!(ok(&["--endpoint", "http://127.0.0.1:8080/token"]), Ok(()));
+        for (args, said) in [
+            (
+                vec!["--endpoint", "http://sts.example/token"],
+                "must be https",
+            ),
+            (vec!["--endpoint", "not a url"], "not a URL"),
+            (
+                vec!["--endpoint", "https://x", "--format", "json"],
+                "--json-field",
+            ),
+            (
+                vec![
+                    "--endpoint",
+                    "https://x",
+                    "--format",
+                    "json",
+                    "--json-field",
+                    "t",
+                    "--audience",
+                    "a",
+                ],
+                "--audience is for --format rfc8693",
+            ),
+            (
+                vec!["--endpoint", "https://x", "--json-field", "t"],
+                "--json-field is for --format json",
+            ),
+            (
+                vec!["--endpoint", "https://x", "--resource", "relative"],
+                "absolute URI",
+            ),
+            (
+                vec!["--endpoint", "https://x", "--http-timeout", "0"],
+                "above 0",
+            ),
+        ] {
+            let error = ok(&args).expect_err(&format!("{args:?}"));
+            assert!(error.contains(said), "{args:?}: {error}");
+        }
+        let none = validated(&["--endpoint", "https://x"]).unwrap_err();
+        assert!(none.contains("subject_profile"), "{none}");
+        let both = validated(&[
+            "--endpoint",
+            "https://x",
+            "--subject-profile",
+            "a",
+            "--subject-command",
+            "b",
+        ]);
+        assert!(both.is_err());
+    }
+}

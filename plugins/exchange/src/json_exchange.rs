@@ -108,3 +108,111 @@ pub fn judge(answer: &Answer, config: &Config, now: SystemTime) -> Result<Issued
     };
     Issued::new(token, expires_at).map_err(unusable)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn config(extra: &[&str]) -> Config {
+        let mut args = vec![
+            "authplug-exchange",
+            "--format",
+            "json",
+            "--endpoint",
+            "https://registry.example/auth",
+            "--subject-profile",
+            "work",
+            "--json-field",
+            "oidc_token",
+        ];
+        args.extend(extra);
+        Config::parse_from(args)
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn judged(config: &Config, status: u16, body: &str) -> Result<Issued, Failure> {
+        let answer = Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+            challenge: None,
+        };
+        judge(&answer, config, UNIX_EPOCH + Duration::from_secs(NOW))
+    }
+
+    #[test]
+    fn the_body_holds_the_subject_and_the_fixed_fields() {
+        let config = config(&["--field", "org=acme", "--field", "oidc_token=not this"]);
+        assert_eq!(
+            body(&config, "ID"),
+            serde_json::json!({"oidc_token": "ID", "org": "acme"})
+        );
+    }
+
+    #[test]
+    fn the_token_and_its_expiry_are_where_the_flags_say() {
+        let nested = config(&[
+            "--token-field",
+            "data.token",
+            "--expires-field",
+            "data.ends",
+        ]);
+        let issued = judged(
+            &nested,
+            200,
+            r#"{"data":{"token":"reg_1","ends":"2027-01-15T09:00:00Z"}}"#,
+        )
+        .expect("a token");
+        assert_eq!(issued.token.as_bytes(), b"reg_1");
+        assert_eq!(
+            issued.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(NOW + 3600))
+        );
+        let plain = config(&[]);
+        let issued = judged(&plain, 201, r#"{"token":"t","expires_in":60}"#).expect("a token");
+        assert_eq!(
+            issued.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(NOW + 60))
+        );
+        for body in [
+            r#"{"data":{}}"#,
+            r#"{"data":{"token":5,"ends":1}}"#,
+            r#"{"data":{"token":"t"}}"#,
+            r#"{"data":{"token":"t","ends":"yesterday"}}"#,
+        ] {
+            assert!(
+                matches!(judged(&nested, 200, body), Err(Failure::Other(_))),
+                "{body}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_401_is_the_subjects_fault_and_a_403_the_exchanges() {
+        let config = config(&[]);
+        assert!(matches!(
+            judged(&config, 401, r#"{"message":"token expired"}"#),
+            Err(Failure::SubjectRefused(why)) if why == "token expired"
+        ));
+        assert!(matches!(
+            judged(&config, 400, r#"{"error":"expired_token"}"#),
+            Err(Failure::SubjectRefused(_))
+        ));
+        match judged(
+            &config,
+            403,
+            r#"{"error":"forbidden","message":"hd must be example.com"}"#,
+        ) {
+            Err(Failure::Other(error)) => {
+                let message = error.to_string();
+                assert!(
+                    message.contains("HTTP 403") && message.contains("hd must be example.com"),
+                    "{message}"
+                );
+            }
+            _ => panic!("a plain refusal"),
+        }
+    }
+}

@@ -195,3 +195,135 @@ fn refusal(
             .into(),
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn config(extra: &[&str]) -> Config {
+        let mut args = vec![
+            "authplug-exchange",
+            "--endpoint",
+            "https://sts.example/token",
+            "--subject-profile",
+            "work",
+        ];
+        args.extend(extra);
+        Config::parse_from(args)
+    }
+
+    fn answer(status: u16, body: &str) -> Answer {
+        Answer {
+            status,
+            body: body.as_bytes().to_vec(),
+            challenge: None,
+        }
+    }
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn judged(status: u16, body: &str) -> Result<Issued, Failure> {
+        judge(
+            &answer(status, body),
+            &config(&["--requested-token-type", "access_token"]),
+            UNIX_EPOCH + Duration::from_secs(NOW),
+        )
+    }
+
+    fn other(result: Result<Issued, Failure>) -> String {
+        match result {
+            Err(Failure::Other(error)) => error.to_string(),
+            Err(Failure::SubjectRefused(why)) => panic!("subject refused: {why}"),
+            Ok(issued) => panic!("a token: {issued:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_answer_gives_the_token_its_expiry_and_its_refresh_token() {
+        let issued = judged(
+            200,
+            r#"{"access_token":"at","issued_token_type":"urn:ietf:params:oauth:token-type:access_token","token_type":"bearer","expires_in":"60","refresh_token":"rt"}"#,
+        )
+        .expect("a token");
+        assert_eq!(issued.token.as_bytes(), b"at");
+        assert_eq!(
+            issued.expires_at,
+            Some(UNIX_EPOCH + Duration::from_secs(NOW + 60))
+        );
+        assert_eq!(issued.refresh_token.expect("kept").expose_secret(), "rt");
+        let na = judged(200, r#"{"access_token":"at","token_type":"N_A"}"#).expect("N_A");
+        assert_eq!(na.expires_at, None);
+    }
+
+    #[test]
+    fn a_hostile_or_broken_answer_gives_no_token() {
+        for (body, said) in [
+            (r#"{"token_type":"Bearer"}"#, "no access_token"),
+            (r#"{"access_token":"at"}"#, "no token_type"),
+            (
+                r#"{"access_token":"at","token_type":"DPoP"}"#,
+                "bearer tokens only",
+            ),
+            (r#"{"access_token":"a t","token_type":"Bearer"}"#, "spaces"),
+            (r#"{"access_token":"","token_type":"Bearer"}"#, "empty"),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":-1}"#,
+                "lifetime",
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","expires_in":1e12}"#,
+                "lifetime",
+            ),
+            (
+                r#"{"access_token":"at","token_type":"Bearer","issued_token_type":"urn:ietf:params:oauth:token-type:id_token"}"#,
+                "where",
+            ),
+            ("<html>hello</html>", "no JSON object"),
+            ("[1]", "no JSON object"),
+        ] {
+            let message = other(judged(200, body));
+            assert!(message.contains(said), "{body}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_stale_subject_is_told_from_a_refused_exchange() {
+        for (status, body) in [
+            (
+                400,
+                r#"{"error":"invalid_grant","error_description":"subject expired"}"#,
+            ),
+            (401, r#"{"error":"invalid_token"}"#),
+            (401, ""),
+        ] {
+            assert!(
+                matches!(judged(status, body), Err(Failure::SubjectRefused(_))),
+                "{status} {body}"
+            );
+        }
+        for (status, body, hint) in [
+            (
+                400,
+                r#"{"error":"invalid_target","error_description":"no"}"#,
+                "--audience",
+            ),
+            (401, r#"{"error":"invalid_client"}"#, "--client-id"),
+            (
+                400,
+                r#"{"error":"unsupported_grant_type"}"#,
+                "--format json",
+            ),
+            (400, r#"{"error":"invalid_scope"}"#, "--scope"),
+            (503, "<html>down\u{1b}[31m</html>", "try again later"),
+        ] {
+            let message = other(judged(status, body));
+            assert!(message.contains(hint), "{status} {body}: {message}");
+            assert!(
+                !message.contains('\u{1b}'),
+                "no control characters: {message}"
+            );
+        }
+    }
+}
