@@ -10,7 +10,8 @@
 //! - A claim rule the login does not meet is reported plainly, never retried.
 //! - RFC 8693: the token and its expiry; `invalid_target`, `invalid_client`
 //!   and a subject refused twice, each said plainly.
-//! - Concurrent callers at the top of a chain: one run at each level.
+//! - Concurrent callers at the top of a chain: one run at each level; a
+//!   401 on the top token runs only the exchange again.
 
 mod oidc_support;
 
@@ -369,4 +370,19 @@ async fn concurrent_callers_at_the_top_of_a_chain_share_one_run_at_each_level() 
     assert_eq!(status(&socket, "work").await["runs"], 1);
     assert_eq!(registry.stats().await["issued"], 1);
     assert_eq!(driver.logins(), 1);
+
+    // A 401 on the top token runs only the exchange again.
+    registry.hook("revoke").await;
+    let reject = authplug(&socket, &["reject", "--profile", "registry", "--current"]).await;
+    assert!(reject.status.success(), "{}", stderr(&reject));
+    let again = authplug(&socket, &["token", "--profile", "registry"]).await;
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(!tokens.contains(&String::from_utf8(again.stdout).unwrap()));
+    assert_eq!(status(&socket, "registry").await["runs"], 2);
+    assert_eq!(
+        status(&socket, "work").await["runs"],
+        1,
+        "the login's token served as it was"
+    );
+    assert_eq!(registry.stats().await["issued"], 2);
 }
