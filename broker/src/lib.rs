@@ -59,7 +59,8 @@ pub use authplug_protocol::host::{PluginCommand, RunError, RunOptions};
 pub use authplug_protocol::jwt_expiry;
 pub use authplug_protocol::{State, Token};
 pub use broker::{
-    Broker, BrokerError, BrokerOptions, Issued, LogoutOutcome, RunRecord, Status, TokenRequest,
+    Broker, BrokerError, BrokerOptions, FailureKind, Issued, LogoutOutcome, RunRecord, Status,
+    TokenRequest,
 };
 #[cfg(feature = "http")]
 pub use http::HttpError;

@@ -79,6 +79,16 @@ pub const ENV_KEEP_STATE_EXIT: &str = "AUTHPLUG_KEEP_STATE_EXIT";
 /// other, and what the plugin wrote is discarded.
 pub const KEEP_STATE_EXIT_CODE: i32 = 75;
 
+/// Set by hosts that tell a needed login from other failures (rule 6);
+/// its value is the exit code that says so, [`LOGIN_NEEDED_EXIT_CODE`].
+pub const ENV_LOGIN_NEEDED_EXIT: &str = "AUTHPLUG_LOGIN_NEEDED_EXIT";
+
+/// The exit code with which a plugin says "a login is needed, and this run
+/// may not start one" (rule 6), to a host that set
+/// [`ENV_LOGIN_NEEDED_EXIT`]; to any other host it is a failure like any
+/// other.
+pub const LOGIN_NEEDED_EXIT_CODE: i32 = 77;
+
 /// The protocol version this crate speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 

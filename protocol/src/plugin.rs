@@ -48,7 +48,7 @@ use std::time::SystemTime;
 use crate::secret::SecretBuf;
 use crate::{
     Reason, State, Token, ENV_CHALLENGE, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT,
-    ENV_PROTOCOL, ENV_REASON, INFO_FD, STATE_FD, STATE_LIMIT,
+    ENV_LOGIN_NEEDED_EXIT, ENV_PROTOCOL, ENV_REASON, INFO_FD, STATE_FD, STATE_LIMIT,
 };
 
 /// Any error a plugin reports; [`main`] prints it and its causes on stderr.
@@ -77,6 +77,10 @@ pub struct Request {
     /// new state (`AUTHPLUG_KEEP_STATE_EXIT`, rule 4), if the host offers
     /// it. See [`fail_keeping_state`].
     pub keep_state_exit: Option<i32>,
+    /// The exit code with which a failed run says "a login is needed"
+    /// (`AUTHPLUG_LOGIN_NEEDED_EXIT`, rule 6), if the host offers it. See
+    /// [`login_needed`].
+    pub login_needed_exit: Option<i32>,
     /// With `rejected`: the challenge of the server that refused the token
     /// (`AUTHPLUG_CHALLENGE`, rule 1), when the host has it; read it with
     /// [`crate::challenge`] (the scopes a server asks for, say).
@@ -129,6 +133,7 @@ impl Request {
             interactive: var(ENV_INTERACTIVE).as_deref() != Some("0"),
             protocol_version: var(ENV_PROTOCOL).and_then(|v| v.trim().parse().ok()),
             keep_state_exit: offered_keep_state_exit(),
+            login_needed_exit: offered_login_needed_exit(),
             challenge,
             state,
         }
@@ -210,6 +215,38 @@ pub fn fail_keeping_state(error: impl Into<Error>, state: State) -> Error {
     })
 }
 
+/// A failure that is a login the run may not start (rule 6): made by
+/// [`login_needed`].
+#[derive(Debug)]
+pub struct LoginNeeded {
+    /// What the user should know: why a login is needed, and how to start it.
+    pub error: Error,
+}
+
+impl std::fmt::Display for LoginNeeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.error.fmt(f)
+    }
+}
+
+impl std::error::Error for LoginNeeded {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
+}
+
+/// An error for [`Plugin::run`] that says "a login is needed, and this run
+/// may not start one" (a non-interactive run whose refresh token is gone).
+/// [`main`] exits with the code the host offered in
+/// `AUTHPLUG_LOGIN_NEEDED_EXIT`, so that the host can tell it from a
+/// broken plugin and tell the user where to log in; a host that did not
+/// offer it gets exit code 1, as for any failure. The host keeps its state.
+pub fn login_needed(error: impl Into<Error>) -> Error {
+    Box::new(LoginNeeded {
+        error: error.into(),
+    })
+}
+
 /// A credential plugin.
 pub trait Plugin {
     /// Produce a token (and the state to keep) or fail with a message for
@@ -252,7 +289,10 @@ where
                     let code = hand_back(&failed.state);
                     (failed.error, code)
                 }
-                Err(error) => (error, 1),
+                Err(error) => match error.downcast::<LoginNeeded>() {
+                    Ok(needed) => (needed.error, offered_login_needed_exit().unwrap_or(1)),
+                    Err(error) => (error, 1),
+                },
             };
             report(&*error);
             std::process::exit(code)
@@ -278,6 +318,15 @@ fn report(error: &(dyn std::error::Error + 'static)) {
 /// keep (`AUTHPLUG_KEEP_STATE_EXIT`), if it offers one.
 fn offered_keep_state_exit() -> Option<i32> {
     std::env::var(ENV_KEEP_STATE_EXIT)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|code| (1..=255).contains(code))
+}
+
+/// The exit code the host offers for "a login is needed"
+/// (`AUTHPLUG_LOGIN_NEEDED_EXIT`), if it offers one.
+fn offered_login_needed_exit() -> Option<i32> {
+    std::env::var(ENV_LOGIN_NEEDED_EXIT)
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .filter(|code| (1..=255).contains(code))

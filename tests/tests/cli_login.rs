@@ -125,6 +125,16 @@ async fn one_login_then_memory_and_a_revoked_session_heals_only_when_interactive
     assert!(!api_takes(&server, &first).await);
     let reject = authplug(&socket, &["reject", "--profile", "edge", "--current"]).await;
     assert!(reject.status.success(), "{}", stderr(&reject));
+    let refused = authplug(
+        &socket,
+        &["token", "--profile", "edge", "--non-interactive"],
+    )
+    .await;
+    assert_eq!(
+        refused.status.code(),
+        Some(4),
+        "a login is needed, by its exit code"
+    );
     let quiet = token(&socket, &["--non-interactive"])
         .await
         .expect_err("a quiet caller may not log in");

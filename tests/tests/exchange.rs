@@ -180,7 +180,12 @@ async fn a_registry_token_serves_curl_and_a_stale_subject_heals_without_a_login(
         &["token", "--profile", "registry", "--non-interactive"],
     )
     .await;
-    assert!(!after.status.success(), "no login left to build on");
+    assert_eq!(
+        after.status.code(),
+        Some(4),
+        "a login is needed, said down the chain by kind: {}",
+        stderr(&after)
+    );
     assert_eq!(
         driver.logins(),
         1,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use crate::paths;
-use crate::wire::{Op, Request, Response, MAX_LINE, WIRE_VERSION};
+use crate::wire::{ErrorKind, Op, Request, Response, MAX_LINE, WIRE_VERSION};
 
 /// Why a request to the agent failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +66,9 @@ pub enum ClientError {
     Agent {
         /// The agent's words.
         message: String,
+        /// What kind of failure it said it was (`None` from an older
+        /// agent).
+        kind: Option<ErrorKind>,
     },
     /// The agent answered `stop` but did not let go of its lock in time.
     #[error("the agent on {} said it would stop, but still holds {} after {} s; it may be stuck (see its log {}); kill it if it does not go", socket.display(), paths::lock_file(socket).display(), after.as_secs(), paths::log_file(socket).display())]
@@ -100,6 +103,25 @@ pub enum ProtocolProblem {
     /// An answer line over [`MAX_LINE`].
     #[error("answer line too long")]
     LineTooLong,
+}
+
+impl ClientError {
+    /// What kind of failure: the agent's own kind for its refusals; for
+    /// the rest, whether the agent could be reached at all.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            ClientError::Agent { kind, .. } => kind.unwrap_or(ErrorKind::Unknown),
+            ClientError::NotRunning(_)
+            | ClientError::AutostartSetup { .. }
+            | ClientError::AutostartDied { .. }
+            | ClientError::AutostartSilent { .. } => ErrorKind::AgentUnreachable,
+            ClientError::OutOfTime => ErrorKind::OutOfTime,
+            ClientError::Io { .. }
+            | ClientError::Protocol(_)
+            | ClientError::StillRunning { .. }
+            | ClientError::NoAnswer { .. } => ErrorKind::AgentBroken,
+        }
+    }
 }
 
 fn log_tail(log: &Path, tail: &[String]) -> String {
@@ -342,6 +364,7 @@ impl Client {
                 return Ok(Answer::Ok(response));
             }
             return Ok(Answer::Refused(ClientError::Agent {
+                kind: response.kind,
                 message: response
                     .error
                     .clone()

@@ -17,7 +17,12 @@ mod cli;
 /// Credential plugins for the command line: run them, check them, keep
 /// their tokens.
 #[derive(Debug, Parser)]
-#[command(name = "authplug", version, propagate_version = true)]
+#[command(
+    name = "authplug",
+    version,
+    propagate_version = true,
+    after_long_help = cli::exit::help()
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -28,7 +28,7 @@ use crate::consumers::Consumers;
 use crate::paths;
 use crate::reload::LiveProfiles;
 use crate::wire::{
-    Op, ProfileStatus, Request, Response, Version, WireToken, MAX_LINE, WIRE_VERSION,
+    ErrorKind, Op, ProfileStatus, Request, Response, Version, WireToken, MAX_LINE, WIRE_VERSION,
 };
 use authplug_broker::{Broker, BrokerError, LogoutOutcome, TokenRequest};
 
@@ -319,9 +319,10 @@ impl Drop for Seat {
 /// Every connection is busy with a request: say so and close.
 async fn refuse_busy(stream: UnixStream) {
     let (_, mut writer) = stream.into_split();
-    let refusal = Response::error(format!(
-        "the agent is serving {MAX_CONNECTIONS} requests already; try again in a moment"
-    ));
+    let refusal = Response::error(
+        ErrorKind::Busy,
+        format!("the agent is serving {MAX_CONNECTIONS} requests already; try again in a moment"),
+    );
     let _ = send(&mut writer, &refusal).await;
 }
 
@@ -336,10 +337,13 @@ async fn connection(
     let (read_half, mut writer) = stream.into_split();
     if peer.uid() != uid {
         tracing::warn!(peer_uid = peer.uid(), peer_pid = ?peer.pid(), "refused a client of another user");
-        let refusal = Response::error(format!(
-            "refused: this agent serves uid {uid} only, and you are uid {}",
-            peer.uid()
-        ));
+        let refusal = Response::error(
+            ErrorKind::Forbidden,
+            format!(
+                "refused: this agent serves uid {uid} only, and you are uid {}",
+                peer.uid()
+            ),
+        );
         send(&mut writer, &refusal).await?;
         return Ok(());
     }
@@ -358,22 +362,27 @@ async fn connection(
         match read {
             Line::Eof => return Ok(()),
             Line::TooLong => {
-                let error = Response::error(format!(
-                    "request line longer than {MAX_LINE} bytes; closing the connection"
-                ));
+                let error = Response::error(
+                    ErrorKind::BadRequest,
+                    format!("request line longer than {MAX_LINE} bytes; closing the connection"),
+                );
                 send(&mut writer, &error).await?;
                 return Ok(());
             }
             Line::Idle => {
-                let error = Response::error(format!(
-                    "no whole request line within {} seconds; closing the connection",
-                    IDLE_TIMEOUT.as_secs()
-                ));
+                let error = Response::error(
+                    ErrorKind::BadRequest,
+                    format!(
+                        "no whole request line within {} seconds; closing the connection",
+                        IDLE_TIMEOUT.as_secs()
+                    ),
+                );
                 send(&mut writer, &error).await?;
                 return Ok(());
             }
             Line::Busy => {
                 let error = Response::error(
+                    ErrorKind::Busy,
                     "the agent holds too much unfinished input from its clients; closing this \
                      connection, try again in a moment",
                 );
@@ -385,7 +394,7 @@ async fn connection(
         // Parsed below; the budget is for unfinished lines.
         seat.release();
         let malformed = |error: serde_json::Error| {
-            Response::error(format!(
+            Response::error(ErrorKind::BadRequest, format!(
                 "malformed request ({error}): send one JSON object per line, like {{\"v\":{WIRE_VERSION},\"op\":\"token\"}}"
             ))
         };
@@ -405,7 +414,11 @@ async fn connection(
         let request = match parsed {
             Ok(request) => request,
             Err(Refusal::OtherVersion(v)) => {
-                send(&mut writer, &Response::error(other_version(v))).await?;
+                send(
+                    &mut writer,
+                    &Response::error(ErrorKind::OtherVersion, other_version(v)),
+                )
+                .await?;
                 continue;
             }
             Err(Refusal::Malformed(error)) => {
@@ -450,7 +463,7 @@ async fn connection(
                 challenge: Some(challenge),
                 ..
             } if !authplug_protocol::challenge::usable(&challenge) => {
-                let refusal = Response::error(format!(
+                let refusal = Response::error(ErrorKind::BadRequest, format!(
                     "the challenge is not a usable WWW-Authenticate value (at most {} bytes of visible ASCII and spaces)",
                     authplug_protocol::challenge::CHALLENGE_LIMIT
                 ));
@@ -470,7 +483,7 @@ async fn connection(
                             Some(broker.reject_challenged(&token, challenge.as_deref()));
                         response
                     }
-                    Err(error) => Response::error(error.to_string()),
+                    Err(error) => Response::error(ErrorKind::UnknownProfile, error.to_string()),
                 };
                 send(&mut writer, &response).await?;
             }
@@ -482,7 +495,7 @@ async fn connection(
                             Some(broker.reject_current_challenged(challenge.as_deref()));
                         response
                     }
-                    Err(error) => Response::error(error.to_string()),
+                    Err(error) => Response::error(ErrorKind::UnknownProfile, error.to_string()),
                 };
                 send(&mut writer, &response).await?;
             }
@@ -501,7 +514,7 @@ async fn connection(
                         }
                         logout(broker.clone(), &mut writer).await?
                     }
-                    Err(error) => Response::error(error.to_string()),
+                    Err(error) => Response::error(ErrorKind::UnknownProfile, error.to_string()),
                 };
                 send(&mut writer, &response).await?;
             }
@@ -606,7 +619,11 @@ async fn token(
     let (name, broker) = match profiles.get(profile) {
         Ok(found) => found,
         Err(message) => {
-            send(writer, &Response::error(message.to_string())).await?;
+            send(
+                writer,
+                &Response::error(ErrorKind::UnknownProfile, message.to_string()),
+            )
+            .await?;
             return Ok(Outcome::Answered);
         }
     };
@@ -713,11 +730,11 @@ async fn token(
                 response.expires_at = issued.expires_at.map(crate::wire::unix_seconds);
                 response
             }
-            Err(_) => Response::error(
+            Err(_) => Response::error(ErrorKind::UnusableToken,
                 "the plugin's token is not UTF-8 text and cannot be passed through the agent; use the broker library directly",
             ),
         },
-        Err(error) => Response::error(in_the_users_words(&error, streamed)),
+        Err(error) => Response::error(error.kind().into(), in_the_users_words(&error, streamed)),
     };
     send(writer, &response).await?;
     Ok(Outcome::Answered)

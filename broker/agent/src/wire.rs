@@ -17,7 +17,9 @@
 //! `{"v":1,"ok":true,"cleared":true}`,
 //! `{"v":1,"ok":true,"logged_out":true,"cleanup_error":"..."}`,
 //! `{"v":1,"ok":true,"profiles":[...]}`, `{"v":1,"ok":true}`, or
-//! `{"v":1,"ok":false,"error":"what happened and what to do"}`.
+//! `{"v":1,"ok":false,"kind":"login_needed","error":"what happened and what to do"}`.
+//!
+//! A client acts on `kind` ([`ErrorKind`]), never on the words of `error`.
 
 use authplug_protocol::Secret;
 use serde::{Deserialize, Serialize};
@@ -208,8 +210,11 @@ pub struct Response {
     /// For status: every profile.
     pub profiles: Option<Vec<ProfileStatus>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    /// Why the request failed.
+    /// Why the request failed, for the user.
     pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// With `error`: what kind of failure, for the client to act on.
+    pub kind: Option<ErrorKind>,
     /// A heartbeat while a token request waits for its plugin (every
     /// [`HEARTBEAT`](crate::server::HEARTBEAT)); carries nothing else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +235,7 @@ impl Response {
             cleanup_error: None,
             profiles: None,
             error: None,
+            kind: None,
             waiting: None,
         }
     }
@@ -255,17 +261,86 @@ impl Response {
         response
     }
 
-    /// A final line saying the request failed, and why.
-    pub fn error(message: impl Into<String>) -> Response {
+    /// A final line saying the request failed, of what kind, and why.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Response {
         let mut response = Response::ok();
         response.ok = Some(false);
         response.error = Some(message.into());
+        response.kind = Some(kind);
         response
     }
 
     /// Whether this is the final line of an answer.
     pub fn is_final(&self) -> bool {
         self.ok.is_some()
+    }
+}
+
+/// What kind of failure an error answer is. Clients act on this, never
+/// on the message. New kinds may come: a client reads one it does not know
+/// as [`ErrorKind::Unknown`], and an answer without `kind` (an older
+/// agent) is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// A login is needed, and this request did not allow one
+    /// (`interactive: false`): ask again interactively, from a terminal.
+    LoginNeeded,
+    /// An interactive login was refused: one failed less than the
+    /// cool-down ago. Ask with `force` to start one anyway.
+    CoolingDown,
+    /// The request names no profile the agent has, or none and there is
+    /// no default.
+    UnknownProfile,
+    /// The plugin ran and failed (its stderr, streamed, says why).
+    PluginFailed,
+    /// The plugin broke the plugin protocol.
+    PluginBrokeProtocol,
+    /// The plugin could not be started: its command line is wrong.
+    PluginNotStarted,
+    /// The plugin handed back the very token a server had refused.
+    TokenRefusedAgain,
+    /// The profile was logged out while its plugin ran.
+    LoggedOut,
+    /// The run was stopped before it finished.
+    Cancelled,
+    /// The token cannot be carried here (not UTF-8 text).
+    UnusableToken,
+    /// The request is malformed, too long, or came too slowly.
+    BadRequest,
+    /// The request is of another protocol version.
+    OtherVersion,
+    /// The agent is too busy to serve this connection; try again.
+    Busy,
+    /// The client is another user.
+    Forbidden,
+    /// Never sent by the agent: a client's own. No agent could be reached
+    /// or started.
+    AgentUnreachable,
+    /// Never sent by the agent: the client's time ran out first.
+    OutOfTime,
+    /// Never sent by the agent: talking to it failed, or it made no sense.
+    AgentBroken,
+    /// A kind this client does not know (a newer agent's).
+    #[serde(other)]
+    Unknown,
+}
+
+impl From<authplug_broker::FailureKind> for ErrorKind {
+    fn from(kind: authplug_broker::FailureKind) -> ErrorKind {
+        use authplug_broker::FailureKind as F;
+        match kind {
+            F::LoginNeeded => ErrorKind::LoginNeeded,
+            F::CoolingDown => ErrorKind::CoolingDown,
+            F::PluginFailed => ErrorKind::PluginFailed,
+            F::PluginBrokeProtocol => ErrorKind::PluginBrokeProtocol,
+            F::PluginNotStarted => ErrorKind::PluginNotStarted,
+            F::TokenRefusedAgain => ErrorKind::TokenRefusedAgain,
+            F::LoggedOut => ErrorKind::LoggedOut,
+            F::Cancelled => ErrorKind::Cancelled,
+            _ => ErrorKind::PluginFailed,
+        }
     }
 }
 
@@ -404,5 +479,43 @@ mod tests {
         let mut response = Response::ok();
         response.token = Some(WireToken::new("sekrit".into()));
         assert!(!format!("{response:?}").contains("sekrit"));
+    }
+}
+
+#[cfg(test)]
+mod kinds {
+    use super::ErrorKind;
+
+    /// Every kind the agent sends, as AGENT-PROTOCOL.md's table names it.
+    const SENT: &[ErrorKind] = &[
+        ErrorKind::LoginNeeded,
+        ErrorKind::CoolingDown,
+        ErrorKind::UnknownProfile,
+        ErrorKind::PluginFailed,
+        ErrorKind::PluginBrokeProtocol,
+        ErrorKind::PluginNotStarted,
+        ErrorKind::TokenRefusedAgain,
+        ErrorKind::LoggedOut,
+        ErrorKind::Cancelled,
+        ErrorKind::UnusableToken,
+        ErrorKind::BadRequest,
+        ErrorKind::OtherVersion,
+        ErrorKind::Busy,
+        ErrorKind::Forbidden,
+    ];
+
+    #[test]
+    fn the_document_lists_every_kind_sent_and_an_unknown_one_reads_as_unknown() {
+        let doc = include_str!("../AGENT-PROTOCOL.md");
+        for kind in SENT {
+            let name = serde_json::to_string(kind).expect("a string");
+            let row = format!("| `{}` |", name.trim_matches('"'));
+            assert!(doc.contains(&row), "AGENT-PROTOCOL.md lacks {row}");
+        }
+        let newer: ErrorKind = serde_json::from_str("\"quota_exceeded\"").expect("read");
+        assert_eq!(newer, ErrorKind::Unknown);
+        let old: super::Response =
+            serde_json::from_str(r#"{"v":1,"ok":false,"error":"x"}"#).expect("an older agent's");
+        assert_eq!(old.kind, None);
     }
 }

@@ -56,3 +56,58 @@ impl BrokerError {
         }
     }
 }
+
+/// What kind of failure a [`BrokerError`] is: what a caller acts on (say
+/// "log in in a terminal", offer `force`, fix the configuration), never
+/// the words of the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// A login is needed, and the run was not allowed to start one (the
+    /// plugin said so, PROTOCOL.md rule 6): ask again interactively.
+    LoginNeeded,
+    /// An interactive run was refused: one failed less than the cool-down
+    /// ago (and the quiet run tried instead failed too).
+    CoolingDown,
+    /// The plugin ran and failed: a non-zero exit, a signal, the timeout.
+    PluginFailed,
+    /// The plugin broke the protocol: an empty or oversized token or
+    /// state, descriptors held after it exited.
+    PluginBrokeProtocol,
+    /// The plugin could not be started: a configuration to fix.
+    PluginNotStarted,
+    /// The plugin handed back the very token a server had refused.
+    TokenRefusedAgain,
+    /// The login was forgotten (logged out) while the run was under way.
+    LoggedOut,
+    /// The run was stopped before it finished.
+    Cancelled,
+}
+
+impl BrokerError {
+    /// The kind of this failure.
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            BrokerError::Run(error) => run_failure_kind(error),
+            BrokerError::SameTokenAfterReject => FailureKind::TokenRefusedAgain,
+            BrokerError::CoolingDown { .. } => FailureKind::CoolingDown,
+            BrokerError::LoggedOut => FailureKind::LoggedOut,
+            BrokerError::Aborted => FailureKind::Cancelled,
+        }
+    }
+}
+
+/// The kind of a failed plugin run.
+fn run_failure_kind(error: &RunError) -> FailureKind {
+    match error {
+        RunError::LoginNeeded { .. } => FailureKind::LoginNeeded,
+        RunError::Spawn { .. } => FailureKind::PluginNotStarted,
+        RunError::StateTooLarge { .. }
+        | RunError::TokenTooLarge { .. }
+        | RunError::EmptyToken { .. }
+        | RunError::LeakedDescriptors { .. } => FailureKind::PluginBrokeProtocol,
+        RunError::Cancelled { .. } => FailureKind::Cancelled,
+        // A plugin's failure, in the rest of the cases, or one to come.
+        _ => FailureKind::PluginFailed,
+    }
+}

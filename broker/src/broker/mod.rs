@@ -27,7 +27,7 @@ mod logout;
 mod options;
 mod status;
 
-pub use error::BrokerError;
+pub use error::{BrokerError, FailureKind};
 pub use issued::Issued;
 pub use logout::LogoutOutcome;
 pub use options::{BrokerOptions, TokenRequest};

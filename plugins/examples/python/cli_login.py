@@ -216,8 +216,11 @@ def main():
             "expiring": "the session token is about to expire",
         }.get(reason, "the session token has expired" if held else "there is no session yet")
         if not interactive:
-            fail(f"{why}, and a new login needs a browser, which this non-interactive run may not open: "
-                 "run `authplug token` (with this profile) in a terminal to log in")
+            say(f"{why}, and a new login needs a browser, which this non-interactive run may not open: "
+                "run `authplug token` (with this profile) in a terminal to log in")
+            # Rule 6: the host's code for "a login is needed", if it offers one.
+            offered = os.environ.get("AUTHPLUG_LOGIN_NEEDED_EXIT", "")
+            sys.exit(int(offered) if offered.isdigit() else 1)
         say(f"{why}; logging in")
         token, expires_at = log_in(server, args)
 

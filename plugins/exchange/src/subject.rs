@@ -11,6 +11,10 @@ use authplug_protocol::{Secret, Token};
 use crate::config::Config;
 use crate::Error;
 
+/// `authplug`'s exit code for "a login is needed, and this command may
+/// not start one" (README.md, "Exit codes").
+const AUTHPLUG_LOGIN_NEEDED: i32 = 4;
+
 /// A subject token longer than this is not one.
 const SUBJECT_LIMIT: u64 = 1024 * 1024;
 
@@ -105,6 +109,14 @@ impl Subject {
         let status = child
             .wait()
             .map_err(|e| format!("lost {}: {e}", self.program()))?;
+        if let (Subject::Profile { .. }, Some(AUTHPLUG_LOGIN_NEEDED)) = (self, status.code()) {
+            // Passed on as such (PROTOCOL.md rule 6): the login to start is
+            // the subject profile's, in a run that may interact.
+            return Err(authplug_protocol::plugin::login_needed(format!(
+                "{} needs a login first, which this run may not start; its message is above",
+                self.describe()
+            )));
+        }
         if !status.success() {
             let why = match status.code() {
                 Some(code) => format!("exit code {code}"),

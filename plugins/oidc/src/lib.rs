@@ -74,7 +74,10 @@ impl Plugin for OidcPlugin {
         };
         run(&config, request).map_err(|error| match error.downcast::<plugin::FailedWithState>() {
             Ok(failed) => plugin::fail_keeping_state(printable(&failed.error), failed.state),
-            Err(error) => printable(&error),
+            Err(error) => match error.downcast::<plugin::LoginNeeded>() {
+                Ok(needed) => plugin::login_needed(printable(&needed.error)),
+                Err(error) => printable(&error),
+            },
         })
     }
 }
@@ -249,13 +252,13 @@ const MAX_ADDED_SCOPES: usize = 16;
 /// No second login for more scopes within this long of one.
 const STEP_UP_PAUSE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
-/// A login is needed and this run may not start one.
+/// A login is needed and this run may not start one: the host is told so
+/// by the exit code it offers (PROTOCOL.md rule 6).
 fn login_needed(why: &str) -> Error {
-    format!(
+    plugin::login_needed(format!(
         "a login is needed ({why}), but this run may not open a browser or prompt \
          (AUTHPLUG_INTERACTIVE=0): run `authplug token` (or the same command) in a terminal to log in"
-    )
-    .into()
+    ))
 }
 
 impl Session<'_> {

@@ -114,6 +114,14 @@ pub enum RunError {
         /// The last lines of its stderr.
         stderr_tail: String,
     },
+    /// The plugin exited with the code the host offered for "a login is
+    /// needed, and this run may not start one" (rule 6): a login in a run
+    /// that may interact is what it takes.
+    #[error("a login is needed, and the plugin was not allowed to start one in this run (it may not open a browser or prompt){}", tail(stderr_tail))]
+    LoginNeeded {
+        /// The last lines of its stderr.
+        stderr_tail: String,
+    },
     /// Killed by a signal (rule 6).
     #[error("plugin was killed by signal {}{}", signal_name(*signal), tail(stderr_tail))]
     Signaled {
@@ -156,6 +164,7 @@ impl RunError {
             | RunError::TokenTooLarge { stderr_tail, .. }
             | RunError::EmptyToken { stderr_tail }
             | RunError::Exited { stderr_tail, .. }
+            | RunError::LoginNeeded { stderr_tail }
             | RunError::FailedWithNewState { stderr_tail, .. }
             | RunError::Signaled { stderr_tail, .. }
             | RunError::LeakedDescriptors { stderr_tail }

@@ -53,6 +53,10 @@ pub struct RunOptions {
     /// in `AUTHPLUG_INFO_FD`, on which it may say when its token expires
     /// ([`RunOutput::expires_at`](super::RunOutput::expires_at)).
     pub offer_info: bool,
+    /// Tell a needed login from other failures (rule 6): set
+    /// `AUTHPLUG_LOGIN_NEEDED_EXIT`, and turn a run that exits with that
+    /// code into [`RunError::LoginNeeded`](super::RunError::LoginNeeded).
+    pub offer_login_needed: bool,
     /// With reason `rejected`: the refusing server's `WWW-Authenticate`
     /// challenge, passed on as `AUTHPLUG_CHALLENGE` (rule 1) if it is
     /// [`usable`](crate::challenge::usable); otherwise ignored.
@@ -73,6 +77,7 @@ impl Default for RunOptions {
             foreground_terminal: false,
             keep_state_on_failure: true,
             offer_info: true,
+            offer_login_needed: true,
             challenge: None,
         }
     }
@@ -99,6 +104,7 @@ impl fmt::Debug for RunOptions {
             .field("foreground_terminal", &self.foreground_terminal)
             .field("keep_state_on_failure", &self.keep_state_on_failure)
             .field("offer_info", &self.offer_info)
+            .field("offer_login_needed", &self.offer_login_needed)
             .field("challenge", &self.challenge)
             .finish()
     }

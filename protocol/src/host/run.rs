@@ -19,7 +19,8 @@ use crate::secret::SecretBuf;
 use crate::spawn::{PluginProcess, Spawn, Terminal};
 use crate::{
     Reason, State, Token, ENV_CHALLENGE, ENV_INFO_FD, ENV_INTERACTIVE, ENV_KEEP_STATE_EXIT,
-    ENV_PROTOCOL, ENV_REASON, INFO_FD, KEEP_STATE_EXIT_CODE, PROTOCOL_VERSION,
+    ENV_LOGIN_NEEDED_EXIT, ENV_PROTOCOL, ENV_REASON, INFO_FD, KEEP_STATE_EXIT_CODE,
+    LOGIN_NEEDED_EXIT_CODE, PROTOCOL_VERSION,
 };
 
 /// Runs `command` once with `state` on its stdin (rules 1 to 10).
@@ -78,6 +79,7 @@ pub async fn run_until(
     let version = PROTOCOL_VERSION.to_string();
     let interactive = if options.interactive { "1" } else { "0" };
     let keep_state_exit = KEEP_STATE_EXIT_CODE.to_string();
+    let login_needed_exit = LOGIN_NEEDED_EXIT_CODE.to_string();
     let info_fd = INFO_FD.to_string();
     // Rule 1: a refusing server's challenge goes with `rejected` only, and
     // only if it is short visible ASCII.
@@ -101,6 +103,12 @@ pub async fn run_until(
                 .offer_info
                 .then(|| (OsStr::new(ENV_INFO_FD), OsStr::new(&info_fd))),
         )
+        .chain(options.offer_login_needed.then(|| {
+            (
+                OsStr::new(ENV_LOGIN_NEEDED_EXIT),
+                OsStr::new(&login_needed_exit),
+            )
+        }))
         .chain(challenge.map(|value| (OsStr::new(ENV_CHALLENGE), OsStr::new(value))))
         .collect();
     // What is not offered is not passed on either, though the host's own
@@ -108,6 +116,7 @@ pub async fn run_until(
     let not_offered: Vec<&OsStr> = [
         (!options.keep_state_on_failure).then_some(OsStr::new(ENV_KEEP_STATE_EXIT)),
         (!options.offer_info).then_some(OsStr::new(ENV_INFO_FD)),
+        (!options.offer_login_needed).then_some(OsStr::new(ENV_LOGIN_NEEDED_EXIT)),
         challenge.is_none().then_some(OsStr::new(ENV_CHALLENGE)),
     ]
     .into_iter()
@@ -185,6 +194,7 @@ pub async fn run_until(
                 &info,
                 Judging {
                     keep_state_offered: options.keep_state_on_failure,
+                    login_needed_offered: options.offer_login_needed,
                     logout: reason == Reason::Logout,
                 },
                 started.elapsed(),
@@ -218,6 +228,8 @@ pub(super) struct Running<'a> {
 pub(super) struct Judging {
     /// `AUTHPLUG_KEEP_STATE_EXIT` was offered (rule 4).
     pub(super) keep_state_offered: bool,
+    /// `AUTHPLUG_LOGIN_NEEDED_EXIT` was offered (rule 6).
+    pub(super) login_needed_offered: bool,
     /// A `logout` run (rule 1): judged by its exit code alone, so an empty
     /// token is no failure.
     pub(super) logout: bool,
@@ -249,6 +261,9 @@ pub(super) fn judge(
     }
     match status.code() {
         Some(0) => {}
+        Some(LOGIN_NEEDED_EXIT_CODE) if judging.login_needed_offered => {
+            return Err(RunError::LoginNeeded { stderr_tail })
+        }
         Some(code) => return Err(RunError::Exited { code, stderr_tail }),
         None => {
             return Err(RunError::Io {

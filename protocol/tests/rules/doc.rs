@@ -93,6 +93,12 @@ fn the_table_of_defaults_matches_the_code() {
         "| info limit (fixed) | {} bytes | `INFO_LIMIT` |",
         thousands(authplug_protocol::INFO_LIMIT)
     )));
+    assert!(defaults.offer_login_needed);
+    assert!(doc.contains(&format!(
+        "| tell a needed login by its exit code (`{}={}`) | yes | `offer_login_needed` |",
+        authplug_protocol::ENV_LOGIN_NEEDED_EXIT,
+        authplug_protocol::LOGIN_NEEDED_EXIT_CODE
+    )));
     assert!(!defaults.foreground_terminal);
     assert!(doc.contains("| lend the terminal to the plugin's group | no |"));
 }

@@ -24,7 +24,7 @@ use authplug_agent::config::ConfigFile;
 use authplug_agent::git_credential::{self, Description, Operation};
 use authplug_agent::paste_relay::PasteRelay;
 use authplug_agent::paths;
-use authplug_agent::wire::Op;
+use authplug_agent::wire::{ErrorKind, Op};
 use clap::Parser;
 
 /// The username given with the token when the profile names none: what
@@ -152,8 +152,20 @@ fn get(
         },
     );
     drop(relay);
-    let mut response =
-        answer.map_err(|error| give_up(format!("no token for profile `{profile}`: {error}")))?;
+    let mut response = answer.map_err(|error| {
+        let hint = match error.kind() {
+            ErrorKind::LoginNeeded => format!(
+                "\ngit may not prompt here (GIT_TERMINAL_PROMPT=0, or --non-interactive): run `authplug token --profile {}` in a terminal to log in, then git again",
+                shell_words::quote(&profile)
+            ),
+            ErrorKind::CoolingDown => format!(
+                "\nrun `authplug token --profile {} --force` to log in now",
+                shell_words::quote(&profile)
+            ),
+            _ => String::new(),
+        };
+        give_up(format!("no token for profile `{profile}`: {error}{hint}"))
+    })?;
     let token = (response.token.take())
         .ok_or_else(|| give_up("the agent answered without a token".to_owned()))?;
     let token = token.expose_secret();

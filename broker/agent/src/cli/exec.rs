@@ -35,7 +35,7 @@ pub fn run(args: ExecArgs) -> ExitCode {
     }
     let token = match args.source.fetch(None) {
         Ok(fetched) => fetched.token,
-        Err(message) => return fail(message),
+        Err(error) => return error.fail(),
     };
     let Some((program, arguments)) = args.command.split_first() else {
         return fail("no command given: put it after `--`, as in `authplug exec -- CMD ARGS`");

@@ -16,6 +16,8 @@ use std::process::ExitCode;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
+use authplug_agent::wire::ErrorKind;
+
 use super::fail;
 use super::token::TokenSource;
 
@@ -81,7 +83,18 @@ pub fn run(mut args: KubectlArgs) -> ExitCode {
     args.source.non_interactive |= !info.spec.interactive;
     let fetched = match args.source.fetch_for(None, Some(consumer())) {
         Ok(fetched) => fetched,
-        Err(message) => return fail(message),
+        Err(error) if error.kind == ErrorKind::LoginNeeded && !info.spec.interactive => {
+            let profile = (args.source.profile.as_deref())
+                .map(|p| format!(" --profile {}", shell_words::quote(p)))
+                .unwrap_or_default();
+            return super::exit::fail(
+                error.kind,
+                format!(
+                    "{error}\nkubectl gave this command no terminal to log in on (its exec stanza's interactiveMode, or no terminal on stdin): run `authplug token{profile}` in a terminal, then kubectl again"
+                ),
+            );
+        }
+        Err(error) => return error.fail(),
     };
     let token = fetched.token.expose_secret();
     let credential = ExecCredential {

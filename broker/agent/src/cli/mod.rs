@@ -26,6 +26,7 @@ pub mod agent;
 pub mod check;
 pub mod completions;
 pub mod exec;
+pub mod exit;
 mod expiry;
 mod interrupt;
 pub mod kubectl;

@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use authplug_agent::client::{Client, ClientError};
 use authplug_agent::paste_relay::PasteRelay;
-use authplug_agent::wire::{Op, WireToken};
+use authplug_agent::wire::{ErrorKind, Op, WireToken};
 use authplug_protocol::plugin::{self, Request, Response};
 use authplug_protocol::State;
 use zeroize::Zeroize;
@@ -79,7 +79,15 @@ pub fn run(args: TokenArgs) -> ExitCode {
         expires_at,
     } = match args.source.fetch(host.as_ref()) {
         Ok(fetched) => fetched,
-        Err(message) => return fail(message),
+        // A host that offered it is told "a login is needed" its way
+        // (PROTOCOL.md rule 6); other failures are failures to it.
+        Err(error) => match host.as_ref().and_then(|r| r.login_needed_exit) {
+            Some(code) if error.kind == ErrorKind::LoginNeeded => {
+                say_on_stderr!("authplug: {error}");
+                return ExitCode::from(code.clamp(1, 255) as u8);
+            }
+            _ => return error.fail(),
+        },
     };
     if host.is_some() {
         let state = held_state(token.expose_secret());
@@ -110,6 +118,39 @@ pub fn run(args: TokenArgs) -> ExitCode {
     }
 }
 
+/// Why no token came: of what kind, and the words for the user.
+#[derive(Debug)]
+pub struct FetchError {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl FetchError {
+    fn new(kind: ErrorKind, message: impl Into<String>) -> FetchError {
+        FetchError {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    /// Says so on stderr and exits with the kind's code (cli/exit.rs).
+    pub fn fail(&self) -> ExitCode {
+        super::exit::fail(self.kind, &self.message)
+    }
+}
+
+impl From<ClientError> for FetchError {
+    fn from(error: ClientError) -> FetchError {
+        FetchError::new(error.kind(), error.to_string())
+    }
+}
+
 /// A token from the agent, and when it expires if the agent knows.
 pub struct Fetched {
     pub token: WireToken,
@@ -121,7 +162,7 @@ impl TokenSource {
     /// `--no-autostart`), with the plugin's stderr shown live: that is
     /// where a login URL shows up. `host`: the request of a host running
     /// `authplug token` as its plugin.
-    pub fn fetch(&self, host: Option<&Request>) -> Result<Fetched, String> {
+    pub fn fetch(&self, host: Option<&Request>) -> Result<Fetched, FetchError> {
         self.fetch_for(host, None)
     }
 
@@ -132,16 +173,17 @@ impl TokenSource {
         &self,
         host: Option<&Request>,
         consumer: Option<String>,
-    ) -> Result<Fetched, String> {
-        let socket = self.socket.path()?;
+    ) -> Result<Fetched, FetchError> {
+        let socket =
+            (self.socket.path()).map_err(|e| FetchError::new(ErrorKind::AgentUnreachable, e))?;
         let connected =
             Client::connect_maybe_starting(&socket, !self.no_autostart, self.config.as_deref());
         let mut client = connected.map_err(|error| match error {
-            ClientError::NotRunning(socket) => format!(
+            ClientError::NotRunning(socket) => FetchError::new(ErrorKind::AgentUnreachable, format!(
                 "no agent is running on {} (--no-autostart: start one with `authplug agent`, or leave the flag out)",
                 socket.display()
-            ),
-            other => other.to_string(),
+            )),
+            other => other.into(),
         })?;
         if let Some(request) = host {
             reject_refused(&mut client, &self.profile, request)?;
@@ -166,11 +208,10 @@ impl TokenSource {
         });
         // Stops reading the terminal before anything else may use it.
         drop(relay);
-        let mut response = answer.map_err(|error| error.to_string())?;
-        let token = response
-            .token
-            .take()
-            .ok_or_else(|| "the agent answered without a token".to_owned())?;
+        let mut response = answer?;
+        let token = (response.token.take()).ok_or_else(|| {
+            FetchError::new(ErrorKind::AgentBroken, "the agent answered without a token")
+        })?;
         let expires_at = response
             .expires_at
             .and_then(|seconds| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)));
@@ -227,7 +268,7 @@ fn reject_refused(
     client: &mut Client,
     profile: &Option<String>,
     request: &Request,
-) -> Result<(), String> {
+) -> Result<(), FetchError> {
     // Not for `expiring` (a host refreshing ahead): the token still works.
     if !request.held_token_may_be_refused() || request.state.is_empty() {
         return Ok(());
@@ -242,8 +283,10 @@ fn reject_refused(
         token,
         challenge: request.challenge.clone(),
     };
-    client
-        .request(op, |_| {})
-        .map(|_| ())
-        .map_err(|error| format!("cannot reject the token the host held: {error}"))
+    client.request(op, |_| {}).map(|_| ()).map_err(|error| {
+        FetchError::new(
+            error.kind(),
+            format!("cannot reject the token the host held: {error}"),
+        )
+    })
 }
