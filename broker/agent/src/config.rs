@@ -12,7 +12,7 @@
 //! git_username = "oauth2"   # the username git-credential-authplug gives git (default oauth2)
 //!
 //! [profiles.registry]       # a login built on `work`'s: its plugin trades work's token
-//! command = "authplug-exchange --endpoint https://registry.example.com/v0/auth --json-field oidc_token"
+//! command = "authplug-exchange --format json --endpoint https://registry.example.com/v0/auth --json-field oidc_token"
 //! subject_profile = "work"  # the plugin gets AUTHPLUG_SUBJECT_PROFILE=work; logging out work logs out registry
 //!
 //! [git.hosts]               # git-credential-authplug without --profile: host -> profile
@@ -377,7 +377,7 @@ impl ProfileConfig {
                 .run
                 .env
                 .push((ENV_SUBJECT_PROFILE.into(), subject.into()));
-        } else if names_a_subject(&command) {
+        } else if names_a_subject(&command) || self.env.contains_key(ENV_SUBJECT_PROFILE) {
             return Err(ConfigError::Profile {
                 name: name.to_owned(),
                 message: "its command names --subject-profile: say `subject_profile = \"NAME\"` in the profile instead (and leave the flag out), so that the agent knows the chain: a logout of NAME then logs this profile out too, and a loop is caught".into(),
@@ -396,6 +396,25 @@ fn names_a_subject(command: &PluginCommand) -> bool {
         let argument = argument.to_string_lossy();
         argument == "--subject-profile" || argument.starts_with("--subject-profile=")
     })
+}
+
+/// The profiles `name`'s login is built on, nearest first (the chains are
+/// known to end: [`check_chains`]).
+fn chain<'a>(
+    settings: &'a BTreeMap<String, ProfileConfig>,
+    name: &str,
+) -> impl Iterator<Item = &'a str> {
+    let mut next = settings
+        .get(name)
+        .and_then(|config| config.subject_profile.as_deref());
+    std::iter::from_fn(move || {
+        let link = next?;
+        next = settings
+            .get(link)
+            .and_then(|config| config.subject_profile.as_deref());
+        Some(link)
+    })
+    .take(settings.len())
 }
 
 /// Every `subject_profile` names another profile, and no chain comes back
@@ -448,6 +467,7 @@ impl Profiles {
     ) -> Result<Profiles, ConfigError> {
         let mut profiles = BTreeMap::new();
         let mut settings = BTreeMap::new();
+        let mut fresh = std::collections::BTreeSet::new();
         let mut add = |name: &str, config: &ProfileConfig| -> Result<(), ConfigError> {
             let kept = previous.and_then(|previous| {
                 (previous.settings.get(name))
@@ -457,7 +477,10 @@ impl Profiles {
             });
             let broker = match kept {
                 Some(broker) => broker,
-                None => config.broker(name)?,
+                None => {
+                    fresh.insert(name.to_owned());
+                    config.broker(name)?
+                }
             };
             profiles.insert(name.to_owned(), broker);
             settings.insert(name.to_owned(), config.clone());
@@ -484,6 +507,13 @@ impl Profiles {
             add(name, &config)?;
         }
         check_chains(&settings)?;
+        // A login built on one that starts afresh starts afresh too: it was
+        // traded from the old login (perhaps another identity).
+        for (name, config) in &settings {
+            if !fresh.contains(name) && chain(&settings, name).any(|link| fresh.contains(link)) {
+                profiles.insert(name.clone(), config.broker(name)?);
+            }
+        }
         if let Some(default) = &file.default_profile {
             if !profiles.contains_key(default) {
                 return Err(ConfigError::UnknownDefault(default.clone()));

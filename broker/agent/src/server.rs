@@ -502,17 +502,28 @@ async fn connection(
             Op::Logout { profile } => {
                 let response = match profiles.get(profile.as_deref()) {
                     Ok((name, broker)) => {
-                        // A login built on this one ends with it.
-                        for above in profiles.built_on(name) {
-                            if let Ok((_, broker)) = profiles.get(Some(&above)) {
-                                let note = format!(
-                                    "logging out `{above}` too: its login is built on `{name}`'s"
+                        let name = name.to_owned();
+                        let response = logout(broker.clone(), &mut writer).await?;
+                        // The logins built on this one end with it, after
+                        // it: none can trade its token meanwhile.
+                        for above in profiles.built_on(&name) {
+                            let Ok((_, broker)) = profiles.get(Some(&above)) else {
+                                continue;
+                            };
+                            let ended = logout(broker.clone(), &mut writer).await?;
+                            if ended.logged_out == Some(true) {
+                                let mut note = format!(
+                                    "logged out `{above}` too: its login was built on `{name}`'s"
                                 );
+                                if let Some(error) = &ended.cleanup_error {
+                                    note.push_str(&format!(
+                                        " (its plugin could not clean up: {error})"
+                                    ));
+                                }
                                 send(&mut writer, &Response::progress(&note)).await?;
-                                logout(broker.clone(), &mut writer).await?;
                             }
                         }
-                        logout(broker.clone(), &mut writer).await?
+                        response
                     }
                     Err(error) => Response::error(ErrorKind::UnknownProfile, error.to_string()),
                 };

@@ -451,6 +451,18 @@ fn run_refuses_a_reason_that_is_not_one() {
         ),
         "{said}"
     );
+    // Unless asked for: then it reaches the plugin as given.
+    let any = authplug()
+        .args(["run", "--reason", "refrsh", "--any-reason", "--"])
+        .args(["sh", "-c", "echo \"$AUTHPLUG_REASON\""])
+        .output()
+        .expect("authplug runs");
+    assert!(
+        any.status.success(),
+        "{}",
+        String::from_utf8_lossy(&any.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&any.stdout), "refrsh\n");
 }
 
 /// What the new commands refuse before doing anything, each with what to

@@ -192,6 +192,31 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
     assert_eq!(token_of("one"), "tok-1\n");
     assert_eq!(scratch.runs("one"), ["initial", "initial"]);
 
+    // A login built on another's starts afresh when that one does.
+    let chained = |one_extra: &str| {
+        format!(
+            "{}{}",
+            profile("one", &one, one_extra),
+            profile("two", &two, "subject_profile = \"one\"\n")
+        )
+    };
+    std::fs::write(&config, chained("skew = 5\n")).unwrap();
+    std::thread::sleep(recheck);
+    assert_eq!(token_of("two"), "tok-1\n");
+    assert_eq!(
+        scratch.runs("two"),
+        ["initial", "initial"],
+        "two was edited"
+    );
+    std::fs::write(&config, chained("skew = 6\n")).unwrap();
+    std::thread::sleep(recheck);
+    assert_eq!(token_of("two"), "tok-1\n");
+    assert_eq!(
+        scratch.runs("two"),
+        ["initial", "initial", "initial"],
+        "two, unchanged, was built on one's old login"
+    );
+
     // Broken: the profiles stay as they were until it is fixed.
     std::fs::write(&config, "[profiles.one\n").unwrap();
     std::thread::sleep(recheck);
@@ -199,8 +224,8 @@ fn an_edited_config_is_picked_up_without_a_restart_and_keeps_unchanged_logins() 
     assert_eq!(token_of("one"), "tok-1\n");
     assert_eq!(
         scratch.runs("one").len(),
-        2,
-        "the broken file changed nothing"
+        3,
+        "the broken file changed nothing (one's third login is the skew edit's)"
     );
     let _ = agent.kill();
     let _ = agent.wait();

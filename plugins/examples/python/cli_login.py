@@ -51,6 +51,18 @@ def say(message):
     print(f"{NAME}: {message}", file=sys.stderr, flush=True)
 
 
+def printable(value):
+    """A server's words, safe for the user's terminal: no control characters."""
+    return "".join(c if c.isprintable() else " " for c in str(value))[:300]
+
+
+def secure(url):
+    """https, or http to this machine only (a test, a local service)."""
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme == "https" or (
+        parts.scheme == "http" and parts.hostname in ("127.0.0.1", "::1", "localhost"))
+
+
 def fail(message):
     say(message)
     sys.exit(1)
@@ -144,7 +156,7 @@ def log_in(server, args):
             isinstance(started.get(k), str) and started.get(k) for k in ("authorize_url", "cli_nonce")):
         fail(f"the server would not start a login (HTTP {status})")
     authorize_url = started["authorize_url"]
-    if not authorize_url.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    if not secure(authorize_url):
         fail("the server's login address is not https; not opening it")
     deadline = time.time() + args.login_timeout
     ends = unix_time(started.get("expires_at"))
@@ -159,7 +171,8 @@ def log_in(server, args):
             grant_id = answer["grant_id"]
             break
         if status not in (200, 404):
-            fail(f"the server stopped the login (HTTP {status}{': ' + str(answer.get('error')) if answer and answer.get('error') else ''})")
+            detail = f": {printable(answer.get('error'))}" if answer and answer.get("error") else ""
+            fail(f"the server stopped the login (HTTP {status}{detail})")
         if time.time() + delay > deadline:
             fail("the login was not finished in time; run the command again to start a new one")
         time.sleep(delay)
@@ -167,7 +180,7 @@ def log_in(server, args):
     status, answer = request("POST", f"{server}/auth/oidc/exchange", {"grant_id": grant_id}, timeout=args.timeout)
     if status != 200 or not answer:
         detail = (answer or {}).get("message") or (answer or {}).get("error") or "no reason given"
-        fail(f"the server would not exchange the login for a session token (HTTP {status}: {detail})")
+        fail(f"the server would not exchange the login for a session token (HTTP {status}: {printable(detail)})")
     token = answer.get("token")
     if not isinstance(token, str) or not token or not all(33 <= ord(c) <= 126 for c in token):
         fail("the server's session token is not usable")
@@ -175,7 +188,7 @@ def log_in(server, args):
     if expires_at is not None and expires_at <= time.time():
         fail("the server's session token has expired already (is this machine's clock right?)")
     if answer.get("subject"):
-        say(f"logged in as {answer['subject']}")
+        say(f"logged in as {printable(answer['subject'])}")
     return token, expires_at
 
 
@@ -192,7 +205,7 @@ def main():
     if not args.server:
         fail("no server: pass --server URL or set EXAMPLE_CLI_LOGIN_SERVER")
     server = args.server.rstrip("/")
-    if not server.startswith(("https://", "http://127.0.0.1", "http://localhost")):
+    if not secure(server):
         fail("--server must be https (or http on 127.0.0.1 or localhost): the session token travels there")
 
     reason = os.environ.get("AUTHPLUG_REASON")
@@ -206,9 +219,9 @@ def main():
     held, ends = state.get("token"), state.get("expires_at")
     fresh = isinstance(ends, int) and ends > time.time() + MARGIN
     # Handed out again only when the host said why it runs us, and that is
-    # not a refusal (rule 1: an epithet host that says nothing may be asking
-    # after a 401).
-    if isinstance(held, str) and held and fresh and reason in ("initial", "refresh"):
+    # not a refusal nor a wish for a new one (rule 1: an epithet host that
+    # says nothing may be asking after a 401; an unknown reason is `refresh`).
+    if isinstance(held, str) and held and fresh and reason not in (None, "", "rejected", "expiring"):
         token, expires_at = held, ends
     else:
         why = {

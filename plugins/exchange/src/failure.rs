@@ -42,6 +42,14 @@ pub fn refuses_subject(code: &str) -> bool {
     )
 }
 
+/// Whether a `WWW-Authenticate` value asks for HTTP Basic: the endpoint
+/// wants the client's credentials.
+pub fn challenge_wants_client(challenge: Option<&str>) -> bool {
+    challenge.is_some_and(|value| {
+        (value.trim_start().get(..5)).is_some_and(|scheme| scheme.eq_ignore_ascii_case("basic"))
+    })
+}
+
 /// Whether a `WWW-Authenticate` value names `error="invalid_token"`.
 pub fn challenge_refuses_subject(challenge: Option<&str>) -> bool {
     challenge.is_some_and(|value| {

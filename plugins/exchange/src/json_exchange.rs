@@ -9,7 +9,9 @@ use std::time::SystemTime;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
-use crate::failure::{challenge_refuses_subject, described, refuses_subject, Failure};
+use crate::failure::{
+    challenge_refuses_subject, challenge_wants_client, described, refuses_subject, Failure,
+};
 use crate::http::{printable, Answer};
 use crate::issued::Issued;
 use crate::lifetime;
@@ -63,7 +65,9 @@ pub fn judge(answer: &Answer, config: &Config, now: SystemTime) -> Result<Issued
         let said = (object.as_ref())
             .and_then(described)
             .unwrap_or_else(|| format!("HTTP {} {}", answer.status, answer.excerpt()));
-        if answer.status == 401
+        let wants_client =
+            answer.status == 401 && challenge_wants_client(answer.challenge.as_deref());
+        if (answer.status == 401 && !wants_client)
             || code.is_some_and(refuses_subject)
             || challenge_refuses_subject(answer.challenge.as_deref())
         {
@@ -85,8 +89,13 @@ pub fn judge(answer: &Answer, config: &Config, now: SystemTime) -> Result<Issued
             "the exchange endpoint {endpoint} answered with no usable token: {why}"
         ))
     };
-    let object =
-        object.ok_or_else(|| unusable(format!("not a JSON object: {}", answer.excerpt())))?;
+    // Not quoted: a 2xx body may be the token itself.
+    let object = object.ok_or_else(|| {
+        unusable(format!(
+            "its {} bytes are not a JSON object",
+            answer.body.len()
+        ))
+    })?;
     let token = (at(&object, &config.token_field).and_then(|v| v.as_str())).ok_or_else(|| {
         unusable(format!(
             "no string at `{}` (--token-field)",

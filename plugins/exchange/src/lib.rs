@@ -111,11 +111,19 @@ impl Plugin for ExchangePlugin {
             }
         }
         let http = http::client(&self.config)?;
-        let issued = match self.refresh(&http, &held) {
-            Some(issued) => issued,
-            None => self.trade_with_retry(&http, request.interactive)?,
+        let (issued, refresh_token) = match self.refresh(&http, &held) {
+            // RFC 6749 §6: an answer without a refresh token leaves the
+            // one held in force.
+            Some(mut issued) => {
+                let kept = issued.refresh_token.take().or(held.refresh_token);
+                (issued, kept)
+            }
+            None => {
+                let mut issued = self.trade_with_retry(&http, request.interactive)?;
+                let given = issued.refresh_token.take();
+                (issued, given)
+            }
         };
-        let refresh_token = issued.refresh_token;
         let state = Held::new(&issued.token, issued.expires_at, refresh_token).to_state();
         Ok(Response::new(issued.token, state).expires_at(issued.expires_at))
     }
@@ -141,8 +149,16 @@ impl ExchangePlugin {
             source.describe()
         ));
         source.refused(&subject)?;
-        drop(subject);
         let fresh = source.fetch(interactive)?;
+        if fresh.as_bytes() == subject.as_bytes() {
+            return Err(format!(
+                "the exchange endpoint {} refused {}'s token ({why}), and it has no other to give",
+                self.config.endpoint,
+                source.describe()
+            )
+            .into());
+        }
+        drop(subject);
         match self.trade(http, &fresh) {
             Ok(issued) => Ok(issued),
             Err(Failure::Other(error)) => Err(error),

@@ -76,6 +76,12 @@ fn moment(at: SystemTime, now: SystemTime, value: &Value) -> Result<SystemTime, 
         ));
     }
     if at > now + LONGEST_LIFETIME {
+        if at > UNIX_EPOCH + Duration::from_secs(1_000_000_000_000) {
+            return Err(format!(
+                "the token's expiry {} looks like milliseconds: --expires-field must name seconds",
+                shown(value)
+            ));
+        }
         return Err(format!(
             "the token's expiry {} is more than ten years away",
             shown(value)
@@ -124,5 +130,7 @@ mod tests {
             .unwrap_err()
             .contains("passed"));
         assert!(from_lifetime(&json!("NaN"), now).is_err());
+        let millis = from_field(&json!(1_800_003_600_000u64), now).unwrap_err();
+        assert!(millis.contains("milliseconds"), "{millis}");
     }
 }

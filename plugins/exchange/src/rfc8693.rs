@@ -9,7 +9,9 @@ use authplug_protocol::Secret;
 use base64::Engine as _;
 
 use crate::config::{token_type_uri, ClientAuth, Config};
-use crate::failure::{challenge_refuses_subject, described, refuses_subject, Failure};
+use crate::failure::{
+    challenge_refuses_subject, challenge_wants_client, described, refuses_subject, Failure,
+};
 use crate::http::{printable, Answer};
 use crate::issued::Issued;
 use crate::lifetime;
@@ -109,10 +111,11 @@ pub fn judge(answer: &Answer, config: &Config, now: SystemTime) -> Result<Issued
         return Err(refusal(answer, object.as_ref(), endpoint));
     }
     let Some(object) = object else {
+        // Not quoted: a 2xx body may be the token itself.
         return Err(format!(
-            "the exchange endpoint {endpoint} answered HTTP {} with no JSON object: {}",
+            "the exchange endpoint {endpoint} answered HTTP {} with {} bytes that are no JSON object",
             answer.status,
-            answer.excerpt()
+            answer.body.len()
         )
         .into());
     };
@@ -171,8 +174,12 @@ fn refusal(
         (Some(words), _) => words.clone(),
         (None, _) => format!("HTTP {} {}", answer.status, answer.excerpt()),
     };
+    // A 401 that asks for HTTP Basic is about the client's credentials
+    // (RFC 6749 §5.2's invalid_client), not the subject token.
+    let wants_client = answer.status == 401 && challenge_wants_client(answer.challenge.as_deref());
     if code.is_some_and(refuses_subject)
         || (code.is_none()
+            && !wants_client
             && (answer.status == 401 || challenge_refuses_subject(answer.challenge.as_deref())))
     {
         return Failure::SubjectRefused(said);
@@ -180,6 +187,9 @@ fn refusal(
     let what_to_do = match code {
         Some("invalid_target") => "it will not issue a token for that audience or resource (--audience, --resource)",
         Some("invalid_scope") => "it will not grant those scopes (--scope)",
+        None if wants_client => {
+            "it asks for client credentials (--client-id, AUTHPLUG_EXCHANGE_CLIENT_SECRET, --client-auth)"
+        }
         Some("invalid_client" | "unauthorized_client") => {
             "it does not accept this client for token exchange (--client-id, AUTHPLUG_EXCHANGE_CLIENT_SECRET, --client-auth)"
         }
@@ -281,6 +291,7 @@ mod tests {
                 "where",
             ),
             ("<html>hello</html>", "no JSON object"),
+            ("secret-token-as-text", "20 bytes that are no JSON object"),
             ("[1]", "no JSON object"),
         ] {
             let message = other(judged(200, body));
@@ -325,5 +336,16 @@ mod tests {
                 "no control characters: {message}"
             );
         }
+        let basic = Answer {
+            status: 401,
+            body: Vec::new(),
+            challenge: Some("Basic realm=\"sts\"".into()),
+        };
+        let message = other(judge(
+            &basic,
+            &config(&[]),
+            UNIX_EPOCH + Duration::from_secs(NOW),
+        ));
+        assert!(message.contains("asks for client credentials"), "{message}");
     }
 }

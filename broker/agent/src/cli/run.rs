@@ -45,8 +45,12 @@ pub struct RunArgs {
     pub timeout: f64,
     /// AUTHPLUG_REASON for the plugin: initial, refresh, rejected, expiring
     /// or logout [default: initial without state, refresh with]
-    #[arg(long, value_name = "R", value_parser = known_reason)]
-    pub reason: Option<Reason>,
+    #[arg(long, value_name = "R")]
+    pub reason: Option<String>,
+    /// Pass --reason on even if it is none of the protocol's (to see that a
+    /// plugin treats a newer host's reason like `refresh`, rule 1)
+    #[arg(long, requires = "reason")]
+    pub any_reason: bool,
     /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
     #[arg(long)]
     pub non_interactive: bool,
@@ -64,14 +68,16 @@ pub struct RunArgs {
     pub plugin: Vec<OsString>,
 }
 
-/// One of the protocol's reasons: a typo would otherwise reach the plugin
-/// as an unknown reason, which it treats like `refresh` (rule 1).
-fn known_reason(value: &str) -> Result<Reason, String> {
+/// One of the protocol's reasons, or with `any` whatever is given: a typo
+/// would otherwise reach the plugin as an unknown reason, which it treats
+/// like `refresh` (rule 1).
+fn reason(value: &str, any: bool) -> Result<Reason, String> {
     match value.parse::<Reason>() {
-        Ok(Reason::Unknown(_)) | Err(_) => Err(format!(
-            "`{value}` is not a reason: one of initial, refresh, rejected, expiring, logout"
+        Ok(Reason::Unknown(_)) | Err(_) if !any => Err(format!(
+            "`{value}` is not a reason: one of initial, refresh, rejected, expiring, logout (or pass it with --any-reason)"
         )),
         Ok(reason) => Ok(reason),
+        Err(_) => Ok(Reason::Unknown(value.to_owned())),
     }
 }
 
@@ -85,6 +91,13 @@ pub fn run(args: RunArgs) -> ExitCode {
 /// Errors are reported on stderr on the way out; the `Err` is the exit code.
 fn run_once(args: RunArgs) -> Result<(), ExitCode> {
     let command = PluginCommand::from_argv(args.plugin).map_err(fail)?;
+    let reason = (args.reason.as_deref())
+        .map(|value| reason(value, args.any_reason))
+        .transpose()
+        .map_err(|message| {
+            say_on_stderr!("authplug: {message}");
+            ExitCode::from(super::exit::USAGE)
+        })?;
     let timeout = seconds(args.timeout).map_err(fail)?;
     let runtime = super::runtime().map_err(fail)?;
     let state = match &args.state_in {
@@ -92,7 +105,7 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
         None => State::default(),
     };
     let mut options = RunOptions::default();
-    options.reason = args.reason;
+    options.reason = reason;
     options.interactive = !args.non_interactive;
     options.timeout = timeout;
     let output = match at_terminal(&runtime, &command, &state, options) {
