@@ -393,8 +393,8 @@ state=$(cat); printf '%s' "${state}x" >&3; echo "tok$state""#;
     let (code, report) = check_report(plugin).await;
     assert_eq!(code, Some(0), "{report}");
     assert!(
-        report.contains("Logout: the state from run 2 on stdin, AUTHPLUG_REASON=logout")
-            && report.contains("| revoked xx")
+        report.contains("Logout: the last state on stdin, AUTHPLUG_REASON=logout")
+            && report.contains("| revoked xxxx")
             && report.contains("ok    logout: exit code 0 and nothing printed"),
         "{report}"
     );

@@ -1,175 +1,23 @@
-//! `authplug check`: a conformance checker for plugin authors.
-//!
-//! It runs the plugin twice through the real host (so every limit and rule
-//! of protocol/PROTOCOL.md is enforced exactly as in production): first with
-//! empty state, then with the state the first run returned (and, when there
-//! is a state, once more without it, non-interactively, to see whether the
-//! plugin uses it, and a `logout` run), and prints what it verified in
-//! words a person can read.
+//! What `authplug check` concludes from each run, and how it says it.
 
-use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use authplug_protocol::host::{self, PluginCommand, RunOptions, RunOutput};
-use authplug_protocol::{
-    Reason, State, ENV_INFO_FD, INFO_FD, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT,
-};
+use authplug_protocol::host::{self, RunOutput};
+use authplug_protocol::{State, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT};
 
-use super::fail;
-use super::interrupt::{self, Interruptions, RunOutcome};
+use super::browser_trap::BrowserTrap;
+use super::bytes;
 
-const EXAMPLES: &str = "\
-Examples:
-  EXAMPLE_TOKEN=hello authplug check -- plugins/examples/shell/env-token.sh
-  EXAMPLE_TOKEN=hello authplug check --non-interactive --timeout 10 -- plugins/examples/shell/env-token.sh";
-
-/// Check that a plugin follows the protocol: two runs, a readable report
-///
-/// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state
-/// run 1 returned (AUTHPLUG_REASON=refresh); if there is a state, a control
-/// run without it (never interactive) shows whether the plugin uses it, and
-/// a last run with AUTHPLUG_REASON=logout shows what it does on logout.
-/// Exits 0 only if runs 1 and 2 conform; 1 if the plugin breaks the
-/// protocol; 3 if it failed for a reason of its own (not found, a non-zero
-/// exit with its message, a signal, the timeout), so that nothing could be
-/// checked: fix what it says (its environment, its configuration) and check
-/// again.
-#[derive(Debug, clap::Args)]
-#[command(after_help = EXAMPLES)]
-pub struct CheckArgs {
-    /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
-    #[arg(long)]
-    pub non_interactive: bool,
-    /// Stop the plugin after this many seconds in each run
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "AUTHPLUG_TIMEOUT",
-        default_value_t = 300.0
-    )]
-    pub timeout: f64,
-    /// The plugin program and its arguments (run directly, not via a shell)
-    #[arg(required = true, last = true, value_name = "PLUGIN [ARGS...]")]
-    pub plugin: Vec<OsString>,
-}
-
-pub fn run(args: CheckArgs) -> ExitCode {
-    let command = match PluginCommand::from_argv(args.plugin) {
-        Ok(command) => command,
-        Err(error) => return fail(error),
-    };
-    let timeout = match super::run::seconds(args.timeout) {
-        Ok(timeout) => timeout,
-        Err(message) => return fail(message),
-    };
-    let runtime = match super::runtime() {
-        Ok(runtime) => runtime,
-        Err(message) => return fail(message),
-    };
-    // From here on Ctrl-C stops the plugin before authplug exits.
-    let mut interruptions = match Interruptions::catch(&runtime) {
-        Ok(interruptions) => interruptions,
-        Err(message) => return fail(message),
-    };
-    let mut run =
-        |state: &State, options: &RunOptions| interruptions.run(&runtime, &command, state, options);
-    let mut report = Report::default();
-    say!("Checking plugin: {command}");
-    say!(
-        "(interactive: {}, timeout: {:.0}s per run)",
-        if args.non_interactive { "no" } else { "yes" },
-        timeout.as_secs_f64()
-    );
-    say!(
-        "(each run gets AUTHPLUG_KEEP_STATE_EXIT={KEEP_STATE_EXIT_CODE}: a failed run may hand back \
-         a state to keep by exiting with that code; and {ENV_INFO_FD}={INFO_FD}: the plugin may say \
-         there when its token expires)"
-    );
-
-    let mut options = RunOptions::default();
-    options.interactive = !args.non_interactive;
-    options.timeout = timeout;
-    options.foreground_terminal = interrupt::lend_terminal();
-    options.stderr_tail_lines = 0;
-    options.stderr_sink = Some(Arc::new(|line: &str| say!("  | {line}")));
-
-    say!("\nRun 1: empty state on stdin, AUTHPLUG_REASON=initial");
-    options.reason = Some(Reason::Initial);
-    let first = match run(&State::default(), &options) {
-        RunOutcome::Ran(first) => first,
-        RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
-    };
-    let Some(first) = report.judge_run(first) else {
-        return report.finish();
-    };
-    let given = first.state;
-
-    say!(
-        "\nRun 2: the {} of state from run 1 on stdin, AUTHPLUG_REASON=refresh",
-        bytes(given.len())
-    );
-    options.reason = Some(Reason::Refresh);
-    let second = match run(&given, &options) {
-        RunOutcome::Ran(second) => second,
-        RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
-    };
-    let Some(second) = report.judge_run(second) else {
-        return report.finish();
-    };
-    report.second_run_state(&first.token, &second.token, &given, &second.state);
-    if !given.is_empty() {
-        // Did run 2 use its state? Run once more without it and compare.
-        // Never interactive: a control run must not open a browser.
-        say!(
-            "\nControl: run 2 again without the state (empty stdin, AUTHPLUG_REASON=initial, \
-             non-interactive), to see whether the state made a difference"
-        );
-        options.reason = Some(Reason::Initial);
-        options.interactive = false;
-        let control = match run(&State::default(), &options) {
-            RunOutcome::Ran(control) => control,
-            RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
-        };
-        report.control_run(control, &second);
-    }
-    if !second.state.is_empty() {
-        // What `authplug logout` does: the last state, reason `logout`,
-        // never interactive; whatever it returns is discarded. It also
-        // cleans up after the check (revokes what the runs obtained).
-        say!(
-            "\nLogout: the state from run 2 on stdin, AUTHPLUG_REASON=logout, non-interactive \
-             (a host then forgets the login, whatever the run returns)"
-        );
-        options.reason = Some(Reason::Logout);
-        options.interactive = false;
-        options.keep_state_on_failure = false;
-        let logout = match run(&second.state, &options) {
-            RunOutcome::Ran(logout) => logout,
-            RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
-        };
-        report.logout_run(logout);
-    }
-    report.finish()
-}
-
-fn bytes(count: usize) -> String {
-    if count == 1 {
-        "1 byte".to_owned()
-    } else {
-        format!("{count} bytes")
-    }
-}
-
-/// The token and state of a run, kept for comparing runs 1 and 2.
-struct Outcome {
-    token: authplug_protocol::Token,
-    state: State,
+/// The token and state of a run, kept for comparing runs.
+#[derive(Clone)]
+pub struct Outcome {
+    pub token: authplug_protocol::Token,
+    pub state: State,
 }
 
 #[derive(Default)]
-struct Report {
+pub struct Report {
     /// Protocol violations.
     failures: usize,
     /// Runs that failed for a reason of the plugin's own, so that the
@@ -208,7 +56,7 @@ impl Report {
         say!("  FAIL  {}", what.as_ref());
     }
 
-    fn judge_run(&mut self, result: Result<RunOutput, host::RunError>) -> Option<Outcome> {
+    pub fn judge_run(&mut self, result: Result<RunOutput, host::RunError>) -> Option<Outcome> {
         let output = match result {
             Ok(output) => output,
             Err(error) => {
@@ -274,7 +122,7 @@ impl Report {
     /// Rule 10: whether the plugin says when its token expires, and whether
     /// what it says is sane.
     fn expiry(&mut self, output: &RunOutput) {
-        use super::expiry::{source, when, Source};
+        use crate::cli::expiry::{source, when, Source};
         let now = std::time::SystemTime::now();
         if let Some(problem) = &output.info_problem {
             self.fail(format!("{problem} (PROTOCOL.md rule 10)"));
@@ -302,7 +150,7 @@ impl Report {
         }
     }
 
-    fn second_run_state(
+    pub fn second_run_state(
         &mut self,
         first_token: &authplug_protocol::Token,
         second_token: &authplug_protocol::Token,
@@ -334,7 +182,7 @@ impl Report {
         });
     }
 
-    fn control_run(&mut self, control: Result<RunOutput, host::RunError>, second: &Outcome) {
+    pub fn control_run(&mut self, control: Result<RunOutput, host::RunError>, second: &Outcome) {
         match control {
             Err(error) => self.pass(format!(
                 "run 2 used its state: without it the plugin failed ({})",
@@ -356,7 +204,7 @@ impl Report {
         }
     }
 
-    fn logout_run(&mut self, logout: Result<RunOutput, host::RunError>) {
+    pub fn logout_run(&mut self, logout: Result<RunOutput, host::RunError>) {
         match logout {
             Ok(output) if output.token.as_bytes().is_empty() => {
                 self.pass("logout: exit code 0 and nothing printed, as PROTOCOL.md rule 1 asks")
@@ -373,7 +221,91 @@ impl Report {
         }
     }
 
-    fn finish(self) -> ExitCode {
+    /// A run that may not interact opened a browser: a rule 1 violation.
+    pub fn browser(&mut self, trap: &BrowserTrap, run: &str) {
+        if let Some(opened) = trap.opened() {
+            self.fail(format!(
+                "{run} opened a browser ({}) although AUTHPLUG_INTERACTIVE=0: a run that may not \
+                 interact must fail instead, saying what to do (PROTOCOL.md rule 1)",
+                if opened.is_empty() {
+                    "no address"
+                } else {
+                    opened.lines().next().unwrap_or_default()
+                }
+            ));
+        }
+    }
+
+    /// Rule 1: an unknown reason is `refresh`; the same input succeeded as
+    /// run 2, so it must succeed now. What the next run starts from.
+    pub fn unknown_reason_run(
+        &mut self,
+        result: Result<RunOutput, host::RunError>,
+        second: Outcome,
+    ) -> Outcome {
+        match result {
+            Ok(output) => {
+                self.pass("an unknown reason was taken like refresh: exit code 0 and a token");
+                Outcome {
+                    token: output.token,
+                    // A plugin that rotates its state goes on with the new one.
+                    state: if output.state.is_empty() {
+                        second.state
+                    } else {
+                        output.state
+                    },
+                }
+            }
+            Err(error) => {
+                self.fail(format!(
+                    "with an unknown AUTHPLUG_REASON the plugin failed ({}), where with `refresh` \
+                     and the same state it succeeded: a plugin MUST treat a reason it does not \
+                     know like `refresh` (PROTOCOL.md rule 1)",
+                    error.to_string().lines().next().unwrap_or_default()
+                ));
+                second
+            }
+        }
+    }
+
+    /// Rule 1: after `rejected`, not the refused token. `mints`: the plugin
+    /// gave different tokens in runs 1 and 2, so it can give a new one.
+    pub fn rejected_run(
+        &mut self,
+        result: Result<RunOutput, host::RunError>,
+        latest: &mut Outcome,
+        mints: bool,
+    ) {
+        match result {
+            Ok(output) if output.token == latest.token && mints => self.fail(
+                "after `rejected` the plugin handed out the very token the server refused, \
+                 though it can get new ones (it did in runs 1 and 2): get a fresh one \
+                 (PROTOCOL.md rule 1)",
+            ),
+            Ok(output) if output.token == latest.token => self.note(
+                "after `rejected` the plugin handed out the same token again: it seems to have \
+                 only the one, so a host can only report that retrying cannot help",
+            ),
+            Ok(output) => {
+                self.pass("after `rejected` the plugin handed out a new token");
+                latest.token = output.token;
+                if !output.state.is_empty() {
+                    latest.state = output.state;
+                }
+            }
+            Err(host::RunError::LoginNeeded { .. }) => self.pass(
+                "after `rejected` the plugin said a login is needed, by the exit code the host \
+                 offered (PROTOCOL.md rule 6)",
+            ),
+            Err(error) => self.note(format!(
+                "after `rejected` the plugin failed ({}): a plugin may, when only a login would \
+                 get a new token",
+                error.to_string().lines().next().unwrap_or_default()
+            )),
+        }
+    }
+
+    pub fn finish(self) -> ExitCode {
         if self.failures == 0 && self.blocked > 0 {
             say!(
                 "\nCould not check the plugin: it failed for a reason of its own (above), which \

@@ -1,0 +1,69 @@
+//! `authplug check`'s report, pinned whole (insta snapshots in
+//! `tests/snapshots/`): what a plugin author reads, word for word, for a
+//! conforming plugin and for ones that break rule 1 (an unknown reason, a
+//! refused token handed back, a browser opened on logout). Only what
+//! changes from run to run (times, paths) is masked.
+
+mod support;
+
+use support::{authplug, Scratch};
+
+/// The report and the exit code of `authplug check` on `plugin`.
+fn check(plugin: &std::path::Path, env: &[(&str, &str)]) -> (String, Option<i32>) {
+    let output = authplug()
+        .args(["check", "--"])
+        .arg(plugin)
+        .envs(env.iter().copied())
+        .output()
+        .expect("authplug check runs");
+    let report = String::from_utf8(output.stdout).expect("UTF-8");
+    (
+        report.replace(&plugin.display().to_string(), "[PLUGIN]"),
+        output.status.code(),
+    )
+}
+
+fn settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    settings.add_filter(r"after \d+\.\d\ds", "after [TIME]s");
+    settings.set_prepend_module_to_snapshot(false);
+    settings
+}
+
+#[test]
+fn a_conforming_plugin() {
+    let plugin = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../plugins/examples/shell/env-token.sh");
+    let (report, code) = check(&plugin, &[("EXAMPLE_TOKEN", "hello")]);
+    assert_eq!(code, Some(0), "{report}");
+    settings().bind(|| insta::assert_snapshot!("conforming", report));
+}
+
+/// Fails on a reason it does not know, and opens a browser on logout.
+const UNKNOWN_REASON_AND_BROWSER: &str = r#"case "$AUTHPLUG_REASON" in
+  initial|refresh|rejected|logout) ;;
+  *) echo "unknown reason $AUTHPLUG_REASON" >&2; exit 1 ;;
+esac
+if [ "$AUTHPLUG_REASON" = logout ]; then xdg-open https://id.example/logout; exit 0; fi
+n=$(cat); n=$((${n:-0}+1)); printf %s "$n" >&3; echo "tok-$n"
+"#;
+
+/// Mints a new token each run, but hands back the last one after `rejected`.
+const REFUSED_TOKEN_AGAIN: &str = r#"n=$(cat); n=${n:-0}
+if [ "$AUTHPLUG_REASON" != rejected ]; then n=$((n+1)); fi
+printf %s "$n" >&3; echo "tok-$n"
+"#;
+
+#[test]
+fn plugins_that_break_rule_1() {
+    let scratch = Scratch::new();
+    for (name, body) in [
+        ("unknown-reason-and-browser", UNKNOWN_REASON_AND_BROWSER),
+        ("refused-token-again", REFUSED_TOKEN_AGAIN),
+    ] {
+        let plugin = scratch.plugin(name, body);
+        let (report, code) = check(&plugin, &[]);
+        assert_eq!(code, Some(1), "{report}");
+        settings().bind(|| insta::assert_snapshot!(name, report));
+    }
+}
