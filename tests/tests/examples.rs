@@ -1,8 +1,7 @@
-//! The example plugins in plugins/examples/, each run through the real host
-//! (`authplug_protocol::host::run`) and through `authplug check`. The Python
-//! plugin trades its refresh token at the dev IdP's token endpoint
-//! (scripts/dev-idp, npm oidc-provider: the refresh_token grant, with
-//! rotation), after a login there gave it its first refresh token.
+//! The sh and Rust example plugins in plugins/examples/, each run through
+//! the real host (`authplug_protocol::host::run`) and through `authplug
+//! check`, and `authplug run`'s and `check`'s own behaviour. The
+//! refresh-token examples (Python, Go, Node) are `refresh_examples.rs`'s.
 
 use std::path::PathBuf;
 use std::process::Output;
@@ -10,7 +9,6 @@ use std::time::Duration;
 
 use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
 use authplug_protocol::State;
-use authplug_tests::idp::{login_http_command, DevIdp};
 use authplug_tests::{authplug_binary, workspace, workspace_binary};
 
 fn example(relative: &str) -> PathBuf {
@@ -77,11 +75,13 @@ fn assert_conforms(output: &Output) {
 }
 
 /// A host that offers nothing authplug added to epithet's protocol: no
-/// info channel (rule 10), no keep-state exit (rule 4).
+/// info channel (rule 10), no keep-state exit (rule 4), no login-needed
+/// exit (rule 6).
 fn epithet_options(env: &[(&str, &str)]) -> RunOptions {
     let mut options = options(env);
     options.offer_info = false;
     options.keep_state_on_failure = false;
+    options.offer_login_needed = false;
     options
 }
 
@@ -356,226 +356,4 @@ async fn the_rust_example_passes_authplug_check() {
     .await;
     assert_conforms(&output);
     assert!(text(&output.stdout).contains("token on stdout: 15 bytes"));
-}
-
-// --------------------------------------------------------------- python
-
-/// The dev IdP's public client, which may refresh (with rotation: each
-/// refresh token works once and is replaced by a new one).
-const CLIENT_ID: &str = "demo";
-
-/// A dev IdP and a fresh refresh token from it, got the way a person gets
-/// one: a login (authplug-oidc with the dev IdP's HTTP login driver as the
-/// browser). Returns the IdP, its token endpoint and the refresh token.
-async fn idp_with_refresh_token() -> (DevIdp, String, String) {
-    idp_bent_with_refresh_token("{}").await
-}
-
-/// [`idp_with_refresh_token`], the dev IdP started with `config`.
-async fn idp_bent_with_refresh_token(config: &str) -> (DevIdp, String, String) {
-    let idp = DevIdp::start(config).expect("the dev IdP starts");
-    let login = PluginCommand::new(workspace_binary("authplug-oidc", "authplug-oidc")).args([
-        "--issuer",
-        &idp.issuer,
-        "--client-id",
-        CLIENT_ID,
-        "--flow",
-        "browser",
-        "--browser-command",
-        &login_http_command(&[]),
-        "--login-timeout",
-        "20",
-    ]);
-    let mut login_options = options(&NO_PROXY);
-    login_options.interactive = true;
-    let output = run(&login, &State::default(), &login_options)
-        .await
-        .expect("a login at the dev IdP");
-    let state: serde_json::Value =
-        serde_json::from_slice(output.state.as_bytes()).expect("authplug-oidc's JSON state");
-    let refresh_token = state["refresh_token"]
-        .as_str()
-        .expect("a refresh token in the state")
-        .to_owned();
-    let token_endpoint = format!("{}/token", idp.issuer);
-    (idp, token_endpoint, refresh_token)
-}
-
-fn python_example(url: &str) -> PluginCommand {
-    PluginCommand::new("python3")
-        .arg(example("python/refresh_token.py"))
-        .args(["--token-endpoint", url, "--client-id", CLIENT_ID])
-}
-
-/// Loopback traffic must not go through a proxy a developer has set.
-const NO_PROXY: [(&str, &str); 2] = [("NO_PROXY", "127.0.0.1"), ("no_proxy", "127.0.0.1")];
-
-fn refresh_token_in(state: &State) -> String {
-    let state: serde_json::Value = serde_json::from_slice(state.as_bytes()).expect("JSON state");
-    assert_eq!(
-        state.as_object().map(|o| o.len()),
-        Some(1),
-        "only the refresh token is kept"
-    );
-    state["refresh_token"]
-        .as_str()
-        .expect("a refresh token")
-        .to_owned()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_example_trades_and_rotates_its_refresh_token() {
-    let (_idp, url, bootstrap) = idp_with_refresh_token().await;
-    let command = python_example(&url);
-    let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", &bootstrap));
-
-    let first = run(&command, &State::default(), &options(&env))
-        .await
-        .expect("the first refresh");
-    let first_refresh = refresh_token_in(&first.state);
-    assert_ne!(
-        first_refresh, bootstrap,
-        "the IdP rotated the refresh token"
-    );
-
-    // The dev IdP's expires_in, said on fd 4 (rule 10): its access tokens
-    // live an hour.
-    assert!(expires_in(first.expires_at, 3600), "{:?}", first.expires_at);
-    assert_eq!(first.info_problem, None);
-
-    // The state, not the bootstrap variable, is what the second run uses:
-    // the bootstrap token is spent. Under an epithet host, which offers no
-    // fd 4, it runs unchanged.
-    let second = run(&command, &first.state, &epithet_options(&env))
-        .await
-        .expect("the second refresh");
-    assert_ne!(second.token.as_bytes(), first.token.as_bytes());
-    let second_refresh = refresh_token_in(&second.state);
-    assert_ne!(second_refresh, first_refresh);
-
-    // A stale refresh token (already rotated) is refused: a clear error,
-    // and the plugin wrote no state (the host keeps the caller's).
-    let error = run(&command, &first.state, &options(&NO_PROXY))
-        .await
-        .expect_err("a spent refresh token is refused");
-    assert!(
-        matches!(error, RunError::Exited { code: 1, .. }),
-        "{error:?}"
-    );
-    let message = error.to_string();
-    assert!(
-        message.contains("invalid_grant") && message.contains("log in again"),
-        "{message}"
-    );
-    // The refresh tokens are secrets: they never appear on stderr.
-    for secret in [&bootstrap, &first_refresh, &second_refresh] {
-        assert!(!message.contains(secret.as_str()), "{message}");
-    }
-
-    // The IdP took the reuse of a spent refresh token for theft and revoked
-    // the whole grant (OAuth 2.0 Security BCP, refresh token reuse
-    // detection): the newest one is refused as clearly.
-    let error = run(&command, &second.state, &options(&NO_PROXY))
-        .await
-        .expect_err("the grant was revoked");
-    assert!(error.to_string().contains("invalid_grant"), "{error}");
-}
-
-/// An answer that rotated the refresh token but whose access token is
-/// unusable: the run fails, and the new refresh token goes back to the
-/// host (rule 4's keep-state exit), for the old one is spent. A host that
-/// keeps no failed state (epithet) is told the login must be redone.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_example_keeps_a_rotated_refresh_token_when_the_answer_fails() {
-    let (_idp, url, bootstrap) =
-        idp_bent_with_refresh_token(r#"{"bend":{"accessTokenUnusable":true}}"#).await;
-    let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", &bootstrap));
-    let mut error = run(&python_example(&url), &State::default(), &options(&env))
-        .await
-        .expect_err("no usable access token");
-    let message = error.to_string();
-    assert!(
-        message.contains("no usable access_token")
-            && message.contains("the new refresh token is kept"),
-        "{message}"
-    );
-    let kept = error
-        .take_new_state()
-        .expect("the rotated refresh token handed back");
-    let rotated = refresh_token_in(&kept);
-    assert_ne!(rotated, bootstrap);
-    assert!(!message.contains(&rotated) && !message.contains(&bootstrap));
-
-    // Under epithet, nothing can be kept: said plainly.
-    let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", &rotated));
-    let error = run(
-        &python_example(&url),
-        &State::default(),
-        &epithet_options(&env),
-    )
-    .await
-    .expect_err("no usable access token");
-    assert!(
-        error
-            .to_string()
-            .contains("this host cannot keep it: log in again"),
-        "{error}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_example_fails_clearly_when_the_endpoint_is_down() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", listener.local_addr().unwrap());
-    drop(listener); // nothing listens there now
-    let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", "rt-0"));
-    let error = run(&python_example(&url), &State::default(), &options(&env))
-        .await
-        .unwrap_err();
-    assert!(
-        error
-            .to_string()
-            .contains("cannot reach the token endpoint"),
-        "{error}"
-    );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_python_example_passes_authplug_check() {
-    let (_idp, url, bootstrap) = idp_with_refresh_token().await;
-    let script = example("python/refresh_token.py");
-    let mut env = NO_PROXY.to_vec();
-    env.push(("EXAMPLE_REFRESH_TOKEN", &bootstrap));
-    let output = authplug_cli(
-        &[
-            "check",
-            "--non-interactive",
-            "--",
-            "python3",
-            script.to_str().expect("a UTF-8 path"),
-            "--token-endpoint",
-            &url,
-            "--client-id",
-            CLIENT_ID,
-        ],
-        &env,
-    )
-    .await;
-    assert_conforms(&output);
-    let report = text(&output.stdout);
-    assert!(report.contains("returned a new state"), "{report}");
-    assert!(
-        report.contains("run 2 printed a different token"),
-        "{report}"
-    );
-    // Run 2 could only succeed by trading the rotated token from its state;
-    // the control run, with only the spent bootstrap token, is refused.
-    assert!(
-        report.contains("ok    run 2 used its state: without it the plugin failed"),
-        "{report}"
-    );
 }

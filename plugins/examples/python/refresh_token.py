@@ -69,6 +69,19 @@ def fail_keeping(message, refresh_token):
     fail(f"{message}; the provider rotated the refresh token and this host cannot keep it: log in again")
 
 
+def login_needed(message):
+    """Only a login gets a new refresh token, and this plugin cannot log in:
+    a host that offers it is told so by its exit code (rule 6)."""
+    print(f"refresh_token.py: {message}", file=sys.stderr)
+    offered = os.environ.get("AUTHPLUG_LOGIN_NEEDED_EXIT", "")
+    sys.exit(int(offered) if offered.isdigit() and 0 < int(offered) < 256 else 1)
+
+
+def printable(text):
+    """A server's words, safe for the user's terminal."""
+    return "".join(c if c.isprintable() else " " for c in str(text))
+
+
 def host_pipe(fd):
     """Whether fd is a host's pipe (open for writing, a pipe or a socket),
     decided before we open any file; marked close-on-exec either way (rule 9)."""
@@ -130,10 +143,11 @@ def trade(endpoint, client_id, refresh_token, timeout):
                 reason += f": {detail['error_description']}"
         except ValueError:
             reason = "no JSON error body"
-        hint = ""
+        message = f"the token endpoint refused the refresh token: HTTP {error.code}, {printable(reason)}"
         if isinstance(reason, str) and reason.startswith("invalid_grant"):
-            hint = " (the refresh token is expired or revoked: log in again, e.g. set EXAMPLE_REFRESH_TOKEN and clear the state)"
-        fail(f"the token endpoint refused the refresh token: HTTP {error.code}, {reason}{hint}")
+            login_needed(f"{message} (the refresh token is expired or revoked: log in again, "
+                         "e.g. set EXAMPLE_REFRESH_TOKEN and clear the state)")
+        fail(message)
     except (urllib.error.URLError, OSError) as error:
         fail(f"cannot reach the token endpoint {endpoint}: {error}")
     try:
@@ -182,7 +196,7 @@ def main():
     if not refresh_token:
         refresh_token = os.environ.get("EXAMPLE_REFRESH_TOKEN")
         if not refresh_token:
-            fail("no refresh token yet: set EXAMPLE_REFRESH_TOKEN for the first run")
+            login_needed("no refresh token yet: set EXAMPLE_REFRESH_TOKEN for the first run")
     if os.environ.get("AUTHPLUG_REASON") == "rejected":
         print("refresh_token.py: the last token was rejected; getting a new one", file=sys.stderr)
 

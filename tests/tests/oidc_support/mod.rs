@@ -298,6 +298,7 @@ pub fn as_epithet_runs_it() -> Vec<std::ffi::OsString> {
         "AUTHPLUG_INTERACTIVE",
         "AUTHPLUG_KEEP_STATE_EXIT",
         "AUTHPLUG_INFO_FD",
+        "AUTHPLUG_LOGIN_NEEDED_EXIT",
     ] {
         argv.extend(["-u".into(), name.into()]);
     }

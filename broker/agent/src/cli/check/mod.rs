@@ -34,15 +34,15 @@ Examples:
   EXAMPLE_TOKEN=hello authplug check -- plugins/examples/shell/env-token.sh
   EXAMPLE_TOKEN=hello authplug check --non-interactive --timeout 10 -- plugins/examples/shell/env-token.sh";
 
-/// Check that a plugin follows the protocol: two runs, a readable report
+/// Check that a plugin follows the protocol: its runs, a readable report
 ///
 /// Run 1 gets empty state (AUTHPLUG_REASON=initial), run 2 gets the state
-/// run 1 returned (AUTHPLUG_REASON=refresh); if there is a state, a control
-/// run without it (never interactive) shows whether the plugin uses it.
-/// Then a reason no host sends yet (which a plugin must treat like
-/// refresh), `rejected` (which must not hand back the refused token), and
-/// AUTHPLUG_REASON=logout. Runs that may not interact must not open a
-/// browser: they find one that tells on them.
+/// run 1 returned (AUTHPLUG_REASON=refresh). Then, from the state run 2
+/// returned: a reason no host sends yet (which a plugin must treat like
+/// refresh) and `rejected` (which must not hand back the refused token);
+/// if there is a state, a control run without it (never interactive) shows
+/// whether the plugin uses it; last, AUTHPLUG_REASON=logout. Runs that may
+/// not interact must not open a browser: they find one that tells on them.
 /// Exits 0 only if every run conforms; 1 if the plugin breaks the
 /// protocol; 3 if it failed for a reason of its own (not found, a non-zero
 /// exit with its message, a signal, the timeout), so that nothing could be
@@ -146,23 +146,6 @@ pub fn run(args: CheckArgs) -> ExitCode {
     };
     report.second_run_state(&first.token, &second.token, &given, &second.state);
     let mints = first.token != second.token;
-    if !given.is_empty() {
-        // Did run 2 use its state? Run once more without it and compare.
-        // Never interactive: a control run must not open a browser.
-        say!(
-            "\nControl: run 2 again without the state (empty stdin, AUTHPLUG_REASON=initial, \
-             non-interactive), to see whether the state made a difference"
-        );
-        let mut control_options = quiet(&options);
-        control_options.reason = Some(Reason::Initial);
-        let control = match run(&State::default(), &control_options) {
-            RunOutcome::Ran(control) => control,
-            RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
-        };
-        report.browser(&trap, "the control run");
-        report.control_run(control, &second);
-    }
-
     // Rule 1: a reason the plugin does not know is `refresh` to it.
     say!(
         "\nUnknown reason: the state from run 2 on stdin, AUTHPLUG_REASON={UNKNOWN_REASON} (a \
@@ -173,7 +156,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Ran(unknown) => unknown,
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
-    let mut latest = report.unknown_reason_run(unknown, second);
+    let mut latest = report.unknown_reason_run(unknown, second.clone());
 
     // Rule 1: after a refusal, not the refused token again.
     say!(
@@ -195,6 +178,26 @@ pub fn run(args: CheckArgs) -> ExitCode {
         report.browser(&trap, "the rejected run");
     }
     report.rejected_run(rejected, &mut latest, mints);
+
+    if !given.is_empty() {
+        // Did run 2 use its state? Run once more without it and compare.
+        // Never interactive: a control run must not open a browser. After
+        // the runs that go on from run 2's state: this one may replay what
+        // run 1 started from, spent since (a rotated refresh token), which
+        // a provider may answer by revoking the whole login.
+        say!(
+            "\nControl: run 2 again without the state (empty stdin, AUTHPLUG_REASON=initial, \
+             non-interactive), to see whether the state made a difference"
+        );
+        let mut control_options = quiet(&options);
+        control_options.reason = Some(Reason::Initial);
+        let control = match run(&State::default(), &control_options) {
+            RunOutcome::Ran(control) => control,
+            RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
+        };
+        report.browser(&trap, "the control run");
+        report.control_run(control, &second);
+    }
 
     if !latest.state.is_empty() {
         // What `authplug logout` does: the last state, reason `logout`,

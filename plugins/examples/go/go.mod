@@ -1,0 +1,3 @@
+module authplug.example/refreshtoken
+
+go 1.19
