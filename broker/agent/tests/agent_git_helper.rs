@@ -5,6 +5,7 @@
 //! had. (With the real git and a git server: tests/tests/git.rs.)
 
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Output, Stdio};
 
 mod support;
@@ -50,6 +51,9 @@ fn gives_the_token_by_host_and_erase_clears_only_that_token() {
         ),
     )
     .unwrap();
+    // Private, as a config file that may hold secrets should be (else the
+    // helper warns, as the agent does).
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     // The agent gets the profile from its flag; the helper reads the file
     // for the mapping and the username.
     let agent = Agent::start(&scratch.socket(), &[("forge", &plugin)]);

@@ -8,7 +8,7 @@ use authplug_agent::reload::LiveProfiles;
 use authplug_agent::{activation, paths, server};
 
 use super::fail;
-use super::socket::SocketArg;
+use super::shared_args::SocketArg;
 
 /// Keep plugin tokens in memory and serve them on a unix socket
 ///

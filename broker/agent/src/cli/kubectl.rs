@@ -84,7 +84,7 @@ pub fn run(mut args: KubectlArgs) -> ExitCode {
     let fetched = match args.source.fetch_for(None, Some(consumer())) {
         Ok(fetched) => fetched,
         Err(error) if error.kind == ErrorKind::LoginNeeded && !info.spec.interactive => {
-            let profile = (args.source.profile.as_deref())
+            let profile = (args.source.target.profile.as_deref())
                 .map(|p| format!(" --profile {}", shell_words::quote(p)))
                 .unwrap_or_default();
             return super::exit::fail(

@@ -7,7 +7,7 @@ use authplug_agent::client::{Client, ClientError};
 use authplug_agent::wire::Op;
 
 use super::fail;
-use super::socket::SocketArg;
+use super::shared_args::{ProfileArg, SocketArg};
 
 /// Log out: the plugin revokes what it holds at its provider (never opening
 /// a browser), then the agent forgets the token and the state
@@ -15,9 +15,8 @@ use super::socket::SocketArg;
 pub struct LogoutArgs {
     #[command(flatten)]
     pub socket: SocketArg,
-    /// The profile [default: the agent's default profile]
-    #[arg(long, short = 'p', conflicts_with = "all")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ProfileArg,
     /// Every profile of the agent
     #[arg(long)]
     pub all: bool,
@@ -48,7 +47,7 @@ pub fn run(args: LogoutArgs) -> ExitCode {
             Err(error) => return fail(error),
         }
     } else {
-        vec![args.profile]
+        vec![args.target.profile]
     };
     let mut status = ExitCode::SUCCESS;
     for profile in profiles {

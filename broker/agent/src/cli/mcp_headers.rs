@@ -17,18 +17,15 @@
 //! A second call meanwhile joins that same login.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use authplug_agent::client::{Client, ClientError};
-use authplug_agent::config::ConfigFile;
-use authplug_agent::paths;
 use authplug_agent::wire::Op;
 use zeroize::Zeroizing;
 
 use super::fail;
-use super::socket::SocketArg;
+use super::shared_args::{ConfigArg, SocketArg};
 
 /// The server's URL, as Claude Code passes it to its headers hook.
 const SERVER_URL_VAR: &str = "CLAUDE_CODE_MCP_SERVER_URL";
@@ -58,10 +55,8 @@ pub struct McpHeadersArgs {
     /// Fail if no agent is running instead of starting one
     #[arg(long)]
     pub no_autostart: bool,
-    /// The config file ([mcp.servers]; and for an agent started by this
-    /// command)
-    #[arg(long, env = "AUTHPLUG_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 pub fn run(args: McpHeadersArgs) -> ExitCode {
@@ -102,7 +97,7 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
     };
     let socket = args.socket.path()?;
     let mut client =
-        Client::connect_maybe_starting(&socket, !args.no_autostart, args.config.as_deref())
+        Client::connect_maybe_starting(&socket, !args.no_autostart, args.config.config.as_deref())
             .map_err(|error| error.to_string())?;
     let op = Op::Token {
         profile,
@@ -147,11 +142,7 @@ fn profile_by_url(args: &McpHeadersArgs) -> Result<Option<String>, String> {
     let Some(url) = &args.server_url else {
         return Ok(None);
     };
-    let path = match &args.config {
-        Some(path) => path.clone(),
-        None => paths::default_config().map_err(|e| e.to_string())?,
-    };
-    let config = ConfigFile::load(&path, args.config.is_some()).map_err(|e| e.to_string())?;
+    let (path, config) = args.config.load()?;
     let servers = &config.mcp;
     if let Some(bad) = servers.unusable_key() {
         return Err(format!(

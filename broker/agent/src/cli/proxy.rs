@@ -11,7 +11,7 @@ use authplug_broker::{Broker, BrokerOptions, PluginCommand, TokenRequest};
 
 use super::fail;
 use super::run::write_private_atomically;
-use super::socket::SocketArg;
+use super::shared_args::{ConfigArg, ProfileArg, SocketArg};
 
 const EXAMPLES: &str = "\
 Examples:
@@ -38,10 +38,8 @@ pub struct ProxyArgs {
     /// The upstream's base URL (https; http only on loopback)
     #[arg(long, value_name = "URL")]
     pub upstream: url::Url,
-    /// The agent's profile whose token is added [default: the agent's
-    /// default profile]
-    #[arg(long, short = 'p')]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ProfileArg,
     /// Run this plugin command line in the proxy itself instead of using
     /// the agent (a login of the proxy's own)
     #[arg(long, value_name = "COMMANDLINE", conflicts_with = "profile")]
@@ -61,9 +59,8 @@ pub struct ProxyArgs {
     pub non_interactive: bool,
     #[command(flatten)]
     pub socket: SocketArg,
-    /// Profiles file for an agent started by the proxy
-    #[arg(long, env = "AUTHPLUG_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 pub fn run(args: ProxyArgs) -> ExitCode {
@@ -78,10 +75,7 @@ fn serve(args: ProxyArgs) -> Result<(), String> {
     let command = plugin_command(&args)?;
     // One thread: a loopback hop is latency-bound, and one thread wakes
     // no other (a worker pool measured slower, BENCHMARKS.md).
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let listener = match &args.unix_socket {
             Some(path) => Listener::unix(path)
@@ -150,10 +144,10 @@ fn plugin_command(args: &ProxyArgs) -> Result<PluginCommand, String> {
         "--socket".into(),
         args.socket.path()?.into_os_string(),
     ];
-    if let Some(profile) = &args.profile {
+    if let Some(profile) = &args.target.profile {
         argv.extend(["--profile".into(), profile.into()]);
     }
-    if let Some(config) = &args.config {
+    if let Some(config) = &args.config.config {
         argv.extend(["--config".into(), config.clone().into_os_string()]);
     }
     PluginCommand::from_argv(argv).map_err(|e| e.to_string())

@@ -9,7 +9,7 @@ use authplug_agent::wire::{Op, WireToken};
 use zeroize::Zeroizing;
 
 use super::fail;
-use super::socket::SocketArg;
+use super::shared_args::{ProfileArg, SocketArg};
 
 /// Report that a server refused a token (read from stdin, or the one the
 /// agent holds with --current); the next `authplug token` runs the plugin
@@ -18,9 +18,8 @@ use super::socket::SocketArg;
 pub struct RejectArgs {
     #[command(flatten)]
     pub socket: SocketArg,
-    /// The profile [default: the agent's default profile]
-    #[arg(long, short = 'p')]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ProfileArg,
     /// Reject whatever token the agent holds for the profile, without
     /// reading one from stdin (after a 401 from a tool such as kubectl)
     #[arg(long)]
@@ -49,7 +48,7 @@ pub fn run(args: RejectArgs) -> ExitCode {
         return send(
             &socket,
             Op::RejectCurrent {
-                profile: args.profile,
+                profile: args.target.profile,
                 challenge: args.challenge,
             },
         );
@@ -74,7 +73,7 @@ pub fn run(args: RejectArgs) -> ExitCode {
     send(
         &socket,
         Op::Reject {
-            profile: args.profile,
+            profile: args.target.profile,
             token: WireToken::new(token.to_owned()),
             challenge: args.challenge,
         },

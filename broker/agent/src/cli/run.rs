@@ -7,7 +7,6 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use authplug_agent::secret_file::{self, SecretFileError};
 use authplug_protocol::host::{PluginCommand, RunError, RunOptions, RunOutput};
@@ -16,6 +15,7 @@ use zeroize::Zeroizing;
 
 use super::fail;
 use super::interrupt::{self, Interruptions, RunOutcome};
+use super::shared_args::TimeoutArg;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -35,14 +35,8 @@ Examples:
 #[derive(Debug, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
-    /// Stop the plugin (its whole process group) after this many seconds
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "AUTHPLUG_TIMEOUT",
-        default_value_t = 300.0
-    )]
-    pub timeout: f64,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
     /// AUTHPLUG_REASON for the plugin: initial, refresh, rejected, expiring
     /// or logout [default: initial without state, refresh with]
     #[arg(long, value_name = "R")]
@@ -98,7 +92,7 @@ fn run_once(args: RunArgs) -> Result<(), ExitCode> {
             say_on_stderr!("authplug: {message}");
             ExitCode::from(super::exit::USAGE)
         })?;
-    let timeout = seconds(args.timeout).map_err(fail)?;
+    let timeout = args.timeout.duration().map_err(fail)?;
     let runtime = super::runtime().map_err(fail)?;
     let state = match &args.state_in {
         Some(path) => read_state(path).map_err(fail)?,
@@ -188,13 +182,6 @@ fn save_state(path: &Path, state: &State) -> Result<(), ExitCode> {
             path.display()
         ))
     })
-}
-
-pub(super) fn seconds(value: f64) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(value)
-        .ok()
-        .filter(|d| !d.is_zero())
-        .ok_or_else(|| format!("--timeout must be a positive number of seconds, not {value}"))
 }
 
 /// A missing file is empty state (first run); anything over the protocol's

@@ -25,7 +25,7 @@ use authplug_protocol::{Reason, State};
 
 use super::fail;
 use super::run::{at_terminal, write_private_atomically, Failed};
-use super::socket::SocketArg;
+use super::shared_args::{ConfigArg, ProfileArg, SocketArg};
 use super::token::TokenSource;
 
 /// The OIDC plugin, installed beside `authplug`.
@@ -145,12 +145,16 @@ fn set_up(args: &SetupArgs) -> Result<(), ExitCode> {
         let _restorer = restore_on_signal(config_path.clone(), original.clone());
         let source = TokenSource {
             socket: args.socket.clone(),
-            profile: Some(args.profile.clone()),
+            target: ProfileArg {
+                profile: Some(args.profile.clone()),
+            },
             non_interactive: false,
             // A setup is a login the user asked for, now.
             force: true,
             no_autostart: false,
-            config: Some(config_path.clone()),
+            config: ConfigArg {
+                config: Some(config_path.clone()),
+            },
         };
         match source.fetch(None) {
             Ok(fetched) => fetched.token.expose_secret().clone(),
@@ -344,10 +348,7 @@ fn restore_on_signal(path: PathBuf, original: Option<Original>) -> Restorer {
         armed: Arc::clone(&armed),
     };
     let _ = std::thread::Builder::new().spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
+        let Ok(runtime) = super::runtime() else {
             return;
         };
         runtime.block_on(async move {

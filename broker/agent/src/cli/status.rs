@@ -7,7 +7,7 @@ use authplug_agent::client::Client;
 use authplug_agent::wire::{Op, ProfileStatus};
 
 use super::fail;
-use super::socket::SocketArg;
+use super::shared_args::SocketArg;
 
 /// Show every profile's state (no secrets)
 #[derive(Debug, clap::Args)]

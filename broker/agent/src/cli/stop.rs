@@ -7,7 +7,7 @@ use authplug_agent::client::{self, Client, ClientError};
 use authplug_agent::wire::Op;
 
 use super::fail;
-use super::socket::SocketArg;
+use super::shared_args::SocketArg;
 
 /// How long `stop` waits for the agent to let go of its socket and lock.
 const STOP_TIMEOUT: Duration = Duration::from_secs(5);

@@ -9,7 +9,6 @@
 //! new token, not the refused one (PROTOCOL.md rule 1).
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,7 +21,7 @@ use zeroize::Zeroize;
 
 use super::fail;
 
-use super::socket::SocketArg;
+use super::shared_args::{ConfigArg, ProfileArg, SocketArg};
 
 /// Print a profile's token (starting the agent if none runs)
 #[derive(Debug, clap::Args)]
@@ -44,9 +43,8 @@ pub struct TokenArgs {
 pub struct TokenSource {
     #[command(flatten)]
     pub socket: SocketArg,
-    /// The profile [default: the agent's default profile]
-    #[arg(long, short = 'p')]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ProfileArg,
     /// Fail instead of letting the plugin open a browser or prompt
     #[arg(long)]
     pub non_interactive: bool,
@@ -56,9 +54,8 @@ pub struct TokenSource {
     /// Fail if no agent is running instead of starting one
     #[arg(long)]
     pub no_autostart: bool,
-    /// Profiles file for an agent started by this command
-    #[arg(long, env = "AUTHPLUG_CONFIG", value_name = "FILE")]
-    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub config: ConfigArg,
 }
 
 pub fn run(args: TokenArgs) -> ExitCode {
@@ -100,7 +97,7 @@ pub fn run(args: TokenArgs) -> ExitCode {
         };
     }
     if args.claims {
-        return print_claims(token.expose_secret(), args.source.profile.as_deref());
+        return print_claims(token.expose_secret(), args.source.target.profile.as_deref());
     }
     if args.header {
         token
@@ -176,8 +173,11 @@ impl TokenSource {
     ) -> Result<Fetched, FetchError> {
         let socket =
             (self.socket.path()).map_err(|e| FetchError::new(ErrorKind::AgentUnreachable, e))?;
-        let connected =
-            Client::connect_maybe_starting(&socket, !self.no_autostart, self.config.as_deref());
+        let connected = Client::connect_maybe_starting(
+            &socket,
+            !self.no_autostart,
+            self.config.config.as_deref(),
+        );
         let mut client = connected.map_err(|error| match error {
             ClientError::NotRunning(socket) => FetchError::new(ErrorKind::AgentUnreachable, format!(
                 "no agent is running on {} (--no-autostart: start one with `authplug agent`, or leave the flag out)",
@@ -186,10 +186,10 @@ impl TokenSource {
             other => other.into(),
         })?;
         if let Some(request) = host {
-            reject_refused(&mut client, &self.profile, request)?;
+            reject_refused(&mut client, &self.target.profile, request)?;
         }
         let op = Op::Token {
-            profile: self.profile.clone(),
+            profile: self.target.profile.clone(),
             // A host that says "not interactive" means it.
             interactive: !self.non_interactive && host.map_or(true, |r| r.interactive),
             force: self.force,

@@ -22,6 +22,7 @@ use authplug_protocol::{
 
 use super::fail;
 use super::interrupt::{self, Interruptions, RunOutcome};
+use super::shared_args::TimeoutArg;
 
 mod browser_trap;
 mod report;
@@ -54,14 +55,8 @@ pub struct CheckArgs {
     /// Tell the plugin it must not open a browser or prompt (AUTHPLUG_INTERACTIVE=0)
     #[arg(long)]
     pub non_interactive: bool,
-    /// Stop the plugin after this many seconds in each run
-    #[arg(
-        long,
-        value_name = "SECS",
-        env = "AUTHPLUG_TIMEOUT",
-        default_value_t = 300.0
-    )]
-    pub timeout: f64,
+    #[command(flatten)]
+    pub timeout: TimeoutArg,
     /// The plugin program and its arguments (run directly, not via a shell)
     #[arg(required = true, last = true, value_name = "PLUGIN [ARGS...]")]
     pub plugin: Vec<OsString>,
@@ -72,7 +67,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(command) => command,
         Err(error) => return fail(error),
     };
-    let timeout = match super::run::seconds(args.timeout) {
+    let timeout = match args.timeout.duration() {
         Ok(timeout) => timeout,
         Err(message) => return fail(message),
     };
