@@ -16,7 +16,7 @@ use std::process::ExitCode;
 
 use authplug_agent::client::{Client, ClientError};
 use authplug_agent::git_credential::{self, Description, Operation};
-use authplug_agent::wire::{ErrorKind, Op};
+use authplug_agent::wire::ErrorKind;
 
 use super::shared_args::{ConfigArg, ProfileArg, SocketArg};
 use super::token::TokenSource;
@@ -147,13 +147,8 @@ fn erase(
         Err(ClientError::NotRunning(_)) => return Ok(()),
         Err(error) => return Err(error.to_string()),
     };
-    let op = Op::Reject {
-        profile: Some(profile),
-        token,
-        challenge: None,
-    };
     client
-        .request(op, |_| {})
+        .reject(Some(profile), token, None)
         .map(|_| ())
         .map_err(|error| error.to_string())
 }

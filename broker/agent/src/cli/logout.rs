@@ -4,7 +4,6 @@
 use std::process::ExitCode;
 
 use authplug_agent::client::{Client, ClientError};
-use authplug_agent::wire::Op;
 
 use super::fail;
 use super::shared_args::{ProfileArg, SocketArg};
@@ -37,10 +36,8 @@ pub fn run(args: LogoutArgs) -> ExitCode {
         Err(error) => return fail(error),
     };
     let profiles: Vec<Option<String>> = if args.all {
-        match client.request(Op::Status, |_| {}) {
-            Ok(response) => response
-                .profiles
-                .unwrap_or_default()
+        match client.status() {
+            Ok(profiles) => profiles
                 .into_iter()
                 .map(|profile| Some(profile.name))
                 .collect(),
@@ -55,14 +52,13 @@ pub fn run(args: LogoutArgs) -> ExitCode {
             .as_deref()
             .unwrap_or("the default profile")
             .to_owned();
-        let op = Op::Logout { profile };
-        match client.request(op, |line| say_on_stderr!("{line}")) {
-            Ok(response) => match (response.logged_out, response.cleanup_error) {
+        match client.logout(profile, |line| say_on_stderr!("{line}")) {
+            Ok(answer) => match (answer.logged_out, answer.cleanup_error) {
                 (_, Some(error)) => say_on_stderr!(
                     "authplug: {shown}: logged out here, but the plugin could not clean up at the provider ({error}); what it held there stays valid until it expires"
                 ),
-                (Some(false), None) => say_on_stderr!("authplug: {shown}: not logged in"),
-                _ => say_on_stderr!("authplug: {shown}: logged out"),
+                (false, None) => say_on_stderr!("authplug: {shown}: not logged in"),
+                (true, None) => say_on_stderr!("authplug: {shown}: logged out"),
             },
             Err(error) => status = fail(format!("{shown}: {error}")),
         }

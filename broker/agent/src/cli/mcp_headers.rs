@@ -20,8 +20,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use authplug_agent::client::{Client, ClientError};
-use authplug_agent::wire::Op;
+use authplug_agent::client::{Client, ClientError, TokenAsk};
 use zeroize::Zeroizing;
 
 use super::fail;
@@ -99,23 +98,18 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
     let mut client =
         Client::connect_maybe_starting(&socket, !args.no_autostart, args.config.config.as_deref())
             .map_err(|error| error.to_string())?;
-    let op = Op::Token {
-        profile,
-        interactive: true,
-        force: false,
-        consumer: None,
-        keep_running: true,
-    };
+    let mut ask = TokenAsk::new(profile);
+    ask.keep_running = true;
     // The plugin's lines (a login's address) go to stderr, which the MCP
     // client may show or log.
-    let answer = client.request_until(
-        op,
+    let answer = client.token(
+        ask,
         |line| {
             let _ = writeln!(std::io::stderr(), "{line}");
         },
-        started + wait,
+        Some(started + wait),
     );
-    let mut response = answer.map_err(|error| match error {
+    let token = answer.map_err(|error| match error {
         ClientError::OutOfTime => format!(
             "no token for {named} within {} s, the time an MCP client gives this command. If a login is under way \
              (a browser opened, or its address is above), finish it: it goes on without this command, \
@@ -123,11 +117,8 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
             args.wait
         ),
         other => format!("no token for {named}: {other}"),
-    })?;
-    let token = response
-        .token
-        .take()
-        .ok_or_else(|| "the agent answered without a token".to_owned())?;
+    })?
+    .token;
     let mut json = Zeroizing::new(Vec::with_capacity(token.expose_secret().len() + 32));
     json.extend_from_slice(b"{\"Authorization\":");
     let bearer = Zeroizing::new(format!("Bearer {}", token.expose_secret()));

@@ -5,7 +5,7 @@ use std::io::Read;
 use std::process::ExitCode;
 
 use authplug_agent::client::{Client, ClientError};
-use authplug_agent::wire::{Op, WireToken};
+use authplug_agent::wire::WireToken;
 use zeroize::Zeroizing;
 
 use super::fail;
@@ -45,13 +45,9 @@ pub fn run(args: RejectArgs) -> ExitCode {
         Err(message) => return fail(message),
     };
     if args.current {
-        return send(
-            &socket,
-            Op::RejectCurrent {
-                profile: args.target.profile,
-                challenge: args.challenge,
-            },
-        );
+        return send(&socket, |client| {
+            client.reject_current(args.target.profile, args.challenge)
+        });
     }
     let mut input = Zeroizing::new(String::new());
     let limit = authplug_agent::wire::MAX_LINE as u64;
@@ -70,17 +66,16 @@ pub fn run(args: RejectArgs) -> ExitCode {
     if token.is_empty() {
         return fail("no token on stdin: pipe in the token the server refused, e.g. `authplug token | authplug reject`");
     }
-    send(
-        &socket,
-        Op::Reject {
-            profile: args.target.profile,
-            token: WireToken::new(token.to_owned()),
-            challenge: args.challenge,
-        },
-    )
+    let token = WireToken::new(token.to_owned());
+    send(&socket, |client| {
+        client.reject(args.target.profile, token, args.challenge)
+    })
 }
 
-fn send(socket: &std::path::Path, op: Op) -> ExitCode {
+fn send(
+    socket: &std::path::Path,
+    reject: impl FnOnce(&mut Client) -> Result<bool, ClientError>,
+) -> ExitCode {
     // No agent means no cached token to clear: nothing to do, and a script
     // reporting a 401 should not fail for it.
     let mut client = match Client::connect(socket) {
@@ -91,9 +86,9 @@ fn send(socket: &std::path::Path, op: Op) -> ExitCode {
         }
         Err(error) => return fail(error),
     };
-    match client.request(op, |_| {}) {
-        Ok(response) => {
-            if response.cleared == Some(true) {
+    match reject(&mut client) {
+        Ok(cleared) => {
+            if cleared {
                 tracing::info!("token cleared; the next `authplug token` runs the plugin");
             } else {
                 tracing::info!("that token is no longer cached; nothing to clear");

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use authplug_agent::client::Client;
-use authplug_agent::wire::{Op, ProfileStatus};
+use authplug_agent::wire::ProfileStatus;
 
 use super::fail;
 use super::shared_args::SocketArg;
@@ -24,9 +24,8 @@ pub fn run(args: StatusArgs) -> ExitCode {
         Ok(socket) => socket,
         Err(message) => return fail(message),
     };
-    let result = Client::connect(&socket).and_then(|mut client| client.request(Op::Status, |_| {}));
-    let profiles = match result {
-        Ok(mut response) => response.profiles.take().unwrap_or_default(),
+    let profiles = match Client::connect(&socket).and_then(|mut client| client.status()) {
+        Ok(profiles) => profiles,
         Err(error) => return fail(error),
     };
     if args.json {

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use authplug_agent::client::{self, Client, ClientError};
-use authplug_agent::wire::Op;
 
 use super::fail;
 use super::shared_args::SocketArg;
@@ -25,7 +24,7 @@ pub fn run(args: StopArgs) -> ExitCode {
         Err(message) => return fail(message),
     };
     let result = Client::connect(&socket)
-        .and_then(|mut client| client.request(Op::Stop, |_| {}))
+        .and_then(|mut client| client.stop())
         // So that `authplug stop && authplug token` starts a new agent
         // rather than meet the old one on its way out.
         .and_then(|_| client::wait_until_stopped(&socket, STOP_TIMEOUT));

@@ -10,11 +10,11 @@
 
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
-use authplug_agent::client::{Client, ClientError};
+use authplug_agent::client::{Client, ClientError, TokenAnswer, TokenAsk};
 use authplug_agent::paste_relay::PasteRelay;
-use authplug_agent::wire::{ErrorKind, Op, WireToken};
+use authplug_agent::wire::{ErrorKind, WireToken};
 use authplug_protocol::plugin::{self, Request, Response};
 use authplug_protocol::State;
 use zeroize::Zeroize;
@@ -188,33 +188,30 @@ impl TokenSource {
         if let Some(request) = host {
             reject_refused(&mut client, &self.target.profile, request)?;
         }
-        let op = Op::Token {
-            profile: self.target.profile.clone(),
-            // A host that says "not interactive" means it.
-            interactive: !self.non_interactive && host.map_or(true, |r| r.interactive),
-            force: self.force,
-            consumer,
-            keep_running: false,
-        };
+        let mut ask = TokenAsk::new(self.target.profile.clone());
+        // A host that says "not interactive" means it.
+        ask.interactive = !self.non_interactive && host.map_or(true, |r| r.interactive);
+        ask.force = self.force;
+        ask.consumer = consumer;
         // A login's progress: its address may have to be pasted back here
         // (cli/paste_relay.rs). Never for a host running us as its plugin.
         let mut relay = PasteRelay::default();
         let interactive_here = host.is_none() && !self.non_interactive;
-        let answer = client.request(op, |line| {
-            say_on_stderr!("{line}");
-            if interactive_here {
-                relay.start_once();
-            }
-        });
+        let answer = client.token(
+            ask,
+            |line| {
+                say_on_stderr!("{line}");
+                if interactive_here {
+                    relay.start_once();
+                }
+            },
+            None,
+        );
         // Stops reading the terminal before anything else may use it.
         drop(relay);
-        let mut response = answer?;
-        let token = (response.token.take()).ok_or_else(|| {
-            FetchError::new(ErrorKind::AgentBroken, "the agent answered without a token")
-        })?;
-        let expires_at = response
-            .expires_at
-            .and_then(|seconds| UNIX_EPOCH.checked_add(Duration::from_secs(seconds)));
+        let TokenAnswer {
+            token, expires_at, ..
+        } = answer?;
         Ok(Fetched { token, expires_at })
     }
 }
@@ -278,12 +275,8 @@ fn reject_refused(
     };
     let token = WireToken::new(std::mem::take(&mut held.token));
     // A challenge the server gave our host goes on to the agent's plugin.
-    let op = Op::Reject {
-        profile: profile.clone(),
-        token,
-        challenge: request.challenge.clone(),
-    };
-    client.request(op, |_| {}).map(|_| ()).map_err(|error| {
+    let rejected = client.reject(profile.clone(), token, request.challenge.clone());
+    rejected.map(|_| ()).map_err(|error| {
         FetchError::new(
             error.kind(),
             format!("cannot reject the token the host held: {error}"),

@@ -1,6 +1,10 @@
 //! The agent's client: blocking, so the CLI starts fast and needs no
 //! runtime.
 
+mod answers;
+
+pub use answers::{LogoutAnswer, TokenAnswer, TokenAsk};
+
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
@@ -103,6 +107,9 @@ pub enum ProtocolProblem {
     /// An answer line over [`MAX_LINE`].
     #[error("answer line too long")]
     LineTooLong,
+    /// A success that lacks what the operation answers with.
+    #[error("its answer lacks `{0}`")]
+    Missing(&'static str),
 }
 
 impl ClientError {
