@@ -17,7 +17,7 @@ pub struct LogoutArgs {
     #[command(flatten)]
     pub target: ProfileArg,
     /// Every profile of the agent
-    #[arg(long)]
+    #[arg(long, conflicts_with = "profile")]
     pub all: bool,
 }
 
