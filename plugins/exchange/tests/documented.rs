@@ -10,7 +10,7 @@ fn documents() -> Vec<(&'static str, String)> {
     [
         "README.md",
         "plugins/exchange/README.md",
-        "broker/agent/src/config.rs",
+        "broker/agent/src/config/mod.rs",
     ]
     .into_iter()
     .map(|name| {
