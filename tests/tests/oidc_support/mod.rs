@@ -233,10 +233,14 @@ impl Refusal {
     /// The same for a given exit code (2: the flags were refused).
     pub fn assert_exit(&self, expected: i32, needle: &str) -> &str {
         let message = &self.message;
-        assert!(
-            matches!(self.error, RunError::Exited { code, .. } if code == expected),
-            "expected exit code {expected}: {message}"
-        );
+        let as_expected = match &self.error {
+            RunError::Exited { code, .. } => *code == expected,
+            // A failure that is a login this run may not start, said by the
+            // exit code the host offered (PROTOCOL.md rule 6).
+            RunError::LoginNeeded { .. } => expected == 1 && message.contains("a login is needed"),
+            _ => false,
+        };
+        assert!(as_expected, "expected exit code {expected}: {message}");
         assert!(
             message.contains(needle),
             "expected {needle:?} in: {message}"
@@ -431,6 +435,11 @@ pub async fn quiet_refused_refresh(issuer: &str, state: &State) -> Refusal {
         .go_refused()
         .await;
     forbidden.assert_unused();
+    assert!(
+        matches!(refusal.error, RunError::LoginNeeded { .. }),
+        "a login is needed, by the host's exit code: {:?}",
+        refusal.error
+    );
     refusal
 }
 
