@@ -1,5 +1,5 @@
-//! The README's embedding example is the crate doc's doctest, word for word,
-//! so the README's code is compiled by `cargo test`.
+//! docs/library.md's embedding example is the crate doc's doctest, word for
+//! word, so the document's code is compiled by `cargo test`.
 
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text
@@ -16,8 +16,8 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
 #[test]
 fn readme_example_is_the_crate_doctest() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("../README.md")).expect("README.md");
-    let section = &readme[readme.find("## The broker").expect("broker section")..];
+    let readme = std::fs::read_to_string(root.join("../docs/library.md")).expect("docs/library.md");
+    let section = &readme[readme.find("## What it does").expect("its first section")..];
     let readme_example = between(section, "```rust,no_run\n", "```\n");
 
     let lib = std::fs::read_to_string(root.join("src/lib.rs")).expect("lib.rs");

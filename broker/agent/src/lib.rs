@@ -11,7 +11,7 @@
 //! - [`client`]: connects, starts an agent on demand, sends one request
 //!   and reads its answer.
 //! - [`wire`]: the socket protocol's types, versioned; the contract for
-//!   clients in any language (the README's "The socket protocol").
+//!   clients in any language (docs/agent.md, "The socket protocol").
 //! - [`config`]: the profiles file and `--profile` flags.
 //! - [`consumers`]: the token each named consumer (a kubectl process) was
 //!   last given, so that its next ask, after a 401, gets a new one.

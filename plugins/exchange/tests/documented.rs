@@ -1,6 +1,6 @@
 //! Every `authplug-exchange` command line the documents show is one the
-//! plugin accepts: README.md, plugins/exchange/README.md, and the agent's
-//! config module.
+//! plugin accepts: README.md, docs/agent.md, plugins/exchange/README.md,
+//! and the agent's config module.
 
 use authplug_exchange::config::Config;
 use clap::Parser;
@@ -9,6 +9,7 @@ fn documents() -> Vec<(&'static str, String)> {
     let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     [
         "README.md",
+        "docs/agent.md",
         "plugins/exchange/README.md",
         "broker/agent/src/config/mod.rs",
     ]

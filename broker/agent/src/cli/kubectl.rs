@@ -121,7 +121,7 @@ pub fn run(mut args: KubectlArgs) -> ExitCode {
 fn exec_info() -> Result<ExecInfo, String> {
     let Some(raw) = std::env::var_os(EXEC_INFO) else {
         return Err(format!(
-            "{EXEC_INFO} is not set: `authplug kubectl` is for kubectl to run, from the `exec` stanza of a kubeconfig user (see the README); for a token yourself, use `authplug token`"
+            "{EXEC_INFO} is not set: `authplug kubectl` is for kubectl to run, from the `exec` stanza of a kubeconfig user (see docs/kubectl.md); for a token yourself, use `authplug token`"
         ));
     };
     let info: ExecInfo = serde_json::from_str(&raw.to_string_lossy()).map_err(|error| {

@@ -127,12 +127,12 @@ env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
         assert!(Profiles::build(&edges, &[]).is_ok());
     }
 
-    /// The config file of README.md's "Config file" section, and this
+    /// The config file of docs/agent.md's "Config file" section, and this
     /// module's own example, as the agent would read them.
     #[test]
     fn the_documented_config_files_are_what_the_agent_reads() {
-        let readme = include_str!("../../../../README.md");
-        let section = &readme[readme.find("### Config file").expect("the section")..];
+        let readme = include_str!("../../../../docs/agent.md");
+        let section = &readme[readme.find("## Config file").expect("the section")..];
         let start = section.find("```toml\n").expect("a toml block") + "```toml\n".len();
         let block = &section[start..start + section[start..].find("```").expect("its end")];
         let module = include_str!("mod.rs");
@@ -147,7 +147,7 @@ env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
                 )
             })
             .collect();
-        for (name, text) in [("README.md", block), ("config.rs", example.as_str())] {
+        for (name, text) in [("docs/agent.md", block), ("config/mod.rs", example.as_str())] {
             let file = ConfigFile::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let profiles = Profiles::build(&file, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(profiles.built_on("work"), ["registry"], "{name}");
