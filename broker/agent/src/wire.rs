@@ -72,8 +72,8 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// Names one program that keeps the token it gets and asks again
         /// only when that token failed it or expired (a kubectl process):
-        /// its next ask first rejects the token it was given (added in
-        /// version 1; see [`consumers`](crate::consumers)).
+        /// its next ask first rejects the token it was given (see
+        /// [`consumers`](crate::consumers)).
         consumer: Option<String>,
         #[serde(default, skip_serializing_if = "is_false")]
         /// The run goes on if this client stops waiting, its token cached
@@ -94,7 +94,7 @@ pub enum Op {
         challenge: Option<String>,
     },
     /// Report that a server refused whatever token is cached, for a client
-    /// that does not have it at hand (added in version 1).
+    /// that does not have it at hand.
     RejectCurrent {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// The profile; the default one if absent.
@@ -103,8 +103,7 @@ pub enum Op {
         /// As for `Reject`.
         challenge: Option<String>,
     },
-    /// Forget a profile's login, after its plugin's `logout` run (added in
-    /// version 1).
+    /// Forget a profile's login, after its plugin's `logout` run.
     Logout {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         /// The profile; the default one if absent.

@@ -147,7 +147,10 @@ env = { AUTHPLUG_OIDC_CLIENT_SECRET = "s3cr3t" }
                 )
             })
             .collect();
-        for (name, text) in [("docs/agent.md", block), ("config/mod.rs", example.as_str())] {
+        for (name, text) in [
+            ("docs/agent.md", block),
+            ("config/mod.rs", example.as_str()),
+        ] {
             let file = ConfigFile::parse(text).unwrap_or_else(|e| panic!("{name}: {e}"));
             let profiles = Profiles::build(&file, &[]).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(profiles.built_on("work"), ["registry"], "{name}");
