@@ -6,7 +6,7 @@
 
 use std::ffi::OsString;
 use std::io;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::PathBuf;
 
 /// The openers a plugin (or its language's library) may call.
@@ -23,39 +23,73 @@ const OPENERS: &[&str] = &[
 
 /// The trap's directory (removed when dropped) and its mark.
 pub struct BrowserTrap {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     mark: PathBuf,
+}
+
+impl Drop for BrowserTrap {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A new directory only this user may enter, under the system's temporary
+/// one. (Made here rather than with the `tempfile` crate, which would
+/// grow every `authplug` start by the code it brings.)
+fn private_dir() -> io::Result<PathBuf> {
+    let base = std::env::temp_dir();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    for attempt in 0..16u32 {
+        let dir = base.join(format!(
+            "authplug-check-browser-{}-{nanos}-{attempt}",
+            std::process::id()
+        ));
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(error) if error.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(error) => return Err(error),
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AlreadyExists,
+        "no free name for a temporary directory",
+    ))
 }
 
 impl BrowserTrap {
     /// Writes the openers into a private temporary directory.
     pub fn set() -> io::Result<BrowserTrap> {
-        let dir = tempfile::Builder::new()
-            .prefix("authplug-check-browser")
-            .tempdir()?;
-        let mark = dir.path().join("opened");
+        let dir = private_dir()?;
+        // Removed when dropped, also if a write below fails.
+        let trap = BrowserTrap {
+            mark: dir.join("opened"),
+            dir,
+        };
         let script = format!(
             "#!/bin/sh\nprintf '%s\\n' \"$*\" >> '{}'\nexit 0\n",
-            mark.display().to_string().replace('\'', "'\\''")
+            trap.mark.display().to_string().replace('\'', "'\\''")
         );
         for name in OPENERS.iter().chain(["browser"].iter()) {
-            let path = dir.path().join(name);
+            let path = trap.dir.join(name);
             std::fs::write(&path, &script)?;
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o700))?;
         }
-        Ok(BrowserTrap { dir, mark })
+        Ok(trap)
     }
 
     /// The environment of a run that may not interact: `BROWSER`, and the
     /// openers first on `PATH`.
     pub fn env(&self) -> Vec<(OsString, OsString)> {
-        let mut path = OsString::from(self.dir.path());
+        let mut path = OsString::from(&self.dir);
         if let Some(rest) = std::env::var_os("PATH") {
             path.push(":");
             path.push(rest);
         }
         vec![
-            ("BROWSER".into(), self.dir.path().join("browser").into()),
+            ("BROWSER".into(), self.dir.join("browser").into()),
             ("PATH".into(), path),
         ]
     }
