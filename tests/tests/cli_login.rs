@@ -16,7 +16,9 @@ use std::path::Path;
 use std::process::Output;
 
 use authplug_tests::standins::Standin;
-use oidc_support::{start_agent_with_config, unix_now, DevIdp, LoggedDriver};
+use oidc_support::{
+    authplug_at as authplug, start_agent_with_config, stderr, unix_now, DevIdp, LoggedDriver,
+};
 
 fn plugin_argv(server: &Standin, browser: &str) -> Vec<String> {
     [
@@ -34,21 +36,6 @@ fn plugin_argv(server: &Standin, browser: &str) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-async fn authplug(socket: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(authplug_tests::authplug_binary())
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("authplug runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The API answers 200 to `token`.

@@ -16,10 +16,12 @@
 mod oidc_support;
 
 use std::path::Path;
-use std::process::Output;
 
 use authplug_tests::standins::Standin;
-use oidc_support::{dev_args, plugin_binary, start_agent_with_config, DevIdp, LoggedDriver};
+use oidc_support::{
+    authplug_at as authplug, dev_args, plugin_binary, start_agent_with_config, stderr, DevIdp,
+    LoggedDriver,
+};
 
 fn exchange_binary() -> std::path::PathBuf {
     authplug_tests::workspace_binary("authplug-exchange", "authplug-exchange")
@@ -65,21 +67,6 @@ fn registry_args(registry: &Standin) -> Vec<String> {
     ]
     .map(str::to_owned)
     .to_vec()
-}
-
-async fn authplug(socket: &Path, args: &[&str]) -> Output {
-    tokio::process::Command::new(authplug_tests::authplug_binary())
-        .args(args)
-        .arg("--socket")
-        .arg(socket)
-        .env_remove("RUST_LOG")
-        .output()
-        .await
-        .expect("authplug runs")
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// `curl` of the stand-in's API with the profile's token, through

@@ -587,6 +587,23 @@ pub async fn start_agent_with_config(dir: &Path, text: &str) -> (tokio::process:
     (agent, socket)
 }
 
+/// `authplug ARGS --socket SOCKET`, its output.
+pub async fn authplug_at(socket: &Path, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new(authplug_tests::authplug_binary())
+        .args(args)
+        .arg("--socket")
+        .arg(socket)
+        .env_remove("RUST_LOG")
+        .output()
+        .await
+        .expect("authplug runs")
+}
+
+/// A process's stderr, as text.
+pub fn stderr(output: &std::process::Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
 /// The agent's plugin runs so far for its one profile, and the last one's
 /// reason.
 pub async fn agent_runs(socket: &Path) -> (u64, String) {
