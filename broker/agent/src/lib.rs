@@ -13,10 +13,9 @@
 //! - [`wire`]: the socket protocol's types, versioned; the contract for
 //!   clients in any language (docs/agent.md, "The socket protocol").
 //! - [`config`]: the profiles file and `--profile` flags.
-//! - [`consumers`]: the token each named consumer (a kubectl process) was
-//!   last given, so that its next ask, after a 401, gets a new one.
-//! - [`git_credential`]: git's credential helper protocol, for
-//!   `git-credential-authplug`.
+//! - `consumers` (internal): the token each named consumer (a kubectl
+//!   process) was last given, so that its next ask, after a 401, gets a
+//!   new one.
 //! - [`reload`]: the profiles as the config file says now (an edit needs
 //!   no restart).
 //! - [`paths`]: where the socket, its lock, the log and the config live.
@@ -31,12 +30,9 @@
 pub mod activation;
 pub mod client;
 pub mod config;
-pub mod consumers;
-pub mod git_credential;
-pub mod mcp_servers;
-pub mod paste_relay;
+pub(crate) mod consumers;
+pub(crate) mod mcp_servers;
 pub mod paths;
-pub mod proxy;
 pub mod reload;
 pub mod secret_file;
 pub mod server;

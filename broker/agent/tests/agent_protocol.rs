@@ -151,7 +151,7 @@ fn the_documented_framing_holds() {
         ),
         format!(
             "the last {} consumers",
-            authplug_agent::consumers::MAX_CONSUMERS
+            authplug_agent::server::MAX_CONSUMERS
         ),
     ] {
         assert!(

@@ -37,7 +37,8 @@ fn main() -> ExitCode {
                 );
                 use std::io::Write as _;
                 let _ =
-                    std::io::stdout().write_all(authplug_agent::git_credential::GIVE_UP.as_bytes());
+                    // git's "do not ask anyone else" (gitcredentials(7)).
+                    std::io::stdout().write_all(b"quit=1\n");
             }
             return ExitCode::FAILURE;
         }

@@ -29,6 +29,8 @@ pub mod exec;
 pub mod exit;
 mod expiry;
 pub mod git_credential;
+mod paste_relay;
+mod proxy_server;
 mod interrupt;
 pub mod kubectl;
 pub mod logout;

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use authplug_agent::paths;
-use authplug_agent::proxy::{Listener, Proxy};
+use super::proxy_server::{Listener, Proxy};
 use authplug_broker::{Broker, BrokerOptions, PluginCommand, TokenRequest};
 
 use super::fail;

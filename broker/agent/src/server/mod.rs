@@ -41,6 +41,9 @@ use crate::reload::LiveProfiles;
 /// probe, or by an agent that died before it listened).
 pub const EXIT_ALREADY_RUNNING: i32 = 75;
 
+/// Consumers remembered per profile (AGENT-PROTOCOL.md, limits).
+pub use crate::consumers::MAX_CONSUMERS;
+
 /// Why the agent could not start.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -52,7 +52,7 @@ impl Listener {
     pub fn unix(path: &Path) -> io::Result<Listener> {
         use std::os::unix::fs::PermissionsExt;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            crate::paths::socket_dir(dir)?;
+            authplug_agent::paths::socket_dir(dir)?;
         }
         // Only a stale socket is replaced: never a file of another kind.
         if let Ok(metadata) = std::fs::symlink_metadata(path) {

@@ -9,17 +9,19 @@
 //! token in the agent, compare-and-clear, so the next `get` runs the
 //! plugin again; `store` does nothing: the agent keeps the token, in
 //! memory. Without `--profile`, the config file's `[git.hosts]` picks the
-//! profile by host. The protocol itself is `authplug_agent::git_credential`.
+//! profile by host. The helper protocol itself is `protocol.rs`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use authplug_agent::client::{Client, ClientError};
-use authplug_agent::git_credential::{self, Description, Operation};
+mod protocol;
+
+use protocol::{Description, Operation};
 use authplug_agent::wire::ErrorKind;
 
-use super::shared_args::{ConfigArg, ProfileArg, SocketArg};
-use super::token::TokenSource;
+use crate::cli::shared_args::{ConfigArg, ProfileArg, SocketArg};
+use crate::cli::token::TokenSource;
 
 /// The username given with the token when the profile names none: what
 /// GitLab and Gitea expect for OAuth tokens; GitHub takes any.
@@ -107,7 +109,7 @@ fn answer(args: GitCredentialArgs) -> Result<(), String> {
     let expires_at = fetched
         .expires_at
         .map(authplug_protocol::expiry::unix_seconds);
-    let answer = git_credential::answer(
+    let answer = protocol::answer(
         &description,
         fetched.token.expose_secret(),
         &username,
@@ -129,7 +131,7 @@ fn answer(args: GitCredentialArgs) -> Result<(), String> {
 fn give_up(message: String) -> String {
     let _ = std::io::stdout()
         .lock()
-        .write_all(git_credential::GIVE_UP.as_bytes());
+        .write_all(protocol::GIVE_UP.as_bytes());
     message
 }
 
