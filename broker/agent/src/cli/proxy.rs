@@ -1,5 +1,5 @@
 //! `authplug proxy`: serve one upstream on this machine, each request
-//! given the token of a profile ([`authplug_agent::proxy`]).
+//! given the token of a profile (`cli/proxy_server/`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
