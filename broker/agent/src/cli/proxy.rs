@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use authplug_agent::paths;
 use super::proxy_server::{Listener, Proxy};
+use authplug_agent::paths;
 use authplug_broker::{Broker, BrokerOptions, PluginCommand, TokenRequest};
 
 use super::fail;

@@ -12,8 +12,8 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use authplug_agent::client::{Client, ClientError, TokenAnswer, TokenAsk};
 use super::paste_relay::PasteRelay;
+use authplug_agent::client::{Client, ClientError, TokenAnswer, TokenAsk};
 use authplug_agent::wire::{ErrorKind, WireToken};
 use authplug_protocol::plugin::{self, Request, Response};
 use authplug_protocol::State;

@@ -28,11 +28,11 @@ mod file;
 mod profile;
 mod profiles;
 
+/// `[mcp.servers]`: which profile an MCP server gets.
+pub use crate::mcp_servers::McpConfig;
 pub use file::{ConfigError, ConfigFile, GitConfig, CONFIG_LIMIT};
 pub use profile::{ProfileConfig, ENV_SUBJECT_PROFILE};
 pub use profiles::{ProfileError, Profiles};
-/// `[mcp.servers]`: which profile an MCP server gets.
-pub use crate::mcp_servers::McpConfig;
 
 use bounds::*;
 use chains::*;

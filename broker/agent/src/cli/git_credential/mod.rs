@@ -11,14 +11,14 @@
 //! memory. Without `--profile`, the config file's `[git.hosts]` picks the
 //! profile by host. The helper protocol itself is `protocol.rs`.
 
+mod protocol;
+
 use std::io::Write;
 use std::process::ExitCode;
 
 use authplug_agent::client::{Client, ClientError};
-mod protocol;
-
-use protocol::{Description, Operation};
 use authplug_agent::wire::ErrorKind;
+use protocol::{Description, Operation};
 
 use crate::cli::shared_args::{ConfigArg, ProfileArg, SocketArg};
 use crate::cli::token::TokenSource;
