@@ -90,6 +90,14 @@ fn command(lang: Lang, url: &str) -> PluginCommand {
     PluginCommand::from_argv(argv(lang, url)).expect("an argv")
 }
 
+/// The example as an epithet host runs it: a pipe on fd 3, and none of the
+/// protocol's variables.
+fn as_epithet_runs_it(lang: Lang, url: &str) -> PluginCommand {
+    let mut words = oidc_support::as_epithet_runs_it();
+    words.extend(argv(lang, url).into_iter().map(Into::into));
+    PluginCommand::from_argv(words).expect("an argv")
+}
+
 fn options(env: &[(&str, &str)]) -> RunOptions {
     let mut options = RunOptions::default();
     options.timeout = Duration::from_secs(30);
@@ -188,10 +196,15 @@ async fn trades_and_rotates_its_refresh_token(lang: Lang) {
     assert_eq!(first.info_problem, None);
 
     // The state, not the bootstrap variable, is what the second run uses.
-    // Under an epithet host, which offers no fd 4, it runs unchanged.
-    let second = run(&command, &first.state, &epithet_options(&env))
-        .await
-        .unwrap_or_else(|e| panic!("{lang:?}: the second refresh: {e}"));
+    // Under an epithet host (no variables, no fd 4) it runs unchanged, and
+    // the rotated refresh token still reaches the host on fd 3.
+    let second = run(
+        &as_epithet_runs_it(lang, &url),
+        &first.state,
+        &epithet_options(&env),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{lang:?}: the second refresh: {e}"));
     assert_ne!(second.token.as_bytes(), first.token.as_bytes());
     let second_refresh = refresh_token_in(&second.state);
     assert_ne!(second_refresh, first_refresh);

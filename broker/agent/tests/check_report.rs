@@ -67,3 +67,45 @@ fn plugins_that_break_rule_1() {
         settings().bind(|| insta::assert_snapshot!(name, report));
     }
 }
+
+/// A plugin that needs a login it may not start fails on its own (rule 6):
+/// nothing could be checked, and no rule was broken.
+#[test]
+fn a_login_needed_is_the_plugins_own_failure() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "needs-login",
+        r#"echo "a login is needed: run it in a terminal" >&2; exit "${AUTHPLUG_LOGIN_NEEDED_EXIT:-1}""#,
+    );
+    let output = authplug()
+        .args(["check", "--non-interactive", "--"])
+        .arg(&plugin)
+        .output()
+        .expect("authplug check runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "{report}");
+    assert!(report.contains("ERROR a login is needed"), "{report}");
+    assert!(!report.contains("FAIL"), "{report}");
+}
+
+/// Under `--non-interactive` every run finds the trap: a plugin that opens
+/// a browser in its first run fails the check.
+#[test]
+fn a_quiet_check_catches_a_browser_in_any_run() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "opens-anyway",
+        "xdg-open https://id.example/login >/dev/null 2>&1\necho tok",
+    );
+    let output = authplug()
+        .args(["check", "--non-interactive", "--"])
+        .arg(&plugin)
+        .output()
+        .expect("authplug check runs");
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  run 1 opened a browser (https://id.example/login)"),
+        "{report}"
+    );
+}

@@ -10,12 +10,14 @@
 //
 //	refreshtoken --token-endpoint URL --client-id ID
 //
-// Go's runtime opens descriptors of its own before main runs (an epoll
-// instance, a pipe or eventfd to wake it), so "decide before opening any
-// file" (rule 4) is met this way: fd 3 is the host's state pipe only if the
-// host announced itself (AUTHPLUG_PROTOCOL) and fd 3 is a pipe or socket open
-// for writing; and both fd 3 and fd 4 are marked close-on-exec first thing,
-// for os/exec hands a child every descriptor that is not (rule 9).
+// Go's runtime may open descriptors of its own before main runs, so "decide
+// before opening any file" (rule 4) is met this way: fd 3 is the host's
+// state pipe only if it is a pipe or socket open for writing (what a host
+// passes, epithet included, which sets no variables); fd 4 only if the host
+// also offers it (AUTHPLUG_INFO_FD); and both are marked close-on-exec first
+// thing, for os/exec hands a child every descriptor that is not (rule 9).
+// Standard input is the state even when it is a terminal (started by hand):
+// then there is none.
 package main
 
 import (
@@ -49,13 +51,10 @@ func fail(format string, args ...any) {
 	os.Exit(1)
 }
 
-// hostPipe says whether fd is a host's pipe: the host announced itself, and
-// fd is a pipe or socket open for writing. Marked close-on-exec either way.
+// hostPipe says whether fd is a host's pipe: a pipe or socket open for
+// writing. Marked close-on-exec either way.
 func hostPipe(fd int) bool {
 	syscall.CloseOnExec(fd)
-	if os.Getenv("AUTHPLUG_PROTOCOL") == "" {
-		return false
-	}
 	var st syscall.Stat_t
 	if syscall.Fstat(fd, &st) != nil {
 		return false
@@ -102,10 +101,12 @@ func failKeeping(message, refreshToken string) {
 }
 
 // loginNeeded: only a login gets a new refresh token, and this plugin cannot
-// log in; the host that offers it is told so by its exit code (rule 6).
+// log in. A host that offers it is told so by its exit code (rule 6), in a
+// run that may not interact (in one that may, the login is not one this
+// plugin can start either: an ordinary failure).
 func loginNeeded(message string) {
 	say("%s", message)
-	if code, ok := offered("AUTHPLUG_LOGIN_NEEDED_EXIT"); ok {
+	if code, ok := offered("AUTHPLUG_LOGIN_NEEDED_EXIT"); ok && os.Getenv("AUTHPLUG_INTERACTIVE") == "0" {
 		os.Exit(code)
 	}
 	os.Exit(1)
@@ -207,9 +208,12 @@ func main() {
 		fail("no client id: pass --client-id ID or set EXAMPLE_CLIENT_ID")
 	}
 
-	raw, err := io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
-	if err != nil {
-		fail("cannot read the state on stdin: %v", err)
+	var raw []byte
+	if info, err := os.Stdin.Stat(); err == nil && info.Mode()&os.ModeCharDevice == 0 {
+		raw, err = io.ReadAll(io.LimitReader(os.Stdin, 10<<20))
+		if err != nil {
+			fail("cannot read the state on stdin: %v", err)
+		}
 	}
 	var state map[string]string
 	if len(raw) > 0 && json.Unmarshal(raw, &state) != nil {

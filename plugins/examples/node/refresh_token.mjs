@@ -12,12 +12,14 @@
 //   node refresh_token.mjs --token-endpoint URL --client-id ID
 //
 // Node opens descriptors of its own before this code runs (libuv's epoll
-// instance, an eventfd, on some systems a pipe), so "decide before opening
-// any file" (rule 4) is met this way: fd 3 is the host's state pipe only if
-// the host announced itself (AUTHPLUG_PROTOCOL) and fd 3 is a pipe or socket
-// that takes a write. Node cannot mark a descriptor close-on-exec, so this
-// plugin starts no child process (rule 9); one that must, writes and closes
-// fd 3 (and 4) first.
+// instance, an eventfd, on some systems a pipe whose read end comes first),
+// so "decide before opening any file" (rule 4) is met this way: fd 3 is the
+// host's state pipe only if it is a pipe or socket that takes a write (what
+// a host passes, epithet included, which sets no variables); fd 4 only if
+// the host also offers it (AUTHPLUG_INFO_FD). Node cannot mark a descriptor
+// close-on-exec, so this plugin starts no child process (rule 9); one that
+// must, writes and closes fd 3 (and 4) first. Standard input is the state
+// even when it is a terminal (started by hand): then there is none.
 
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -29,10 +31,9 @@ const NAME = 'refresh_token.mjs';
 const say = (message) => { try { fs.writeSync(2, `${NAME}: ${message}\n`); } catch {} };
 const fail = (message) => { say(message); process.exit(1); };
 
-// Whether fd is a host's pipe: announced, a pipe or socket, and writable (a
-// write of nothing fails on a descriptor open for reading only).
+// Whether fd is a host's pipe: a pipe or socket, and writable (a write of
+// nothing fails on a descriptor open for reading only).
 function hostPipe(fd) {
-  if (!process.env.AUTHPLUG_PROTOCOL) return false;
   try {
     const stat = fs.fstatSync(fd);
     if (!stat.isFIFO() && !stat.isSocket()) return false;
@@ -71,10 +72,12 @@ function failKeeping(message, refreshToken) {
 }
 
 // Only a login gets a new refresh token, and this plugin cannot log in: a
-// host that offers it is told so by its exit code (rule 6).
+// host that offers it is told so by its exit code (rule 6), in a run that
+// may not interact (in one that may, it is an ordinary failure).
 function loginNeeded(message) {
   say(message);
-  process.exit(offered('AUTHPLUG_LOGIN_NEEDED_EXIT') ?? 1);
+  const quiet = process.env.AUTHPLUG_INTERACTIVE === '0';
+  process.exit((quiet && offered('AUTHPLUG_LOGIN_NEEDED_EXIT')) || 1);
 }
 
 const printable = (text) => String(text).replace(/[\p{Cc}]/gu, ' ');
@@ -139,7 +142,9 @@ async function main() {
   if (!args['client-id']) fail('no client id: pass --client-id ID or set EXAMPLE_CLIENT_ID');
 
   let raw = '';
-  try { raw = fs.readFileSync(0, 'utf8'); } catch {}
+  if (!process.stdin.isTTY) {
+    try { raw = fs.readFileSync(0, 'utf8'); } catch {}
+  }
   let state = {};
   if (raw) {
     try { state = JSON.parse(raw); } catch { state = null; }

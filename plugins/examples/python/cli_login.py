@@ -82,6 +82,9 @@ def host_pipe(fd):
 
 
 def read_state():
+    # A terminal (started by hand) holds no state; do not wait for a line.
+    if sys.stdin.isatty():
+        return {}
     raw = sys.stdin.buffer.read(10 * 1024 * 1024)
     if not raw:
         return {}

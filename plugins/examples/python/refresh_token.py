@@ -49,7 +49,7 @@ def keep_state_exit():
     """Rule 4: the exit code with which a failed run asks the host to keep
     its new state, if the host offers it."""
     value = os.environ.get("AUTHPLUG_KEEP_STATE_EXIT", "")
-    return int(value) if value.isdigit() else None
+    return int(value) if value.isdigit() and 0 < int(value) < 256 else None
 
 
 # Decided in main(), before anything opens a file.
@@ -74,7 +74,8 @@ def login_needed(message):
     a host that offers it is told so by its exit code (rule 6)."""
     print(f"refresh_token.py: {message}", file=sys.stderr)
     offered = os.environ.get("AUTHPLUG_LOGIN_NEEDED_EXIT", "")
-    sys.exit(int(offered) if offered.isdigit() and 0 < int(offered) < 256 else 1)
+    quiet = os.environ.get("AUTHPLUG_INTERACTIVE") == "0"
+    sys.exit(int(offered) if quiet and offered.isdigit() and 0 < int(offered) < 256 else 1)
 
 
 def printable(text):
@@ -103,6 +104,9 @@ def protect_info_fd():
 
 
 def read_state():
+    # A terminal (started by hand) holds no state; do not wait for a line.
+    if sys.stdin.isatty():
+        return {}
     raw = sys.stdin.buffer.read()
     if not raw:
         return {}
@@ -138,7 +142,9 @@ def trade(endpoint, client_id, refresh_token, timeout):
         # RFC 6749 section 5.2: the reason is in a JSON error body.
         try:
             detail = json.loads(error.read(64 * 1024))
-            reason = detail.get("error", "unknown error")
+            if not isinstance(detail, dict):
+                raise ValueError("not an object")
+            reason = str(detail.get("error", "unknown error"))
             if detail.get("error_description"):
                 reason += f": {detail['error_description']}"
         except ValueError:

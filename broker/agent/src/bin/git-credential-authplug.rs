@@ -1,7 +1,7 @@
 //! `git-credential-authplug`: the name git runs for
 //! `credential.helper = "authplug --profile NAME"` (git puts
 //! `git-credential-` before the first word). A shim: it becomes
-//! `authplug git-credential ARGS` (`src/cli/git_credential.rs`), found
+//! `authplug git-credential ARGS` (`src/cli/git_credential/`), found
 //! beside it or on `PATH`, so that there is one helper, not two copies.
 
 use std::os::unix::process::CommandExt;

@@ -94,6 +94,15 @@ pub fn run(mut args: KubectlArgs) -> ExitCode {
                 ),
             );
         }
+        Err(error) if error.kind == ErrorKind::CoolingDown => {
+            let profile = (args.source.target.profile.as_deref())
+                .map(|p| format!(" --profile {}", shell_words::quote(p)))
+                .unwrap_or_default();
+            return super::exit::fail(
+                error.kind,
+                format!("{error}\nto log in now anyway: `authplug token{profile} --force` in a terminal, then kubectl again"),
+            );
+        }
         Err(error) => return error.fail(),
     };
     let token = fetched.token.expose_secret();

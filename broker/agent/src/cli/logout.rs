@@ -33,7 +33,7 @@ pub fn run(args: LogoutArgs) -> ExitCode {
             say_on_stderr!("authplug: no agent is running, so no login is held; nothing to do");
             return ExitCode::SUCCESS;
         }
-        Err(error) => return fail(error),
+        Err(error) => return super::exit::fail(error.kind(), error),
     };
     let profiles: Vec<Option<String>> = if args.all {
         match client.status() {
@@ -41,7 +41,7 @@ pub fn run(args: LogoutArgs) -> ExitCode {
                 .into_iter()
                 .map(|profile| Some(profile.name))
                 .collect(),
-            Err(error) => return fail(error),
+            Err(error) => return super::exit::fail(error.kind(), error),
         }
     } else {
         vec![args.target.profile]
@@ -60,7 +60,7 @@ pub fn run(args: LogoutArgs) -> ExitCode {
                 (false, None) => say_on_stderr!("authplug: {shown}: not logged in"),
                 (true, None) => say_on_stderr!("authplug: {shown}: logged out"),
             },
-            Err(error) => status = fail(format!("{shown}: {error}")),
+            Err(error) => status = super::exit::fail(error.kind(), format!("{shown}: {error}")),
         }
     }
     status

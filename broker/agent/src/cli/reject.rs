@@ -84,7 +84,7 @@ fn send(
             tracing::info!("no agent is running, so no token is cached; nothing to reject");
             return ExitCode::SUCCESS;
         }
-        Err(error) => return fail(error),
+        Err(error) => return super::exit::fail(error.kind(), error),
     };
     match reject(&mut client) {
         Ok(cleared) => {
@@ -95,6 +95,6 @@ fn send(
             }
             ExitCode::SUCCESS
         }
-        Err(error) => fail(error),
+        Err(error) => super::exit::fail(error.kind(), error),
     }
 }

@@ -26,7 +26,7 @@ pub fn run(args: StatusArgs) -> ExitCode {
     };
     let profiles = match Client::connect(&socket).and_then(|mut client| client.status()) {
         Ok(profiles) => profiles,
-        Err(error) => return fail(error),
+        Err(error) => return super::exit::fail(error.kind(), error),
     };
     if args.json {
         match serde_json::to_string_pretty(&profiles) {

@@ -34,6 +34,6 @@ pub fn run(args: StopArgs) -> ExitCode {
             say_on_stderr!("authplug: no agent is running on {}", socket.display());
             ExitCode::SUCCESS
         }
-        Err(error) => fail(error),
+        Err(error) => super::exit::fail(error.kind(), error),
     }
 }

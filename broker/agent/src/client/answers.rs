@@ -9,7 +9,7 @@ use super::{Client, ClientError, ProtocolProblem};
 use crate::wire::{Op, ProfileStatus, Response, WireToken};
 
 /// What a `token` request asks for.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct TokenAsk {
     /// The profile; the agent's default one if `None`.
@@ -30,7 +30,9 @@ impl TokenAsk {
         TokenAsk {
             profile,
             interactive: true,
-            ..TokenAsk::default()
+            force: false,
+            consumer: None,
+            keep_running: false,
         }
     }
 }

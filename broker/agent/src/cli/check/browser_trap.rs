@@ -12,6 +12,11 @@ use std::path::PathBuf;
 /// The openers a plugin (or its language's library) may call.
 const OPENERS: &[&str] = &[
     "xdg-open",
+    "wslview",
+    "firefox",
+    "chromium",
+    "chromium-browser",
+    "google-chrome",
     "open",
     "sensible-browser",
     "x-www-browser",
@@ -84,13 +89,15 @@ impl BrowserTrap {
     /// openers first on `PATH`.
     pub fn env(&self) -> Vec<(OsString, OsString)> {
         let mut path = OsString::from(&self.dir);
-        if let Some(rest) = std::env::var_os("PATH") {
-            path.push(":");
-            path.push(rest);
-        }
+        path.push(":");
+        path.push(std::env::var_os("PATH").unwrap_or_else(|| "/usr/bin:/bin".into()));
         vec![
             ("BROWSER".into(), self.dir.join("browser").into()),
             ("PATH".into(), path),
+            // No display to open a window on, no session bus to ask.
+            ("DISPLAY".into(), OsString::new()),
+            ("WAYLAND_DISPLAY".into(), OsString::new()),
+            ("DBUS_SESSION_BUS_ADDRESS".into(), OsString::new()),
         ]
     }
 

@@ -108,11 +108,17 @@ pub fn run(args: CheckArgs) -> ExitCode {
     options.stderr_tail_lines = 0;
     options.stderr_sink = Some(Arc::new(|line: &str| say!("  | {line}")));
     let interactive = options.interactive;
+    if !interactive {
+        // Every run of a check that may not interact finds the trap.
+        options.env.extend(trap.env());
+    }
     // A run that may not interact gets the trap for its browser.
     let quiet = |options: &RunOptions| {
         let mut quiet = options.clone();
         quiet.interactive = false;
-        quiet.env.extend(trap.env());
+        if interactive {
+            quiet.env.extend(trap.env());
+        }
         quiet
     };
 
@@ -122,6 +128,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Ran(first) => first,
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
+    if !interactive {
+        report.browser(&trap, "run 1");
+    }
     let Some(first) = report.judge_run(first) else {
         return report.finish();
     };
@@ -136,6 +145,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Ran(second) => second,
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
+    if !interactive {
+        report.browser(&trap, "run 2");
+    }
     let Some(second) = report.judge_run(second) else {
         return report.finish();
     };
@@ -151,6 +163,9 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Ran(unknown) => unknown,
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
+    if !interactive {
+        report.browser(&trap, "the unknown-reason run");
+    }
     let mut latest = report.unknown_reason_run(unknown, second.clone());
 
     // Rule 1: after a refusal, not the refused token again.

@@ -39,6 +39,7 @@ fn failed_on_its_own(error: &host::RunError) -> bool {
             | RunError::Signaled { .. }
             | RunError::TimedOut { .. }
             | RunError::FailedWithNewState { .. }
+            | RunError::LoginNeeded { .. }
     )
 }
 
