@@ -96,7 +96,7 @@ fn spawn_detached(mut command: Command) -> io::Result<()> {
     std::thread::spawn(move || {
         if let Ok(status) = child.wait() {
             if !status.success() {
-                crate::say(&format!("the browser command exited with {status}"));
+                crate::messages::say(&format!("the browser command exited with {status}"));
             }
         }
     });

@@ -27,7 +27,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 use tokio::task::AbortHandle;
 
-use crate::printable;
+use crate::messages::printable;
 
 /// What the login we started expects to see.
 #[derive(Debug)]

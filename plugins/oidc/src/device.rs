@@ -11,10 +11,12 @@ use openidconnect::{
 };
 use tokio::sync::Notify;
 
+use crate::messages::{error_chain, printable, say};
+use crate::session::Session;
 use crate::token_error::Grant;
 use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
-use crate::{error_chain, printable, say, Error, Session};
+use crate::Error;
 
 pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
     let config = session.config;
@@ -66,7 +68,7 @@ pub async fn device_login(session: &mut Session<'_>) -> Result<(), Error> {
                     .dark_color(qrcode::render::unicode::Dense1x2::Light)
                     .light_color(qrcode::render::unicode::Dense1x2::Dark)
                     .build();
-                crate::say_raw(&art);
+                crate::messages::say_raw(&art);
             }
         }
     }

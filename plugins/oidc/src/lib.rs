@@ -45,9 +45,9 @@ use config::Config;
 use state::{Loaded, PluginState};
 use token_error::TokenError;
 
-pub(crate) use held::*;
-pub(crate) use messages::*;
-pub(crate) use session::*;
+use held::{cached_token, held_token, refresh_is_pointless};
+use messages::{error_chain, say, without_controls};
+use session::run_online;
 
 /// Any error a run reports (the SDK prints it and its causes).
 pub type Error = authplug_protocol::plugin::Error;

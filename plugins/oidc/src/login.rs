@@ -9,10 +9,12 @@ use openidconnect::{CsrfToken, Nonce, PkceCodeChallenge, RedirectUrl, Scope};
 
 use crate::callback::{CallbackListener, Expected};
 use crate::config::Config;
+use crate::messages::{say, say_raw};
+use crate::session::Session;
 use crate::token_error::Grant;
 use crate::token_http::TokenHttp;
 use crate::verify::ExpectNonce;
-use crate::{browser, paste, say, say_raw, Error, Session};
+use crate::{browser, paste, Error};
 
 pub async fn browser_login(session: &mut Session<'_>, open_browser: bool) -> Result<(), Error> {
     let config: &Config = session.config;

@@ -17,11 +17,13 @@ use openidconnect::{
 use zeroize::Zeroizing;
 
 use crate::config::Config;
+use crate::messages::say;
 use crate::provider::{self, check_endpoint, Provider};
+use crate::session::Session;
 use crate::state::{Loaded, PluginState};
 use crate::token_error::Grant;
 use crate::token_http::TokenHttp;
-use crate::{say, Error, Session};
+use crate::Error;
 
 /// The logout run. An error means the provider may still honour what the
 /// state held; the host reports it and forgets the login all the same.

@@ -18,7 +18,7 @@ use authplug_protocol::terminal::{Line, Next, TerminalLines};
 use tokio::sync::mpsc;
 
 use crate::callback::{self, CallbackError, Code, Expected, Verdict};
-use crate::say;
+use crate::messages::say;
 
 /// Pasted login responses, read until one ends the login. `None` when
 /// there is no terminal to read (the plugin runs under the agent, or with

@@ -18,8 +18,9 @@ use authplug_protocol::plugin::Request;
 use serde::Deserialize;
 
 use crate::config::{Config, ResourceParam, TokenKind};
+use crate::messages::say;
 use crate::provider;
-use crate::{say, Error};
+use crate::Error;
 
 /// The largest metadata or registration document read.
 const DOCUMENT_LIMIT: usize = 64 * 1024;
@@ -240,7 +241,7 @@ async fn register(config: &Config, issuer: &str) -> Result<String, Error> {
     let registered: Registered = fetch_json(&http, endpoint, Some(request)).await?;
     say(&format!(
         "registered this machine's authplug as client {} at {issuer} (RFC 7591); kept for later runs",
-        crate::printable(&registered.client_id)
+        crate::messages::printable(&registered.client_id)
     ));
     Ok(registered.client_id)
 }

@@ -190,7 +190,7 @@ impl Provider {
             format!(
                 "discovery at {}/.well-known/openid-configuration failed: {}",
                 config.issuer.trim_end_matches('/'),
-                crate::error_chain(&e)
+                crate::messages::error_chain(&e)
             )
         })?;
         // openidconnect compares too, but say it here in so many words: the
@@ -216,7 +216,7 @@ impl Provider {
             .map_err(|e| {
                 format!(
                     "fetching the provider's keys failed: {}",
-                    crate::error_chain(&e)
+                    crate::messages::error_chain(&e)
                 )
             })?;
         self.metadata = self.metadata.clone().set_jwks(jwks);

@@ -12,8 +12,9 @@
 use openidconnect::{DeviceAuthorizationUrl, RevocationUrl};
 
 use crate::config::Config;
+use crate::messages::say;
 use crate::provider::{check_endpoint, check_flag_endpoint, InsecureEndpoint, Metadata};
-use crate::{say, Error};
+use crate::Error;
 
 /// Most of an RFC 8414 document read: such documents are a few KiB.
 const DOCUMENT_LIMIT: usize = 256 * 1024;

@@ -15,7 +15,7 @@ use std::fmt;
 
 use openidconnect::{ErrorResponse, HttpClientError, RequestTokenError};
 
-use crate::printable;
+use crate::messages::printable;
 use crate::token_http::Answer;
 
 /// What the request was for: the same answer means different things.

@@ -104,7 +104,7 @@ pub fn verify_id_token(
         ClaimsVerificationError::Expired(why) if why.starts_with(ISSUED_IN_THE_FUTURE) => {
             VerifyError::Invalid(why)
         }
-        other => VerifyError::Invalid(crate::error_chain(&other)),
+        other => VerifyError::Invalid(crate::messages::error_chain(&other)),
     })?;
 
     // OIDC Core 3.1.3.7 steps 4 and 5, which openidconnect leaves out.

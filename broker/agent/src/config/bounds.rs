@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::*;
+use super::file::ConfigError;
 
 pub(super) fn check_name(name: &str) -> Result<(), ConfigError> {
     let valid = !name.is_empty()

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use super::*;
+use super::file::ConfigError;
+use super::profile::ProfileConfig;
 
 /// The profiles `name`'s login is built on, nearest first (the chains are
 /// known to end: [`check_chains`]).

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::mcp_servers::McpConfig;
 use crate::secret_file::{self, SecretFileError};
 
-use super::*;
+use super::profile::ProfileConfig;
 
 /// A config file larger than this is refused: far more than any set of
 /// profiles needs, and what a pipe (`--config <(...)`) gets room for.

@@ -34,9 +34,6 @@ pub use file::{ConfigError, ConfigFile, GitConfig, CONFIG_LIMIT};
 pub use profile::{ProfileConfig, ENV_SUBJECT_PROFILE};
 pub use profiles::{ProfileError, Profiles};
 
-use bounds::*;
-use chains::*;
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 use authplug_protocol::Secret;
 
-use super::*;
+use super::bounds::{seconds, COOLDOWN, SKEW, TIMEOUT};
+use super::file::ConfigError;
 
 #[derive(Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]

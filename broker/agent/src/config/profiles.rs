@@ -8,7 +8,10 @@ use std::path::{Path, PathBuf};
 use authplug_broker::Broker;
 use authplug_protocol::Secret;
 
-use super::*;
+use super::bounds::check_name;
+use super::chains::{chain, check_chains};
+use super::file::{ConfigError, ConfigFile};
+use super::profile::ProfileConfig;
 
 /// A profile a request names (or leaves to the default) that the agent
 /// does not have.

@@ -9,7 +9,10 @@ use tokio::net::UnixStream;
 
 use crate::wire::{ErrorKind, Response};
 
-use super::*;
+use std::collections::VecDeque;
+
+use super::lines::send;
+use super::{MAX_BUFFERED, MAX_CONNECTIONS};
 
 /// Who is connected, oldest first, and the bytes their unfinished request
 /// lines hold.

@@ -14,7 +14,11 @@ use crate::wire::{
     ErrorKind, Op, ProfileStatus, Request, Response, Version, MAX_LINE, WIRE_VERSION,
 };
 
-use super::*;
+use super::admission::Seat;
+use super::lines::{read_line, send, Line};
+use super::logout::logout_with_what_builds_on_it;
+use super::token::{token, Ask, Outcome};
+use super::{Served, IDLE_TIMEOUT};
 
 pub(super) async fn connection(
     stream: UnixStream,

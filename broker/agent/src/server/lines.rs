@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 
 use crate::wire::{Response, MAX_LINE};
 
-use super::*;
+use super::admission::Seat;
 
 pub(super) enum Line {
     Complete,

@@ -11,7 +11,8 @@ use crate::config::Profiles;
 use crate::wire::Response;
 use authplug_broker::{Broker, LogoutOutcome};
 
-use super::*;
+use super::lines::send;
+use super::token::PROGRESS_QUEUE;
 
 /// Logs a profile out, streaming the plugin's stderr (what it revoked) to
 /// the client; returns the final answer. The logout runs in a task of its

@@ -14,13 +14,9 @@ mod lines;
 mod logout;
 mod token;
 
-use admission::*;
-use connection::*;
-use lines::*;
-use logout::*;
-use token::*;
+use admission::{refuse_busy, Admission, Seat};
+use connection::connection;
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::io;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};

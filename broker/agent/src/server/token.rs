@@ -17,7 +17,8 @@ use crate::consumers::Consumers;
 use crate::wire::{ErrorKind, Response, WireToken};
 use authplug_broker::{BrokerError, TokenRequest};
 
-use super::*;
+use super::lines::send;
+use super::HEARTBEAT;
 
 /// One `token` request, as asked.
 pub(super) struct Ask<'a> {
