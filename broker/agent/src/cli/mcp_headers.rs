@@ -25,6 +25,7 @@ use zeroize::Zeroizing;
 
 use super::fail;
 use super::shared_args::{ConfigArg, SocketArg};
+use super::token::FetchError;
 
 /// The server's URL, as Claude Code passes it to its headers hook.
 const SERVER_URL_VAR: &str = "CLAUDE_CODE_MCP_SERVER_URL";
@@ -67,11 +68,11 @@ pub fn run(args: McpHeadersArgs) -> ExitCode {
                 Err(error) => fail(format!("cannot write the headers to stdout: {error}")),
             }
         }
-        Err(message) => fail(message),
+        Err(error) => error.fail(),
     }
 }
 
-fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
+fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, FetchError> {
     let started = Instant::now();
     let wait = Duration::try_from_secs_f64(args.wait)
         .ok()
@@ -96,8 +97,7 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
     };
     let socket = args.socket.path()?;
     let mut client =
-        Client::connect_maybe_starting(&socket, !args.no_autostart, args.config.config.as_deref())
-            .map_err(|error| error.to_string())?;
+        Client::connect_maybe_starting(&socket, !args.no_autostart, args.config.config.as_deref())?;
     let mut ask = TokenAsk::new(profile);
     ask.keep_running = true;
     // The plugin's lines (a login's address) go to stderr, which the MCP
@@ -105,11 +105,12 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
     let answer = client.token(
         ask,
         |line| {
-            let _ = writeln!(std::io::stderr(), "{line}");
+            say_on_stderr!("{line}");
         },
         Some(started + wait),
     );
-    let token = answer.map_err(|error| match error {
+    let token = answer.map_err(|error| {
+        let message = match &error {
         ClientError::OutOfTime => format!(
             "no token for {named} within {} s, the time an MCP client gives this command. If a login is under way \
              (a browser opened, or its address is above), finish it: it goes on without this command, \
@@ -117,6 +118,8 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, String> {
             args.wait
         ),
         other => format!("no token for {named}: {other}"),
+        };
+        FetchError::new(error.kind(), message)
     })?
     .token;
     let mut json = Zeroizing::new(Vec::with_capacity(token.expose_secret().len() + 32));

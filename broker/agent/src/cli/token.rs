@@ -129,7 +129,7 @@ impl std::fmt::Display for FetchError {
 }
 
 impl FetchError {
-    fn new(kind: ErrorKind, message: impl Into<String>) -> FetchError {
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> FetchError {
         FetchError {
             kind,
             message: message.into(),
@@ -139,6 +139,14 @@ impl FetchError {
     /// Says so on stderr and exits with the kind's code (cli/exit.rs).
     pub fn fail(&self) -> ExitCode {
         super::exit::fail(self.kind, &self.message)
+    }
+}
+
+/// A failure of this command's own (a flag, the config file): no kind the
+/// agent names, exit code 1.
+impl From<String> for FetchError {
+    fn from(message: String) -> FetchError {
+        FetchError::new(ErrorKind::Unknown, message)
     }
 }
 
