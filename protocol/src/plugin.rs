@@ -317,7 +317,12 @@ fn report(error: &(dyn std::error::Error + 'static)) {
 /// The exit code the host offers for a failed run whose state it should
 /// keep (`AUTHPLUG_KEEP_STATE_EXIT`), if it offers one.
 fn offered_keep_state_exit() -> Option<i32> {
-    std::env::var(ENV_KEEP_STATE_EXIT)
+    offered_exit(ENV_KEEP_STATE_EXIT)
+}
+
+/// An exit code a host offers in `variable` (rules 4 and 6), if it is one.
+fn offered_exit(variable: &str) -> Option<i32> {
+    std::env::var(variable)
         .ok()
         .and_then(|v| v.trim().parse().ok())
         .filter(|code| (1..=255).contains(code))
@@ -326,10 +331,7 @@ fn offered_keep_state_exit() -> Option<i32> {
 /// The exit code the host offers for "a login is needed"
 /// (`AUTHPLUG_LOGIN_NEEDED_EXIT`), if it offers one.
 fn offered_login_needed_exit() -> Option<i32> {
-    std::env::var(ENV_LOGIN_NEEDED_EXIT)
-        .ok()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|code| (1..=255).contains(code))
+    offered_exit(ENV_LOGIN_NEEDED_EXIT)
 }
 
 fn hand_back(state: &State) -> i32 {

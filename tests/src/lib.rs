@@ -10,6 +10,7 @@ pub mod cert_authority;
 pub mod forward_proxy;
 pub mod git_client;
 pub mod git_server;
+pub mod host_options;
 pub mod idp;
 pub mod mcp;
 pub mod openssh;

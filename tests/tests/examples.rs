@@ -5,10 +5,10 @@
 
 use std::path::PathBuf;
 use std::process::Output;
-use std::time::Duration;
 
-use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
+use authplug_protocol::host::{run, PluginCommand, RunError};
 use authplug_protocol::State;
+use authplug_tests::host_options::{epithet_options, expires_in, options};
 use authplug_tests::{authplug_binary, workspace, workspace_binary};
 
 fn example(relative: &str) -> PathBuf {
@@ -21,19 +21,6 @@ fn authplug() -> PathBuf {
 
 fn rust_example() -> PathBuf {
     workspace_binary("authplug-example-plugin", "authplug-example-plugin")
-}
-
-fn options(env: &[(&str, &str)]) -> RunOptions {
-    let mut options = RunOptions::default();
-    options.timeout = Duration::from_secs(30);
-    options.kill_grace = Duration::from_millis(300);
-    options.drain_window = Duration::from_millis(300);
-    options.interactive = false;
-    options.env = env
-        .iter()
-        .map(|(key, value)| ((*key).into(), (*value).into()))
-        .collect();
-    options
 }
 
 /// Runs `authplug ARGS` with extra environment.
@@ -72,24 +59,6 @@ fn assert_conforms(output: &Output) {
         );
     }
     assert!(!report.contains("FAIL"), "{report}");
-}
-
-/// A host that offers nothing authplug added to epithet's protocol: no
-/// info channel (rule 10), no keep-state exit (rule 4), no login-needed
-/// exit (rule 6).
-fn epithet_options(env: &[(&str, &str)]) -> RunOptions {
-    let mut options = options(env);
-    options.offer_info = false;
-    options.keep_state_on_failure = false;
-    options.offer_login_needed = false;
-    options
-}
-
-/// About `lifetime` from now (a second either way: whole seconds).
-fn expires_in(at: Option<std::time::SystemTime>, lifetime: u64) -> bool {
-    let now = std::time::SystemTime::now();
-    at.and_then(|at| at.duration_since(now).ok())
-        .is_some_and(|left| left.as_secs() + 2 >= lifetime && left.as_secs() <= lifetime)
 }
 
 #[tokio::test]

@@ -71,6 +71,45 @@ fn registry_args(registry: &Standin) -> Vec<String> {
 
 /// `curl` of the stand-in's API with the profile's token, through
 /// `authplug exec`; whether it answered 200.
+/// The dev IdP, the registry stand-in (`registry_extra`: its flags), and an
+/// agent with `work` (logins through what `browser` makes of the HTTP login
+/// driver) and `registry` built on it. A test binds it by reference (`let
+/// Chain { .. } = &chain(..).await`), so that what it does not name (the
+/// IdP, the agent) lives to the test's end.
+struct Chain {
+    _idp: DevIdp,
+    driver: LoggedDriver,
+    registry: Standin,
+    socket: std::path::PathBuf,
+    _agent: tokio::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+async fn chain(registry_extra: &[&str], browser: impl Fn(&LoggedDriver) -> String) -> Chain {
+    let idp = DevIdp::start("{}").expect("the dev IdP starts");
+    let driver = LoggedDriver::http(&[]);
+    let mut standin_args = vec![idp.issuer.as_str(), "demo"];
+    standin_args.extend(registry_extra);
+    let registry = Standin::start("exchange_server.py", &standin_args);
+    let args = registry_args(&registry);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let text = config(
+        &idp,
+        &browser(&driver),
+        &exchange_profile("registry", &args, ""),
+    );
+    let (agent, socket) = start_agent_with_config(dir.path(), &text).await;
+    Chain {
+        _idp: idp,
+        driver,
+        registry,
+        socket,
+        _agent: agent,
+        _dir: dir,
+    }
+}
+
 async fn curl_through_exec(socket: &Path, profile: &str, url: &str) -> bool {
     let script =
         format!("curl -sf -o /dev/null -H \"Authorization: Bearer $AUTHPLUG_TOKEN\" {url}");
@@ -104,29 +143,23 @@ async fn status(socket: &Path, profile: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_registry_token_serves_curl_and_a_stale_subject_heals_without_a_login() {
-    let idp = DevIdp::start("{}").expect("the dev IdP starts");
-    let driver = LoggedDriver::http(&[]);
-    let registry = Standin::start("exchange_server.py", &[&idp.issuer, "demo"]);
-    let args = registry_args(&registry);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let text = config(
-        &idp,
-        &driver.command,
-        &exchange_profile("registry", &args, ""),
-    );
-    let (_agent, socket) = start_agent_with_config(dir.path(), &text).await;
+    let Chain {
+        driver,
+        registry,
+        socket,
+        ..
+    } = &chain(&[], |driver| driver.command.clone()).await;
     let api = format!("{}/api/whoami", registry.url);
 
     // The first login: one, through the subject profile.
-    let first = authplug(&socket, &["token", "--profile", "registry"]).await;
+    let first = authplug(socket, &["token", "--profile", "registry"]).await;
     assert!(first.status.success(), "{}", stderr(&first));
     let token = String::from_utf8(first.stdout).unwrap();
     assert!(token.starts_with("reg_"), "{token}");
-    assert!(curl_through_exec(&socket, "registry", &api).await);
+    assert!(curl_through_exec(socket, "registry", &api).await);
     assert_eq!(driver.logins(), 1);
     assert!(
-        status(&socket, "registry").await["expires_at"].is_u64(),
+        status(socket, "registry").await["expires_at"].is_u64(),
         "the registry's expires_at reached the agent"
     );
 
@@ -138,36 +171,36 @@ async fn a_registry_token_serves_curl_and_a_stale_subject_heals_without_a_login(
     // last would be the very same token.
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(
-        !curl_through_exec(&socket, "registry", &api).await,
+        !curl_through_exec(socket, "registry", &api).await,
         "the revoked token is refused"
     );
-    let reject = authplug(&socket, &["reject", "--profile", "registry", "--current"]).await;
+    let reject = authplug(socket, &["reject", "--profile", "registry", "--current"]).await;
     assert!(reject.status.success(), "{}", stderr(&reject));
     assert!(
-        curl_through_exec(&socket, "registry", &api).await,
+        curl_through_exec(socket, "registry", &api).await,
         "healed by a new exchange of a refreshed subject token"
     );
     let stats = registry.stats().await;
     assert_eq!(stats["refused_subject"], 1, "{stats}");
     assert_eq!(stats["issued"], 2, "{stats}");
     assert_eq!(driver.logins(), 1, "no second login");
-    let work = status(&socket, "work").await;
+    let work = status(socket, "work").await;
     assert_eq!(work["runs"], 2, "a login and one refresh: {work}");
     assert_eq!(work["last_run"]["reason"], "rejected", "{work}");
 
     // A logout of the subject ends the chain.
-    let logout = authplug(&socket, &["logout", "--profile", "work"]).await;
+    let logout = authplug(socket, &["logout", "--profile", "work"]).await;
     assert!(logout.status.success(), "{}", stderr(&logout));
     assert!(
         stderr(&logout).contains("logged out `registry` too"),
         "{}",
         stderr(&logout)
     );
-    let registry_status = status(&socket, "registry").await;
+    let registry_status = status(socket, "registry").await;
     assert_eq!(registry_status["has_token"], false, "{registry_status}");
     assert_eq!(registry_status["has_state"], false, "{registry_status}");
     let after = authplug(
-        &socket,
+        socket,
         &["token", "--profile", "registry", "--non-interactive"],
     )
     .await;
@@ -186,23 +219,14 @@ async fn a_registry_token_serves_curl_and_a_stale_subject_heals_without_a_login(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_claim_rule_the_login_fails_is_said_plainly_and_not_retried() {
-    let idp = DevIdp::start("{}").expect("the dev IdP starts");
-    let driver = LoggedDriver::http(&[]);
-    let registry = Standin::start(
-        "exchange_server.py",
-        &[&idp.issuer, "demo", "--require-claim", "hd=example.com"],
-    );
-    let args = registry_args(&registry);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dir = tempfile::tempdir().unwrap();
-    let text = config(
-        &idp,
-        &driver.command,
-        &exchange_profile("registry", &args, ""),
-    );
-    let (_agent, socket) = start_agent_with_config(dir.path(), &text).await;
+    let Chain {
+        registry, socket, ..
+    } = &chain(&["--require-claim", "hd=example.com"], |driver| {
+        driver.command.clone()
+    })
+    .await;
 
-    let output = authplug(&socket, &["token", "--profile", "registry"]).await;
+    let output = authplug(socket, &["token", "--profile", "registry"]).await;
     assert!(!output.status.success());
     let said = stderr(&output);
     assert!(said.contains("hd=example.com"), "{said}");
@@ -216,7 +240,7 @@ async fn a_claim_rule_the_login_fails_is_said_plainly_and_not_retried() {
     assert_eq!(stats["refused_claims"], 1, "{stats}");
     assert_eq!(stats["refused_subject"], 0, "{stats}");
     assert_eq!(
-        status(&socket, "work").await["runs"],
+        status(socket, "work").await["runs"],
         1,
         "the subject was not rejected"
     );
@@ -343,20 +367,20 @@ async fn rfc8693_issues_a_token_with_its_expiry_and_its_errors_are_said_plainly(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_callers_at_the_top_of_a_chain_share_one_run_at_each_level() {
-    let idp = DevIdp::start("{}").expect("the dev IdP starts");
-    let driver = LoggedDriver::http(&[]);
-    let registry = Standin::start("exchange_server.py", &[&idp.issuer, "demo"]);
-    let args = registry_args(&registry);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let dir = tempfile::tempdir().unwrap();
     // The login takes a second: every caller asks while it runs.
-    let slow = format!(
-        "sh -c {} {}",
-        shell_words::quote("sleep 1; exec \"$0\" \"$@\""),
-        driver.command
-    );
-    let text = config(&idp, &slow, &exchange_profile("registry", &args, ""));
-    let (_agent, socket) = start_agent_with_config(dir.path(), &text).await;
+    let Chain {
+        driver,
+        registry,
+        socket,
+        ..
+    } = &chain(&[], |driver| {
+        format!(
+            "sh -c {} {}",
+            shell_words::quote("sleep 1; exec \"$0\" \"$@\""),
+            driver.command
+        )
+    })
+    .await;
 
     let callers: Vec<_> = (0..6)
         .map(|_| {
@@ -373,21 +397,21 @@ async fn concurrent_callers_at_the_top_of_a_chain_share_one_run_at_each_level() 
         tokens.insert(String::from_utf8(output.stdout).unwrap());
     }
     assert_eq!(tokens.len(), 1, "one token for all");
-    assert_eq!(status(&socket, "registry").await["runs"], 1);
-    assert_eq!(status(&socket, "work").await["runs"], 1);
+    assert_eq!(status(socket, "registry").await["runs"], 1);
+    assert_eq!(status(socket, "work").await["runs"], 1);
     assert_eq!(registry.stats().await["issued"], 1);
     assert_eq!(driver.logins(), 1);
 
     // A 401 on the top token runs only the exchange again.
     registry.hook("revoke").await;
-    let reject = authplug(&socket, &["reject", "--profile", "registry", "--current"]).await;
+    let reject = authplug(socket, &["reject", "--profile", "registry", "--current"]).await;
     assert!(reject.status.success(), "{}", stderr(&reject));
-    let again = authplug(&socket, &["token", "--profile", "registry"]).await;
+    let again = authplug(socket, &["token", "--profile", "registry"]).await;
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(!tokens.contains(&String::from_utf8(again.stdout).unwrap()));
-    assert_eq!(status(&socket, "registry").await["runs"], 2);
+    assert_eq!(status(socket, "registry").await["runs"], 2);
     assert_eq!(
-        status(&socket, "work").await["runs"],
+        status(socket, "work").await["runs"],
         1,
         "the login's token served as it was"
     );

@@ -15,10 +15,10 @@ mod oidc_support;
 use std::path::PathBuf;
 use std::process::Output;
 use std::sync::OnceLock;
-use std::time::Duration;
 
-use authplug_protocol::host::{run, PluginCommand, RunError, RunOptions};
+use authplug_protocol::host::{run, PluginCommand, RunError};
 use authplug_protocol::State;
+use authplug_tests::host_options::{epithet_options, expires_in, options};
 use authplug_tests::idp::{login_http_command, DevIdp};
 use authplug_tests::{target_dir, workspace, workspace_binary};
 
@@ -98,28 +98,6 @@ fn as_epithet_runs_it(lang: Lang, url: &str) -> PluginCommand {
     PluginCommand::from_argv(words).expect("an argv")
 }
 
-fn options(env: &[(&str, &str)]) -> RunOptions {
-    let mut options = RunOptions::default();
-    options.timeout = Duration::from_secs(30);
-    options.kill_grace = Duration::from_millis(300);
-    options.drain_window = Duration::from_millis(300);
-    options.interactive = false;
-    options.env = env
-        .iter()
-        .map(|(key, value)| ((*key).into(), (*value).into()))
-        .collect();
-    options
-}
-
-/// A host that offers nothing authplug added to epithet's protocol.
-fn epithet_options(env: &[(&str, &str)]) -> RunOptions {
-    let mut options = options(env);
-    options.offer_info = false;
-    options.keep_state_on_failure = false;
-    options.offer_login_needed = false;
-    options
-}
-
 /// A dev IdP started with `config` and a fresh refresh token from it, got
 /// the way a person gets one: a login (authplug-oidc with the dev IdP's
 /// HTTP login driver as the browser). The IdP, its token endpoint, the
@@ -164,13 +142,6 @@ fn refresh_token_in(state: &State) -> String {
         .as_str()
         .expect("a refresh token")
         .to_owned()
-}
-
-/// About `lifetime` from now (whole seconds).
-fn expires_in(at: Option<std::time::SystemTime>, lifetime: u64) -> bool {
-    let now = std::time::SystemTime::now();
-    at.and_then(|at| at.duration_since(now).ok())
-        .is_some_and(|left| left.as_secs() + 2 >= lifetime && left.as_secs() <= lifetime)
 }
 
 async fn trades_and_rotates_its_refresh_token(lang: Lang) {

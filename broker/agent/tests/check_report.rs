@@ -10,8 +10,19 @@ use support::{authplug, Scratch};
 
 /// The report and the exit code of `authplug check` on `plugin`.
 fn check(plugin: &std::path::Path, env: &[(&str, &str)]) -> (String, Option<i32>) {
+    check_with(&[], plugin, env)
+}
+
+/// [`check`] with `flags` before the plugin.
+fn check_with(
+    flags: &[&str],
+    plugin: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (String, Option<i32>) {
     let output = authplug()
-        .args(["check", "--"])
+        .arg("check")
+        .args(flags)
+        .arg("--")
         .arg(plugin)
         .envs(env.iter().copied())
         .output()
@@ -77,13 +88,8 @@ fn a_login_needed_is_the_plugins_own_failure() {
         "needs-login",
         r#"echo "a login is needed: run it in a terminal" >&2; exit "${AUTHPLUG_LOGIN_NEEDED_EXIT:-1}""#,
     );
-    let output = authplug()
-        .args(["check", "--non-interactive", "--"])
-        .arg(&plugin)
-        .output()
-        .expect("authplug check runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(3), "{report}");
+    let (report, code) = check_with(&["--non-interactive"], &plugin, &[]);
+    assert_eq!(code, Some(3), "{report}");
     assert!(report.contains("ERROR a login is needed"), "{report}");
     assert!(!report.contains("FAIL"), "{report}");
 }
@@ -97,13 +103,8 @@ fn a_quiet_check_catches_a_browser_in_any_run() {
         "opens-anyway",
         "xdg-open https://id.example/login >/dev/null 2>&1\necho tok",
     );
-    let output = authplug()
-        .args(["check", "--non-interactive", "--"])
-        .arg(&plugin)
-        .output()
-        .expect("authplug check runs");
-    let report = String::from_utf8_lossy(&output.stdout);
-    assert_eq!(output.status.code(), Some(1), "{report}");
+    let (report, code) = check_with(&["--non-interactive"], &plugin, &[]);
+    assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains("FAIL  run 1 opened a browser (https://id.example/login)"),
         "{report}"
