@@ -34,7 +34,7 @@ use clap::Parser;
 use ssh_agent_lib::agent::Session;
 use ssh_agent_lib::proto::{
     AddIdentity, AddIdentityConstrained, KeyConstraint, PrivateCredential, PrivateKeyData,
-    PublicCredential, RemoveIdentity,
+    PublicCredential,
 };
 use ssh_key::rand_core::OsRng;
 use ssh_key::{Algorithm, Certificate, PrivateKey};
@@ -90,7 +90,7 @@ impl CertAgent {
             if remaining(certificate) > self.renew_before.max(MIN_REMAINING) {
                 // Still there? `ssh-add -D` or a restarted ssh-agent loses it.
                 if !self.ssh_agent_holds(certificate).await? {
-                    self.load_into_ssh_agent(certificate, None).await?;
+                    self.load_into_ssh_agent(certificate).await?;
                     eprintln!(
                         "ssh_cert_agent: ssh-agent had lost certificate {}; loaded it again",
                         certificate.serial()
@@ -115,8 +115,7 @@ impl CertAgent {
                 WithTokenError::Other(why) => why,
                 other => other.to_string(),
             })?;
-        self.load_into_ssh_agent(&certificate, loaded.take())
-            .await?;
+        self.load_into_ssh_agent(&certificate).await?;
         eprintln!(
             "ssh_cert_agent: loaded certificate {} for {:?}, valid for {} s (plugin runs so far: {})",
             certificate.serial(),
@@ -193,12 +192,10 @@ impl CertAgent {
     }
 
     /// Adds key + certificate to ssh-agent, to be dropped by ssh-agent itself
-    /// when the certificate expires; then removes the previous certificate.
-    async fn load_into_ssh_agent(
-        &self,
-        certificate: &Certificate,
-        previous: Option<Certificate>,
-    ) -> Result<(), String> {
+    /// when the certificate expires. The previous one stays until then too:
+    /// an ssh that listed it a moment ago may still ask ssh-agent to sign
+    /// with it (removing it here failed such an ssh, under load).
+    async fn load_into_ssh_agent(&self, certificate: &Certificate) -> Result<(), String> {
         let mut agent = ssh_agent().await?;
         let keypair = self
             .key
@@ -227,14 +224,6 @@ impl CertAgent {
             })
             .await
             .map_err(|e| format!("ssh-agent refused the certificate: {e}"))?;
-        if let Some(previous) = previous {
-            // Gone already if it expired; that is fine.
-            let _ = agent
-                .remove_identity(RemoveIdentity {
-                    credential: PublicCredential::Cert(Box::new(previous)),
-                })
-                .await;
-        }
         Ok(())
     }
 
