@@ -4,9 +4,10 @@
 //! once when a request names a profile the agent does not have (the user
 //! who just added it). It is read again when it changed. Profiles left as
 //! they were keep their broker (token, state, runs), whatever happened to
-//! the tools' own settings (`ProfileConfig::same_login`); an edited one
-//! starts afresh, a removed one is forgotten. A file that does not parse leaves
-//! the profiles as they were (and says why in the log) until it is fixed.
+//! the tools' own settings (`ToolSettings`); one whose login was edited
+//! (`LoginConfig`) starts afresh, a removed one is forgotten. A file that
+//! does not parse leaves the profiles as they were (and says why in the
+//! log) until it is fixed.
 //!
 //! What it is not: it does not watch with inotify (a request is the only
 //! moment the profiles matter), and a config that is not a regular file (a

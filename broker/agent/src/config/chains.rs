@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use super::file::ConfigError;
-use super::profile::ProfileConfig;
+use super::login::LoginConfig;
 
 /// The profiles `name`'s login is built on, nearest first (the chains are
 /// known to end: [`check_chains`]).
 pub(super) fn chain<'a>(
-    settings: &'a BTreeMap<String, ProfileConfig>,
+    settings: &'a BTreeMap<String, LoginConfig>,
     name: &str,
 ) -> impl Iterator<Item = &'a str> {
     let mut next = settings
@@ -27,7 +27,7 @@ pub(super) fn chain<'a>(
 
 /// Every `subject_profile` names another profile, and no chain comes back
 /// to where it started (that login would wait for itself).
-pub(super) fn check_chains(settings: &BTreeMap<String, ProfileConfig>) -> Result<(), ConfigError> {
+pub(super) fn check_chains(settings: &BTreeMap<String, LoginConfig>) -> Result<(), ConfigError> {
     for (name, config) in settings {
         let mut chain = vec![name.as_str()];
         let mut next = config.subject_profile.as_deref();

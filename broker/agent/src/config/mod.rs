@@ -25,13 +25,15 @@
 mod bounds;
 mod chains;
 mod file;
+mod login;
 mod profile;
 mod profiles;
 
 /// `[mcp.servers]`: which profile an MCP server gets.
 pub use crate::mcp_servers::McpConfig;
 pub use file::{ConfigError, ConfigFile, GitConfig, CONFIG_LIMIT};
-pub use profile::{ProfileConfig, ENV_SUBJECT_PROFILE};
+pub use login::{LoginConfig, ENV_SUBJECT_PROFILE};
+pub use profile::{ProfileConfig, ToolSettings};
 pub use profiles::{ProfileError, Profiles};
 
 #[cfg(test)]

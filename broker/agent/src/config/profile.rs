@@ -1,134 +1,72 @@
-//! One profile's settings (`ProfileConfig`): what defines its login, what
-//! only its tools read, and the broker built from it.
+//! One `[profiles.NAME]` table of the file (`ProfileConfig`): read as one
+//! table, held as two parts, the login ([`LoginConfig`]) and the settings
+//! of the tools that use its token ([`ToolSettings`]), so that editing a
+//! tool's setting logs no one out.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde::Deserialize;
 
-use authplug_broker::{Broker, BrokerOptions, PluginCommand};
 use authplug_protocol::Secret;
 
-use super::bounds::{seconds, COOLDOWN, SKEW, TIMEOUT};
-use super::file::ConfigError;
+use super::login::LoginConfig;
 
-#[derive(Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
-/// One profile: the plugin to run and how, and the settings of tools that
-/// use its token. An edit of the former starts the login afresh, one of
-/// the latter does not ([`ProfileConfig::same_login`]).
+/// One profile: its login, and the settings of tools that use its token.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "ProfileTable")]
 pub struct ProfileConfig {
-    /// The plugin's command line, split by shell-word rules (no shell runs).
-    /// A secret: it may hold a client secret.
-    pub command: Secret<String>,
-    /// Seconds for one plugin run.
-    pub timeout: Option<f64>,
-    /// Refresh a JWT this many seconds before its `exp`.
-    pub skew: Option<f64>,
-    /// Seconds without interactive runs after one failed.
-    pub cooldown: Option<f64>,
-    #[serde(default)]
-    /// Extra environment for the plugin; the values may be secrets.
-    pub env: BTreeMap<String, Secret<String>>,
-    /// The username `git-credential-authplug` gives git with this
+    /// What defines the login: an edit starts it afresh.
+    pub login: LoginConfig,
+    /// What only the tools read: an edit keeps the login.
+    pub tools: ToolSettings,
+}
+
+/// The settings of a profile that only the tools using its token read; the
+/// agent never looks at them.
+#[derive(Debug, Clone, Default, PartialEq)]
+#[non_exhaustive]
+pub struct ToolSettings {
+    /// The username `authplug git-credential` gives git with this
     /// profile's token (default `oauth2`).
     pub git_username: Option<String>,
-    /// The profile whose token this profile's plugin trades for its own
-    /// (`authplug-exchange`): passed to the plugin as
-    /// `AUTHPLUG_SUBJECT_PROFILE`, and a logout of that profile logs this
-    /// one out too. The chain may not loop.
-    pub subject_profile: Option<String>,
 }
 
-impl std::fmt::Debug for ProfileConfig {
-    /// The program's name and the env names only: the command line and the
-    /// env values may hold a client secret.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let program = PluginCommand::parse(self.command.expose_secret())
-            .ok()
-            .and_then(|command| {
-                Path::new(command.program())
-                    .file_name()
-                    .map(|name| name.to_string_lossy().into_owned())
-            });
-        f.debug_struct("ProfileConfig")
-            .field("program", &program)
-            .field("timeout", &self.timeout)
-            .field("skew", &self.skew)
-            .field("cooldown", &self.cooldown)
-            .field("env_names", &self.env.keys().collect::<Vec<_>>())
-            .field("git_username", &self.git_username)
-            .field("subject_profile", &self.subject_profile)
-            .finish_non_exhaustive()
-    }
+/// The table as the file writes it, every key side by side (see the
+/// module's example in `config/mod.rs` for what each means).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfileTable {
+    command: Secret<String>,
+    timeout: Option<f64>,
+    skew: Option<f64>,
+    cooldown: Option<f64>,
+    #[serde(default)]
+    env: BTreeMap<String, Secret<String>>,
+    subject_profile: Option<String>,
+    git_username: Option<String>,
 }
 
-impl ProfileConfig {
-    /// Whether `other` runs the same plugin the same way, so that a reload
-    /// keeps the login: every field but the tools' own (`git_username`,
-    /// which `git-credential-authplug` reads from the file itself).
-    pub fn same_login(&self, other: &ProfileConfig) -> bool {
-        let ProfileConfig {
+impl From<ProfileTable> for ProfileConfig {
+    fn from(table: ProfileTable) -> ProfileConfig {
+        let ProfileTable {
             command,
             timeout,
             skew,
             cooldown,
             env,
-            git_username: _,
             subject_profile,
-        } = self;
-        *command == other.command
-            && *timeout == other.timeout
-            && *skew == other.skew
-            && *cooldown == other.cooldown
-            && *env == other.env
-            && *subject_profile == other.subject_profile
-    }
-
-    /// A broker for this profile, named `name` in logs and messages.
-    pub fn broker(&self, name: &str) -> Result<Broker, ConfigError> {
-        let command = PluginCommand::parse(self.command.expose_secret()).map_err(|error| {
-            ConfigError::Profile {
-                name: name.to_owned(),
-                message: error.to_string(),
-            }
-        })?;
-        let mut options = BrokerOptions::default();
-        options.label = Some(name.to_owned());
-        options.run.timeout = seconds(name, "timeout", self.timeout, options.run.timeout, TIMEOUT)?;
-        options.skew = seconds(name, "skew", self.skew, options.skew, SKEW)?;
-        options.interactive_cooldown = seconds(
-            name,
-            "cooldown",
-            self.cooldown,
-            options.interactive_cooldown,
-            COOLDOWN,
-        )?;
-        options.run.env = (self.env.iter())
-            .map(|(k, v)| (k.into(), v.expose_secret().into()))
-            .collect();
-        if let Some(subject) = &self.subject_profile {
-            options
-                .run
-                .env
-                .push((ENV_SUBJECT_PROFILE.into(), subject.into()));
-        } else if names_a_subject(&command) || self.env.contains_key(ENV_SUBJECT_PROFILE) {
-            return Err(ConfigError::Profile {
-                name: name.to_owned(),
-                message: "its command names --subject-profile: say `subject_profile = \"NAME\"` in the profile instead (and leave the flag out), so that the agent knows the chain: a logout of NAME then logs this profile out too, and a loop is caught".into(),
-            });
+            git_username,
+        } = table;
+        ProfileConfig {
+            login: LoginConfig {
+                command,
+                timeout,
+                skew,
+                cooldown,
+                env,
+                subject_profile,
+            },
+            tools: ToolSettings { git_username },
         }
-        Ok(Broker::new(command, options))
     }
-}
-
-/// The variable that tells a plugin the profile whose token it trades.
-pub const ENV_SUBJECT_PROFILE: &str = "AUTHPLUG_SUBJECT_PROFILE";
-
-/// Whether a command line passes `--subject-profile` itself.
-pub(super) fn names_a_subject(command: &PluginCommand) -> bool {
-    (command.arguments().iter()).any(|argument| {
-        let argument = argument.to_string_lossy();
-        argument == "--subject-profile" || argument.starts_with("--subject-profile=")
-    })
 }

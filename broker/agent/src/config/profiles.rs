@@ -6,12 +6,11 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use authplug_broker::Broker;
-use authplug_protocol::Secret;
 
 use super::bounds::check_name;
 use super::chains::{chain, check_chains};
 use super::file::{ConfigError, ConfigFile};
-use super::profile::ProfileConfig;
+use super::login::LoginConfig;
 
 /// A profile a request names (or leaves to the default) that the agent
 /// does not have.
@@ -60,8 +59,8 @@ pub(super) fn known_profiles(known: &[String], config: &Option<PathBuf>) -> Stri
 #[derive(Debug, Default)]
 pub struct Profiles {
     profiles: BTreeMap<String, Broker>,
-    /// Of the profiles built from settings: what they were built from.
-    settings: BTreeMap<String, ProfileConfig>,
+    /// Of every profile built from settings: the login it was built from.
+    settings: BTreeMap<String, LoginConfig>,
     default: Option<String>,
     /// The config file, named in messages.
     config_file: Option<PathBuf>,
@@ -85,10 +84,10 @@ impl Profiles {
         let mut profiles = BTreeMap::new();
         let mut settings = BTreeMap::new();
         let mut fresh = std::collections::BTreeSet::new();
-        let mut add = |name: &str, config: &ProfileConfig| -> Result<(), ConfigError> {
+        let mut add = |name: &str, config: &LoginConfig| -> Result<(), ConfigError> {
             let kept = previous.and_then(|previous| {
                 (previous.settings.get(name))
-                    .is_some_and(|before| before.same_login(config))
+                    .is_some_and(|before| before == config)
                     .then(|| previous.profiles.get(name).cloned())
                     .flatten()
             });
@@ -105,23 +104,14 @@ impl Profiles {
         };
         for (name, config) in &file.profiles {
             check_name(name)?;
-            add(name, config)?;
+            add(name, &config.login)?;
         }
         for flag in flags {
             let (name, command) = flag
                 .split_once('=')
                 .ok_or_else(|| ConfigError::Flag(flag.clone()))?;
             check_name(name)?;
-            let config = ProfileConfig {
-                command: Secret::new(command.to_owned()),
-                timeout: None,
-                skew: None,
-                cooldown: None,
-                env: BTreeMap::new(),
-                git_username: None,
-                subject_profile: None,
-            };
-            add(name, &config)?;
+            add(name, &LoginConfig::command(command))?;
         }
         check_chains(&settings)?;
         // A login built on one that starts afresh starts afresh too: it was

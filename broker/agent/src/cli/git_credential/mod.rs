@@ -77,7 +77,7 @@ fn answer(args: GitCredentialArgs) -> Result<(), String> {
         return erase(&args, profile, &mut description);
     }
     let username = (config.profiles.get(&profile))
-        .and_then(|p| p.git_username.clone())
+        .and_then(|p| p.tools.git_username.clone())
         .unwrap_or_else(|| DEFAULT_USERNAME.to_owned());
     let interactive =
         !args.non_interactive && std::env::var_os("GIT_TERMINAL_PROMPT").map_or(true, |v| v != "0");
