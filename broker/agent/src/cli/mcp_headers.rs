@@ -24,7 +24,7 @@ use authplug_agent::client::{Client, ClientError, TokenAsk};
 use zeroize::Zeroizing;
 
 use super::fail;
-use super::shared_args::{ConfigArg, SocketArg};
+use super::shared_args::{ConfigArg, ProfileArg, SocketArg};
 use super::token::FetchError;
 
 /// The server's URL, as Claude Code passes it to its headers hook.
@@ -37,13 +37,12 @@ const SERVER_URL_VAR: &str = "CLAUDE_CODE_MCP_SERVER_URL";
 /// Without `--profile`, the config file's `[mcp.servers]` picks the profile
 /// by the server's URL, else the default profile is used.
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("profile", |arg| arg.help("The profile [default: by the server's URL in [mcp.servers], else the agent's default profile]")))]
 pub struct McpHeadersArgs {
     #[command(flatten)]
     pub socket: SocketArg,
-    /// The profile [default: by the server's URL in [mcp.servers], else the
-    /// agent's default profile]
-    #[arg(long, short = 'p')]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ProfileArg,
     /// The MCP server's URL, to pick the profile by
     #[arg(long, env = SERVER_URL_VAR, value_name = "URL")]
     pub server_url: Option<String>,
@@ -83,7 +82,7 @@ fn headers(args: &McpHeadersArgs) -> Result<Zeroizing<Vec<u8>>, FetchError> {
                 args.wait
             )
         })?;
-    let profile = match &args.profile {
+    let profile = match &args.target.profile {
         Some(profile) => Some(profile.clone()),
         None => profile_by_url(args)?,
     };

@@ -29,10 +29,10 @@ const DEFAULT_USERNAME: &str = "oauth2";
 
 /// git's credential helper over the agent (git runs it as `git-credential-authplug`)
 #[derive(Debug, clap::Args)]
+#[command(mut_arg("profile", |arg| arg.help("The profile [default: by host, from the config's [git.hosts]]")))]
 pub struct GitCredentialArgs {
-    /// The profile [default: by host, from the config's [git.hosts]]
-    #[arg(long, short = 'p', value_name = "NAME")]
-    pub profile: Option<String>,
+    #[command(flatten)]
+    pub target: ProfileArg,
     #[command(flatten)]
     pub socket: SocketArg,
     #[command(flatten)]
@@ -64,7 +64,7 @@ fn answer(args: GitCredentialArgs) -> Result<(), String> {
         return Ok(());
     }
     let (_, config) = args.config.load()?;
-    let profile = match (&args.profile, &description.host) {
+    let profile = match (&args.target.profile, &description.host) {
         (Some(profile), _) => profile.clone(),
         (None, Some(host)) => match config.git.hosts.get(host) {
             Some(profile) => profile.clone(),
