@@ -1,7 +1,7 @@
 //! `authplug check`'s report, pinned whole (insta snapshots in
 //! `tests/snapshots/`): what a plugin author reads, word for word, for a
 //! conforming plugin and for ones that break rule 1 (an unknown reason, a
-//! refused token handed back, a browser opened on logout). Only what
+//! refused token handed back, a browser opened or a prompt on logout). Only what
 //! changes from run to run (times, paths) is masked.
 
 mod support;
@@ -65,12 +65,23 @@ if [ "$AUTHPLUG_REASON" != rejected ]; then n=$((n+1)); fi
 printf %s "$n" >&3; echo "tok-$n"
 "#;
 
+/// Asks on its terminal before it revokes, on logout: a host's logout is
+/// never interactive (it may run with no one there).
+const PROMPTS_ON_LOGOUT: &str = r#"if [ "$AUTHPLUG_REASON" = logout ]; then
+  printf 'Revoke the refresh token? [y/N] ' > /dev/tty
+  read -r answer < /dev/tty || echo "no answer" >&2
+  exit 0
+fi
+n=$(cat); n=$((${n:-0}+1)); printf %s "$n" >&3; echo "tok-$n"
+"#;
+
 #[test]
 fn plugins_that_break_rule_1() {
     let scratch = Scratch::new();
     for (name, body) in [
         ("unknown-reason-and-browser", UNKNOWN_REASON_AND_BROWSER),
         ("refused-token-again", REFUSED_TOKEN_AGAIN),
+        ("prompts-on-logout", PROMPTS_ON_LOGOUT),
     ] {
         let plugin = scratch.plugin(name, body);
         let (report, code) = check(&plugin, &[]);
@@ -107,6 +118,24 @@ fn a_quiet_check_catches_a_browser_in_any_run() {
     assert_eq!(code, Some(1), "{report}");
     assert!(
         report.contains("FAIL  run 1 opened a browser (https://id.example/login)"),
+        "{report}"
+    );
+}
+
+/// Under `--non-interactive` every run has the terminal trap too: a plugin
+/// that prompts in its first run fails the check, and finds the end of
+/// input rather than waiting for an answer.
+#[test]
+fn a_quiet_check_catches_a_prompt_in_any_run() {
+    let scratch = Scratch::new();
+    let plugin = scratch.plugin(
+        "asks-anyway",
+        "printf 'Password: ' > /dev/tty\nread -r password < /dev/tty || exit 1\necho \"tok-$password\"",
+    );
+    let (report, code) = check_with(&["--non-interactive"], &plugin, &[]);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(
+        report.contains("FAIL  run 1 wrote to its terminal (\"Password: \")"),
         "{report}"
     );
 }

@@ -2,6 +2,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +44,14 @@ pub struct RunOptions {
     /// is itself in the terminal's foreground group; for a program run by a
     /// user at a terminal, such as `authplug run`.
     pub foreground_terminal: bool,
+    /// Start the plugin in a session of its own whose controlling terminal
+    /// is this one (a pseudo-terminal's path), instead of in a group of the
+    /// host's session: what a checker uses to see whether a run that may
+    /// not interact writes to its terminal (`authplug check`). The session's
+    /// process group is the plugin's, so rule 7 stops it the same way.
+    /// Overrides `foreground_terminal`. Linux with glibc only: elsewhere a
+    /// run with it fails to start ([`RunError::Spawn`](super::RunError::Spawn)).
+    pub session_terminal: Option<PathBuf>,
     /// Offer the plugin to keep the state of a failed run (rule 4): set
     /// `AUTHPLUG_KEEP_STATE_EXIT`, and turn a run that exits with that code
     /// after writing a state into [`RunError::FailedWithNewState`]. A host
@@ -75,6 +84,7 @@ impl Default for RunOptions {
             stderr_sink: None,
             stderr_tail_lines: 20,
             foreground_terminal: false,
+            session_terminal: None,
             keep_state_on_failure: true,
             offer_info: true,
             offer_login_needed: true,
@@ -102,6 +112,7 @@ impl fmt::Debug for RunOptions {
             )
             .field("stderr_tail_lines", &self.stderr_tail_lines)
             .field("foreground_terminal", &self.foreground_terminal)
+            .field("session_terminal", &self.session_terminal)
             .field("keep_state_on_failure", &self.keep_state_on_failure)
             .field("offer_info", &self.offer_info)
             .field("offer_login_needed", &self.offer_login_needed)

@@ -66,8 +66,7 @@ pub async fn run_until(
         (None, None)
     };
     // Dropped last: the terminal comes back once the run is over.
-    let mut terminal = options
-        .foreground_terminal
+    let mut terminal = (options.foreground_terminal && options.session_terminal.is_none())
         .then(Terminal::if_foreground)
         .flatten();
 
@@ -136,6 +135,7 @@ pub async fn run_until(
             state_fd: state_pipe_for_plugin.as_fd(),
             info_fd: info_pipe_for_plugin.as_ref().map(AsFd::as_fd),
             terminal: terminal.as_ref().map(Terminal::fd),
+            session_terminal: options.session_terminal.as_deref(),
             grace: options.kill_grace,
         });
         match started {

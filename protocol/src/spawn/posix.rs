@@ -7,6 +7,7 @@ use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
 use std::time::Duration;
 
 use nix::unistd::Pid;
@@ -193,6 +194,9 @@ pub(crate) struct Spawn<'a> {
     /// The controlling terminal, to make the plugin's group its
     /// foreground group before it runs (see [`Terminal`]).
     pub(crate) terminal: Option<BorrowedFd<'a>>,
+    /// A terminal's path: the plugin starts a session of its own, with this
+    /// terminal as its controlling terminal, instead of a group of ours.
+    pub(crate) session_terminal: Option<&'a Path>,
     pub(crate) grace: Duration,
 }
 
@@ -209,6 +213,18 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
         .chain(std::iter::once(std::ptr::null_mut()))
         .collect();
     let environment = Environment::new(spawn.env, spawn.env_remove)?;
+    let session_terminal: Option<CString> = match spawn.session_terminal {
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        Some(path) => Some(cstring(path.as_os_str().as_bytes())?),
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        Some(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "a session of its own with a terminal needs Linux with glibc",
+            ))
+        }
+        None => None,
+    };
     let envp = environment.pointers();
 
     let (stdin_child, stdin_host) = pipe_pair()?;
@@ -269,16 +285,31 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
                 to,
             ))?;
         }
+        let first_closed = if info_child.is_some() {
+            crate::INFO_FD + 1
+        } else {
+            crate::STATE_FD + 1
+        };
+        // In a session of its own (an attribute, applied before any file
+        // action), a process without a terminal that opens one gets it as
+        // its controlling terminal, and keeps it once the descriptor is
+        // closed: opened where closefrom below closes it.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        if let Some(path) = &session_terminal {
+            check(libc::posix_spawn_file_actions_addopen(
+                actions,
+                first_closed,
+                path.as_ptr(),
+                libc::O_RDWR,
+                0,
+            ))?;
+        }
         // Rule 9: nothing but 0..=3 (and 4 when the info channel is
         // offered, rule 10), whatever the host left inheritable.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         check(libc::posix_spawn_file_actions_addclosefrom_np(
             actions,
-            if info_child.is_some() {
-                crate::INFO_FD + 1
-            } else {
-                crate::STATE_FD + 1
-            },
+            first_closed,
         ))?;
 
         let attributes = spawn_attributes.as_mut_ptr();
@@ -296,11 +327,19 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
             attributes,
             &pipe_signal,
         ))?;
+        // A session of its own is a group of its own too (its id the
+        // plugin's pid), and a session leader may not change its group.
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        let group = if session_terminal.is_some() {
+            libc::POSIX_SPAWN_SETSID as libc::c_int
+        } else {
+            libc::POSIX_SPAWN_SETPGROUP
+        };
+        #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+        let group = libc::POSIX_SPAWN_SETPGROUP;
         check(libc::posix_spawnattr_setflags(
             attributes,
-            (libc::POSIX_SPAWN_SETPGROUP
-                | libc::POSIX_SPAWN_SETSIGMASK
-                | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
+            (group | libc::POSIX_SPAWN_SETSIGMASK | libc::POSIX_SPAWN_SETSIGDEF) as libc::c_short,
         ))?;
         check(libc::posix_spawnp(
             &mut pid,

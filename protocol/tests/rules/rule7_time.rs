@@ -197,3 +197,64 @@ async fn the_plugin_is_reaped_only_after_the_last_signal_to_its_group() {
     assert!(is_reaped(plugin), "and reaped once the run is over");
     assert!(wait_until_gone(scratch.read_pid("bg"), Duration::from_secs(5)).await);
 }
+
+/// `RunOptions::session_terminal`: the plugin leads a session of its own
+/// whose controlling terminal is the one given, so what it writes to
+/// `/dev/tty` arrives there (what `authplug check` watches), it can read
+/// from it (it is the foreground), and on timeout its group is stopped
+/// as any other.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[tokio::test]
+async fn a_plugin_given_a_terminal_of_its_own_leads_its_session_and_is_still_stopped() {
+    use std::io::{Read, Write};
+
+    let pty = nix::pty::openpty(None, None).expect("a pseudo-terminal");
+    let terminal = nix::unistd::ttyname(&pty.slave).expect("its name");
+    let mut master = std::fs::File::from(pty.master);
+    master.write_all(b"typed\n").expect("input waiting");
+    let scratch = Scratch::new();
+    let mut options = quick();
+    options.session_terminal = Some(terminal);
+    // Field 6 of /proc/PID/stat is the session: the plugin's own pid.
+    let output = run(
+        &scratch.sh(
+            "printf 'Password: ' > /dev/tty; read -r answer < /dev/tty; \
+             set -- $(cat /proc/$$/stat); echo \"$answer sid=$6 pid=$$\"",
+        ),
+        &State::default(),
+        &options,
+    )
+    .await
+    .expect("the plugin reads its terminal");
+    let token = String::from_utf8_lossy(output.token.as_bytes()).into_owned();
+    let (answer, ids) = token.split_once(' ').expect("answer and ids");
+    assert_eq!(answer, "typed");
+    let (sid, pid) = ids.split_once(' ').expect("two ids");
+    assert_eq!(&sid["sid=".len()..], &pid["pid=".len()..], "{token}");
+    nix::fcntl::fcntl(
+        &master,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )
+    .expect("non-blocking");
+    let mut written = vec![0; 4096];
+    let count = master.read(&mut written).expect("what the plugin wrote");
+    assert!(
+        String::from_utf8_lossy(&written[..count]).contains("Password: "),
+        "{:?}",
+        String::from_utf8_lossy(&written[..count])
+    );
+
+    options.timeout = Duration::from_secs(2);
+    let error = run(&scratch.sh(NEVER_EXITS), &State::default(), &options)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RunError::TimedOut { .. }), "{error:?}");
+    for name in ["child", "grandchild"] {
+        let pid = scratch.read_pid(name);
+        assert!(
+            wait_until_gone(pid, Duration::from_secs(5)).await,
+            "{name} {pid} survived"
+        );
+    }
+    drop(pty.slave);
+}

@@ -7,8 +7,9 @@
 //! plugin uses it; then with a reason it cannot know (rule 1: like
 //! `refresh`), with `rejected` (not the refused token again), and a
 //! `logout` run; and prints what it verified in words a person can read.
-//! Runs that may not interact find a browser that only tells on them
-//! (`browser_trap.rs`); the judgments are `report.rs`'s.
+//! Runs that may not interact find a browser and a terminal that only
+//! tell on them (`browser_trap.rs`, `terminal_trap.rs`); the judgments are
+//! `report.rs`'s.
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -26,9 +27,11 @@ use super::shared_args::TimeoutArg;
 
 mod browser_trap;
 mod report;
+mod terminal_trap;
 
 use browser_trap::BrowserTrap;
 use report::Report;
+use terminal_trap::TerminalTrap;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -43,7 +46,8 @@ Examples:
 /// refresh) and `rejected` (which must not hand back the refused token);
 /// if there is a state, a control run without it (never interactive) shows
 /// whether the plugin uses it; last, AUTHPLUG_REASON=logout. Runs that may
-/// not interact must not open a browser: they find one that tells on them.
+/// not interact must not open a browser or prompt: they find a browser and
+/// a terminal that tell on them.
 /// Exits 0 only if every run conforms; 1 if the plugin breaks the
 /// protocol; 3 if it failed for a reason of its own (not found, a non-zero
 /// exit with its message, a signal, the timeout), so that nothing could be
@@ -79,6 +83,10 @@ pub fn run(args: CheckArgs) -> ExitCode {
         Ok(trap) => trap,
         Err(error) => return fail(format!("cannot set up the browser trap: {error}")),
     };
+    // Without pseudo-terminals (a container without devpts) the check goes
+    // on, and says that it cannot see prompts.
+    let mut terminal = TerminalTrap::set();
+    let terminal_path = terminal.as_ref().ok().map(TerminalTrap::path);
     // From here on Ctrl-C stops the plugin before authplug exits.
     let mut interruptions = match Interruptions::catch(&runtime) {
         Ok(interruptions) => interruptions,
@@ -97,9 +105,15 @@ pub fn run(args: CheckArgs) -> ExitCode {
         "(each run gets AUTHPLUG_KEEP_STATE_EXIT={KEEP_STATE_EXIT_CODE}: a failed run may hand back \
          a state to keep by exiting with that code; {ENV_INFO_FD}={INFO_FD}: the plugin may say \
          there when its token expires; and {ENV_LOGIN_NEEDED_EXIT}={LOGIN_NEEDED_EXIT_CODE}: the \
-         exit code for \"a login is needed\"; a run that may not interact finds a browser that \
-         only tells on it)"
+         exit code for \"a login is needed\"; a run that may not interact finds a browser and a \
+         terminal that only tell on it)"
     );
+    if let Err(error) = &terminal {
+        say!(
+            "(no pseudo-terminal for the terminal's trap ({error}): a prompt in a run that may not \
+             interact goes unseen)"
+        );
+    }
 
     let mut options = RunOptions::default();
     options.interactive = !args.non_interactive;
@@ -109,17 +123,26 @@ pub fn run(args: CheckArgs) -> ExitCode {
     options.stderr_sink = Some(Arc::new(|line: &str| say!("  | {line}")));
     let interactive = options.interactive;
     if !interactive {
-        // Every run of a check that may not interact finds the trap.
+        // Every run of a check that may not interact finds the traps.
         options.env.extend(trap.env());
+        options.session_terminal = terminal_path.clone();
     }
-    // A run that may not interact gets the trap for its browser.
+    // A run that may not interact gets the traps for its browser and its
+    // terminal.
     let quiet = |options: &RunOptions| {
         let mut quiet = options.clone();
         quiet.interactive = false;
         if interactive {
             quiet.env.extend(trap.env());
+            quiet.session_terminal = terminal_path.clone();
         }
         quiet
+    };
+    let mut caught = |report: &mut Report, run: &str| {
+        report.browser(&trap, run);
+        if let Ok(terminal) = &mut terminal {
+            report.terminal(terminal, run);
+        }
     };
 
     say!("\nRun 1: empty state on stdin, AUTHPLUG_REASON=initial");
@@ -129,7 +152,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
     if !interactive {
-        report.browser(&trap, "run 1");
+        caught(&mut report, "run 1");
     }
     let Some(first) = report.judge_run(first) else {
         return report.finish();
@@ -146,7 +169,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
     if !interactive {
-        report.browser(&trap, "run 2");
+        caught(&mut report, "run 2");
     }
     let Some(second) = report.judge_run(second) else {
         return report.finish();
@@ -164,7 +187,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
     if !interactive {
-        report.browser(&trap, "the unknown-reason run");
+        caught(&mut report, "the unknown-reason run");
     }
     let mut latest = report.unknown_reason_run(unknown, second.clone());
 
@@ -185,7 +208,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
         RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
     };
     if !interactive {
-        report.browser(&trap, "the rejected run");
+        caught(&mut report, "the rejected run");
     }
     report.rejected_run(rejected, &mut latest, mints);
 
@@ -205,7 +228,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             RunOutcome::Ran(control) => control,
             RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
         };
-        report.browser(&trap, "the control run");
+        caught(&mut report, "the control run");
         report.control_run(control, &second);
     }
 
@@ -224,7 +247,7 @@ pub fn run(args: CheckArgs) -> ExitCode {
             RunOutcome::Ran(logout) => logout,
             RunOutcome::Interrupted(interrupted) => return interrupted.exit(),
         };
-        report.browser(&trap, "the logout run");
+        caught(&mut report, "the logout run");
         report.logout_run(logout);
     }
     report.finish()

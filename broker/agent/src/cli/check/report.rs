@@ -8,6 +8,7 @@ use authplug_protocol::{State, KEEP_STATE_EXIT_CODE, STATE_LIMIT, TOKEN_LIMIT};
 
 use super::browser_trap::BrowserTrap;
 use super::bytes;
+use super::terminal_trap::TerminalTrap;
 
 /// The token and state of a run, kept for comparing runs.
 #[derive(Clone)]
@@ -233,6 +234,22 @@ impl Report {
                 } else {
                     opened.lines().next().unwrap_or_default()
                 }
+            ));
+        }
+    }
+
+    /// A run that may not interact wrote to its terminal (a prompt): a
+    /// rule 1 violation.
+    pub fn terminal(&mut self, trap: &mut TerminalTrap, run: &str) {
+        if let Some(written) = trap.written() {
+            let shown: String = (written.chars())
+                .filter(|c| !c.is_control() || *c == ' ')
+                .take(60)
+                .collect();
+            self.fail(format!(
+                "{run} wrote to its terminal ({shown:?}) although AUTHPLUG_INTERACTIVE=0: a run that \
+                 may not interact must not prompt, but fail instead, saying what to do (PROTOCOL.md \
+                 rule 1)"
             ));
         }
     }
