@@ -31,23 +31,59 @@ struct Cli {
     verbose: u8,
 }
 
+/// The subcommands. Each one's options (its module's `clap::Args`) are
+/// built only when it runs or is shown (`defer`): building all of them
+/// would cost every `authplug token` a fifth of its instructions. So the
+/// one-line summaries that `authplug --help` lists are here; each must be
+/// its module's first doc line (tests below).
 #[derive(Debug, Subcommand)]
+#[command(defer = true)]
 enum Command {
+    #[command(about = "Run a plugin once and print its token on stdout")]
     Run(cli::run::RunArgs),
+    #[command(about = "Check that a plugin follows the protocol: its runs, a readable report")]
     Check(cli::check::CheckArgs),
+    #[command(about = "Keep plugin tokens in memory and serve them on a unix socket")]
     Agent(cli::agent::AgentArgs),
+    #[command(about = "Print a profile's token (starting the agent if none runs)")]
     Token(cli::token::TokenArgs),
+    #[command(about = "Log in once with authplug-oidc, see the claims, and write the profile")]
     Setup(cli::setup::SetupArgs),
+    #[command(about = "Run a command with a profile's token in an environment variable")]
     Exec(cli::exec::ExecArgs),
+    #[command(
+        about = "Be kubectl's credential plugin (client-go exec), for a kubeconfig's `users[].user.exec`"
+    )]
     Kubectl(cli::kubectl::KubectlArgs),
+    #[command(
+        about = "git's credential helper over the agent (git runs it as `git-credential-authplug`)"
+    )]
     GitCredential(cli::git_credential::GitCredentialArgs),
+    #[command(
+        about = "Print an MCP server's HTTP headers as JSON, for an MCP client's headers hook"
+    )]
     McpHeaders(cli::mcp_headers::McpHeadersArgs),
+    #[command(about = "Serve an upstream on this machine, adding the token to each request")]
     Proxy(cli::proxy::ProxyArgs),
+    #[command(
+        about = "Report that a server refused a token (read from stdin, or the one the agent holds with --current); the next `authplug token` runs the plugin again"
+    )]
     Reject(cli::reject::RejectArgs),
+    #[command(
+        about = "Log out: the plugin revokes what it holds at its provider (never opening a browser), then the agent forgets the token and the state"
+    )]
     Logout(cli::logout::LogoutArgs),
+    #[command(about = "Show every profile's state (no secrets)")]
     Status(cli::status::StatusArgs),
+    #[command(about = "Stop the agent; it forgets every token and state it held")]
     Stop(cli::stop::StopArgs),
+    #[command(
+        about = "Print shell completions for authplug (scripts/install puts them where each shell looks)"
+    )]
     Completions(cli::completions::CompletionsArgs),
+    #[command(
+        about = "Write authplug's manual pages (authplug.1, authplug-token.1, ...) into a directory"
+    )]
     Man(cli::completions::ManArgs),
 }
 
@@ -97,5 +133,35 @@ fn main() -> ExitCode {
         Command::Stop(args) => cli::stop::run(args),
         Command::Completions(args) => cli::completions::completions(args, Cli::command()),
         Command::Man(args) => cli::completions::man(args, Cli::command()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `authplug --help` lists for a subcommand is what its own
+    /// `--help` says first.
+    #[test]
+    fn each_summary_is_its_subcommands_first_line() {
+        let command = Cli::command();
+        for listed in command.get_subcommands() {
+            let mut built = listed.clone();
+            built.build();
+            assert_eq!(
+                listed.get_about().map(ToString::to_string),
+                built.get_about().map(ToString::to_string),
+                "the summary of `authplug {}` in main.rs differs from its module's doc",
+                listed.get_name()
+            );
+            assert!(built.get_arguments().next().is_some() || listed.get_name() == "stop");
+        }
+    }
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        let mut command = Cli::command();
+        command.build();
+        command.debug_assert();
     }
 }
