@@ -1,7 +1,7 @@
 //! The agent as a whole process, side by side with baselines. Prints a
 //! report; numbers go to BENCHMARKS.md.
 //!
-//! `cargo bench -p authplug-broker --bench agent`
+//! `cargo bench -p authplug-agent --bench agent`
 //!
 //! 1. `authplug token` (cached, through the agent) against spawning
 //!    `/bin/true`, alternating, 300 rounds each: medians and their ratio.
