@@ -127,37 +127,27 @@ fn a_login_needed_is_the_plugins_own_failure() {
     assert!(!report.contains("FAIL"), "{report}");
 }
 
-/// Under `--non-interactive` every run finds the trap: a plugin that opens
-/// a browser in its first run fails the check.
+/// Under `--non-interactive` every run finds the traps: a plugin that
+/// opens a browser, or prompts on its terminal (and finds the end of input
+/// rather than waiting for an answer), in its first run fails the check.
 #[test]
-fn a_quiet_check_catches_a_browser_in_any_run() {
+fn a_quiet_check_catches_a_browser_or_a_prompt_in_any_run() {
     let scratch = Scratch::new();
-    let plugin = scratch.plugin(
-        "opens-anyway",
-        "xdg-open https://id.example/login >/dev/null 2>&1\necho tok",
-    );
-    let (report, code) = check_with(&["--non-interactive"], &plugin, &[]);
-    assert_eq!(code, Some(1), "{report}");
-    assert!(
-        report.contains("FAIL  run 1 opened a browser (https://id.example/login)"),
-        "{report}"
-    );
-}
-
-/// Under `--non-interactive` every run has the terminal trap too: a plugin
-/// that prompts in its first run fails the check, and finds the end of
-/// input rather than waiting for an answer.
-#[test]
-fn a_quiet_check_catches_a_prompt_in_any_run() {
-    let scratch = Scratch::new();
-    let plugin = scratch.plugin(
-        "asks-anyway",
-        "printf 'Password: ' > /dev/tty\nread -r password < /dev/tty || exit 1\necho \"tok-$password\"",
-    );
-    let (report, code) = check_with(&["--non-interactive"], &plugin, &[]);
-    assert_eq!(code, Some(1), "{report}");
-    assert!(
-        report.contains("FAIL  run 1 wrote to its terminal (\"Password: \")"),
-        "{report}"
-    );
+    for (name, body, caught) in [
+        (
+            "opens-anyway",
+            "xdg-open https://id.example/login >/dev/null 2>&1\necho tok",
+            "FAIL  run 1 opened a browser (https://id.example/login)",
+        ),
+        (
+            "asks-anyway",
+            "printf 'Password: ' > /dev/tty\nread -r password < /dev/tty || exit 1\necho \"tok-$password\"",
+            "FAIL  run 1 wrote to its terminal (\"Password: \")",
+        ),
+    ] {
+        let plugin = scratch.plugin(name, body);
+        let (report, code) = check_with(&["--non-interactive"], &plugin, &[]);
+        assert_eq!(code, Some(1), "{name}: {report}");
+        assert!(report.contains(caught), "{name}: {report}");
+    }
 }
