@@ -200,8 +200,8 @@ pub(crate) struct Spawn<'a> {
     pub(crate) grace: Duration,
 }
 
-/// Starts the plugin in a new process group, with piped stdio and
-/// `state_fd` as its fd 3.
+/// Starts the plugin in a new process group (or a new session, with
+/// `session_terminal`), with piped stdio and `state_fd` as its fd 3.
 pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> {
     let mut argv_owned = vec![cstring(spawn.program.as_bytes())?];
     for arg in spawn.args {
@@ -213,6 +213,10 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
         .chain(std::iter::once(std::ptr::null_mut()))
         .collect();
     let environment = Environment::new(spawn.env, spawn.env_remove)?;
+    #[cfg_attr(
+        not(all(target_os = "linux", target_env = "gnu")),
+        allow(unused_variables)
+    )]
     let session_terminal: Option<CString> = match spawn.session_terminal {
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
         Some(path) => Some(cstring(path.as_os_str().as_bytes())?),
@@ -285,32 +289,33 @@ pub(crate) fn spawn(spawn: Spawn<'_>) -> io::Result<(PluginProcess, HostPipes)> 
                 to,
             ))?;
         }
-        let first_closed = if info_child.is_some() {
-            crate::INFO_FD + 1
-        } else {
-            crate::STATE_FD + 1
-        };
-        // In a session of its own (an attribute, applied before any file
-        // action), a process without a terminal that opens one gets it as
-        // its controlling terminal, and keeps it once the descriptor is
-        // closed: opened where closefrom below closes it.
         #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        if let Some(path) = &session_terminal {
-            check(libc::posix_spawn_file_actions_addopen(
+        {
+            let first_closed = if info_child.is_some() {
+                crate::INFO_FD + 1
+            } else {
+                crate::STATE_FD + 1
+            };
+            // In a session of its own (an attribute, applied before any file
+            // action), a process without a terminal that opens one gets it
+            // as its controlling terminal, and keeps it once the descriptor
+            // is closed: opened where closefrom below closes it.
+            if let Some(path) = &session_terminal {
+                check(libc::posix_spawn_file_actions_addopen(
+                    actions,
+                    first_closed,
+                    path.as_ptr(),
+                    libc::O_RDWR,
+                    0,
+                ))?;
+            }
+            // Rule 9: nothing but 0..=3 (and 4 when the info channel is
+            // offered, rule 10), whatever the host left inheritable.
+            check(libc::posix_spawn_file_actions_addclosefrom_np(
                 actions,
                 first_closed,
-                path.as_ptr(),
-                libc::O_RDWR,
-                0,
             ))?;
         }
-        // Rule 9: nothing but 0..=3 (and 4 when the info channel is
-        // offered, rule 10), whatever the host left inheritable.
-        #[cfg(all(target_os = "linux", target_env = "gnu"))]
-        check(libc::posix_spawn_file_actions_addclosefrom_np(
-            actions,
-            first_closed,
-        ))?;
 
         let attributes = spawn_attributes.as_mut_ptr();
         // Rule 7: its own group, so it can be stopped with all it started.

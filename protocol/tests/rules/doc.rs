@@ -101,6 +101,8 @@ fn the_table_of_defaults_matches_the_code() {
     )));
     assert!(!defaults.foreground_terminal);
     assert!(doc.contains("| lend the terminal to the plugin's group | no |"));
+    assert!(defaults.session_terminal.is_none());
+    assert!(doc.contains("| a session of its own with a given terminal (Linux with glibc) | no |"));
 }
 
 #[tokio::test]

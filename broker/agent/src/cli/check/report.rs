@@ -243,11 +243,16 @@ impl Report {
     pub fn terminal(&mut self, trap: &mut TerminalTrap, run: &str) {
         if let Some(written) = trap.written() {
             let shown: String = (written.chars())
-                .filter(|c| !c.is_control() || *c == ' ')
+                .filter(|c| !c.is_control())
                 .take(60)
                 .collect();
+            let shown = if shown.is_empty() {
+                format!("{}, control characters only", bytes(written.len()))
+            } else {
+                format!("{shown:?}")
+            };
             self.fail(format!(
-                "{run} wrote to its terminal ({shown:?}) although AUTHPLUG_INTERACTIVE=0: a run that \
+                "{run} wrote to its terminal ({shown}) although AUTHPLUG_INTERACTIVE=0: a run that \
                  may not interact must not prompt, but fail instead, saying what to do (PROTOCOL.md \
                  rule 1)"
             ));
