@@ -152,11 +152,15 @@ async fn a_tool_that_needs_another_scope_gets_one_login_asking_for_it() {
     let server = McpServer::start(&idp.issuer, AUDIENCE, "api");
     let proxy = start_proxy(&socket, &server.url, dir.path(), &[]).await;
 
-    let client = McpClient::start(&proxy.url, &[], &["whoami", "admin"]);
+    // Paused after the first call, so that the token read below is the
+    // first login's and not already the step-up's.
+    let mut client = McpClient::start(&proxy.url, &[], &["whoami", "pause", "admin"]);
     assert_eq!(client.next()["whoami"], "alice");
+    assert_eq!(client.next()["paused"], true);
     assert_eq!(driver.logins(), 1, "{}", driver.log());
     let first = jwt_claims(&agent_token(&socket).await);
     assert_eq!(first["scope"], "api", "{first}");
+    client.resume();
     let admin = client.next();
     assert_eq!(admin["admin"], "admin ok", "{admin}");
     assert!(client.finish());
